@@ -1,0 +1,95 @@
+"""The server's ASGI app: REST API (and later the dashboard), with the engine started in its
+lifespan. ``conveyor server`` runs it under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from conveyor import __version__
+from conveyor.api import admin, deployments, errors, hooks, services
+from conveyor.api.limits import BodyLimit
+from conveyor.audit import log as audit
+from conveyor.auth.users import add_user, count_users, create_token
+from conveyor.engine import runtime as engine
+from conveyor.engine.requests import reconcile
+from conveyor.engine.runtime import Runtime
+from conveyor.engine.triggers import Poller
+
+log = logging.getLogger("conveyor.server")
+
+
+def bootstrap_admin(rt: Runtime) -> str | None:
+    """On the very first start, create user ``admin`` and return a token for it (shown once)."""
+    now = rt.clock.now()
+    with rt.db.begin() as conn:
+        if count_users(conn):
+            return None
+        user = add_user(conn, "admin", ["admin"], now)
+        token = create_token(conn, user, now, "bootstrap")
+        audit.append(
+            conn,
+            at=now,
+            actor="conveyor",
+            action="user.bootstrap",
+            subject="admin",
+            details={"token_prefix": token[:10]},
+        )
+    return token
+
+
+def create_app(rt: Runtime) -> FastAPI:
+    def start() -> Poller:
+        rt.db.migrate()
+        token = bootstrap_admin(rt)
+        if token:
+            print(f"Bootstrap admin token (shown once, stored only as a hash): {token}", file=sys.stderr, flush=True)
+        engine.launch(rt)
+        resumed = reconcile(rt)
+        if resumed:
+            log.warning("resuming %d unfinished deployment(s)", resumed)
+        poller = Poller(rt, rt.settings.poll_interval)
+        poller.start()
+        print(
+            f"Conveyor {__version__} serving on http://{rt.settings.host}:{rt.settings.port}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return poller
+
+    def stop(poller: Poller) -> None:
+        poller.stop()
+        engine.shutdown()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # DBOS refuses its blocking calls on a thread with a running event loop
+        poller = await run_in_threadpool(start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(stop, poller)
+
+    app = FastAPI(
+        title="Conveyor",
+        version=__version__,
+        lifespan=lifespan,
+        description="Self-hosted release platform: durable deploy pipelines, gates, flags.",
+    )
+    app.state.runtime = rt
+    errors.install(app)
+    for module in (services, deployments, hooks, admin):
+        app.include_router(module.router)
+
+    @app.get("/api/v1/health", tags=["health"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
+    return app

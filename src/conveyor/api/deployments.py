@@ -1,0 +1,104 @@
+"""Deployments: request, roll back, cancel, list (history), show, and logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from conveyor.api.deps import RuntimeDep, UserDep
+from conveyor.domain.deployment import DeploymentState
+from conveyor.engine.process import read_tail
+from conveyor.engine.requests import DeployRequest, cancel, request_deployment, request_rollback, resolve_id
+from conveyor.store import deployments as store
+from conveyor.store import services as service_store
+
+router = APIRouter(prefix="/api/v1", tags=["deployments"])
+
+
+class NewDeployment(BaseModel):
+    environment: str = Field(min_length=1, max_length=32)
+    ref: str = Field(min_length=1, max_length=255)
+    service: str | None = Field(None, max_length=64)
+    notes: str | None = Field(None, max_length=4000)
+    ticket: str | None = Field(None, max_length=64)
+
+
+class NewRollback(BaseModel):
+    environment: str = Field(min_length=1, max_length=32)
+    service: str | None = Field(None, max_length=64)
+    to: str | None = Field(None, max_length=128, description="version to go back to; default the previous")
+
+
+def _detail(rt: RuntimeDep, deployment_id: str) -> dict[str, Any]:
+    with rt.db.begin() as conn:
+        d = store.get_deployment(conn, deployment_id)
+        steps = store.get_steps(conn, deployment_id)
+    return {**d.as_json(), "steps": [s.as_json() for s in steps]}
+
+
+@router.post("/deployments", status_code=201)
+def deploy(body: NewDeployment, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+    d = request_deployment(
+        rt,
+        DeployRequest(
+            environment=body.environment,
+            ref=body.ref,
+            actor=user.name,
+            service=body.service,
+            notes=body.notes,
+            ticket=body.ticket,
+        ),
+    )
+    return _detail(rt, d.id)
+
+
+@router.post("/rollbacks", status_code=201)
+def rollback(body: NewRollback, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+    d = request_rollback(rt, environment=body.environment, actor=user.name, service=body.service, to=body.to)
+    return _detail(rt, d.id)
+
+
+@router.get("/deployments")
+def history(
+    rt: RuntimeDep,
+    _user: UserDep,
+    service: str | None = None,
+    environment: str | None = None,
+    state: DeploymentState | None = None,
+    limit: int = Query(50, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    with rt.db.begin() as conn:
+        service_id = service_store.get_service(conn, service).id if service else None
+        rows = store.list_deployments(
+            conn,
+            service_id=service_id,
+            environment=environment,
+            states=[state] if state else None,
+            limit=limit,
+        )
+    return [d.as_json() for d in rows]
+
+
+@router.get("/deployments/{deployment_id}")
+def show(deployment_id: str, rt: RuntimeDep, _user: UserDep) -> dict[str, Any]:
+    return _detail(rt, resolve_id(rt, deployment_id))
+
+
+@router.post("/deployments/{deployment_id}/cancel")
+def cancel_deployment(deployment_id: str, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+    cancel(rt, resolve_id(rt, deployment_id), user.name)
+    return _detail(rt, resolve_id(rt, deployment_id))
+
+
+@router.get("/deployments/{deployment_id}/logs")
+def logs(deployment_id: str, rt: RuntimeDep, _user: UserDep) -> dict[str, Any]:
+    """The step journal with each step's output; a running step's output is read live."""
+    detail = _detail(rt, resolve_id(rt, deployment_id))
+    with rt.db.begin() as conn:
+        steps = store.get_steps(conn, detail["id"])
+    for out, step in zip(detail["steps"], steps, strict=True):
+        live = rt.settings.runs_dir / detail["id"] / step.name / "output.log"
+        out["output"] = read_tail(live, rt.settings.output_tail_bytes) or step.output_tail or ""
+    return detail

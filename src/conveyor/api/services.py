@@ -1,0 +1,70 @@
+"""Services: add (or refresh) one, list them, and each environment's status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from conveyor.api.deps import RuntimeDep, UserDep
+from conveyor.engine.services import add_service
+from conveyor.engine.triggers import check_service
+from conveyor.store import deployments as store
+from conveyor.store import services as service_store
+
+router = APIRouter(prefix="/api/v1", tags=["services"])
+
+
+class AddService(BaseModel):
+    source: str = Field(min_length=1, max_length=4096, description="path of a git checkout or a clone URL")
+
+
+@router.post("/services", status_code=201)
+def add(body: AddService, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+    service, created = add_service(rt, body.source, user.name)
+    started = check_service(rt, service)  # follow its branches from now on: deploy their heads
+    spec = rt.spec_of(service.config_text)
+    return {
+        "service": service.name,
+        "created": created,
+        "repository": service.repo_path,
+        "environments": list(spec.environments),
+        "deployments": [d.as_json() for d in started],
+    }
+
+
+@router.get("/services")
+def list_all(rt: RuntimeDep, _user: UserDep) -> list[dict[str, Any]]:
+    with rt.db.begin() as conn:
+        services = service_store.list_services(conn)
+    return [
+        {"service": s.name, "source": s.source, "environments": list(rt.spec_of(s.config_text).environments)}
+        for s in services
+    ]
+
+
+@router.get("/status")
+def status(
+    rt: RuntimeDep, _user: UserDep, service: str | None = None, environment: str | None = None
+) -> list[dict[str, Any]]:
+    """Per service and environment: the release serving, and the latest deployment."""
+    out: list[dict[str, Any]] = []
+    with rt.db.begin() as conn:
+        services = [service_store.get_service(conn, service)] if service else service_store.list_services(conn)
+        for s in services:
+            spec = rt.spec_of(s.config_text)
+            names = [environment] if environment else list(spec.environments)
+            for env in names:
+                spec.environment(env)
+                current = store.current_release(conn, s.id, env)
+                latest = store.list_deployments(conn, service_id=s.id, environment=env, limit=1)
+                out.append(
+                    {
+                        "service": s.name,
+                        "environment": env,
+                        "current": current.as_json() if current else None,
+                        "latest": latest[0].as_json() if latest else None,
+                    }
+                )
+    return out

@@ -1,0 +1,141 @@
+"""deploy, rollback, cancel, status, history, logs: clients of the REST API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from conveyor.cli.client import Client
+from conveyor.cli.output import console, handles_errors, print_json
+from conveyor.cli.watch import follow_logs, wait_for
+
+Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
+Service = Annotated[str | None, typer.Option("--service", "-s", help="service name (default: the only one)")]
+Wait = Annotated[bool, typer.Option("--wait", help="follow it to the end; exit 0 only on success")]
+
+
+def _finish(detail: dict[str, Any], json_out: bool, waited: bool) -> None:
+    if json_out:
+        print_json(detail)
+    else:
+        version = detail.get("version") or detail["sha"][:12]
+        console.print(
+            f"deployment [bold]{detail['id'][:8]}[/bold] {detail['kind']} of {detail['service']} "
+            f"{version} to {detail['environment']}: [bold]{detail['state']}[/bold]",
+            highlight=False,
+        )
+        if detail.get("reason"):
+            console.print(f"  {detail['reason']}", highlight=False)
+    if waited and detail["state"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@handles_errors
+def deploy(
+    environment: Annotated[str, typer.Argument(help="environment to deploy to")],
+    ref: Annotated[str, typer.Option("--ref", help="branch, tag or commit to deploy")],
+    service: Service = None,
+    notes: Annotated[str | None, typer.Option(help="deployment notes")] = None,
+    ticket: Annotated[str | None, typer.Option(help="ticket key, e.g. PROJ-123")] = None,
+    wait: Wait = False,
+    json_out: Json = False,
+) -> None:
+    """Deploy REF to ENVIRONMENT."""
+    client = Client()
+    detail = client.post(
+        "/deployments",
+        {"environment": environment, "ref": ref, "service": service, "notes": notes, "ticket": ticket},
+    )
+    if wait:
+        detail = wait_for(client, detail["id"], show=not json_out)
+    _finish(detail, json_out, wait)
+
+
+@handles_errors
+def rollback(
+    environment: Annotated[str, typer.Argument(help="environment to roll back")],
+    to: Annotated[str | None, typer.Option("--to", help="version to go back to (default: the previous)")] = None,
+    service: Service = None,
+    wait: Wait = False,
+    json_out: Json = False,
+) -> None:
+    """Deploy an earlier release of ENVIRONMENT again."""
+    client = Client()
+    detail = client.post("/rollbacks", {"environment": environment, "service": service, "to": to})
+    if wait:
+        detail = wait_for(client, detail["id"], show=not json_out)
+    _finish(detail, json_out, wait)
+
+
+@handles_errors
+def cancel(
+    deployment_id: Annotated[str, typer.Argument(help="deployment id (or its first 6+ characters)")],
+    json_out: Json = False,
+) -> None:
+    """Cancel a deployment that has not finished."""
+    detail = Client().post(f"/deployments/{deployment_id}/cancel")
+    _finish(detail, json_out, waited=False)
+
+
+@handles_errors
+def status(
+    environment: Annotated[str | None, typer.Argument(help="one environment (default: all)")] = None,
+    service: Service = None,
+    json_out: Json = False,
+) -> None:
+    """What each environment runs, and its latest deployment."""
+    rows = Client().get("/status", service=service, environment=environment)
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("service", "environment", "serving", "latest deployment", "state", "by")
+    for r in rows:
+        cur, latest = r["current"], r["latest"]
+        table.add_row(
+            r["service"],
+            r["environment"],
+            cur["version"] if cur else "-",
+            latest["id"][:8] if latest else "-",
+            latest["state"] if latest else "-",
+            latest["actor"] if latest else "-",
+        )
+    console.print(table)
+
+
+@handles_errors
+def history(
+    environment: Annotated[str | None, typer.Argument(help="one environment (default: all)")] = None,
+    service: Service = None,
+    limit: Annotated[int, typer.Option(help="how many, newest first")] = 20,
+    json_out: Json = False,
+) -> None:
+    """Deployments, newest first."""
+    rows = Client().get("/deployments", service=service, environment=environment, limit=limit)
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("id", "service", "environment", "kind", "version", "state", "by", "requested")
+    for d in rows:
+        table.add_row(
+            d["id"][:8],
+            d["service"],
+            d["environment"],
+            d["kind"],
+            d["version"] or d["sha"][:12],
+            d["state"],
+            d["actor"],
+            d["created_at"][:19],
+        )
+    console.print(table)
+
+
+@handles_errors
+def logs(
+    deployment_id: Annotated[str, typer.Argument(help="deployment id (or its first 6+ characters)")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until it finishes")] = False,
+) -> None:
+    """The step journal and each step's output."""
+    detail = follow_logs(Client(), deployment_id, follow)
+    console.print(f"deployment {detail['id'][:8]}: [bold]{detail['state']}[/bold]", highlight=False)

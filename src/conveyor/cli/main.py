@@ -1,0 +1,26 @@
+"""The `conveyor` command: every command group is registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from conveyor.cli import admin, deploy, server, services
+
+app = typer.Typer(
+    name="conveyor",
+    help="Conveyor: durable deploy pipelines, gates and feature flags.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(server.server)
+app.command()(server.validate)
+app.add_typer(services.app, name="services")
+for command in (deploy.deploy, deploy.rollback, deploy.cancel, deploy.status, deploy.history, deploy.logs):
+    app.command()(command)
+app.add_typer(admin.users_app, name="users")
+app.add_typer(admin.tokens_app, name="tokens")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,54 @@
+"""conveyor server and conveyor validate: the commands that need no running server."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from conveyor.api.app import create_app
+from conveyor.cli.output import console, err
+from conveyor.engine.runtime import Runtime
+from conveyor.settings import Settings
+from conveyor.spec import SpecError, load_spec
+from conveyor.store.db import Database
+
+
+def server(
+    host: Annotated[str | None, typer.Option(help="address to listen on (CONVEYOR_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on (CONVEYOR_PORT)")] = None,
+) -> None:
+    """Run the Conveyor server: API, engine, branch poller."""
+    settings = Settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rt = Runtime(settings=settings, db=Database(settings.app_database_url))
+    uvicorn.run(
+        create_app(rt),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+
+
+def validate(
+    file: Annotated[Path, typer.Argument(help="the conveyor.yml to check")] = Path("conveyor.yml"),
+) -> None:
+    """Check a conveyor.yml: exit 0 when valid, 1 with FILE:LINE:COL lines when not."""
+    if not file.is_file():
+        err.print(f"{file}:1:1: no such file", highlight=False)
+        raise typer.Exit(1)
+    try:
+        spec = load_spec(file)
+    except SpecError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
+    console.print(f"{file}: valid ({spec.service}: {', '.join(spec.environments)})", highlight=False)

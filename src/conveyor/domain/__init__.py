@@ -1,0 +1,1 @@
+"""Pure domain model: versions, deployment states, releases. No I/O here."""

@@ -1,0 +1,75 @@
+"""Deployment states, the transitions between them, and step states. Pure: no I/O."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from conveyor.errors import Conflict
+
+
+class DeploymentState(StrEnum):
+    PENDING = "pending"  # gates not yet passed
+    QUEUED = "queued"  # waiting for the environment's lock
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset(
+    {
+        DeploymentState.SUCCEEDED,
+        DeploymentState.FAILED,
+        DeploymentState.ROLLED_BACK,
+        DeploymentState.CANCELLED,
+    }
+)
+
+_ALLOWED: dict[DeploymentState, frozenset[DeploymentState]] = {
+    DeploymentState.PENDING: frozenset({DeploymentState.QUEUED, DeploymentState.CANCELLED, DeploymentState.FAILED}),
+    DeploymentState.QUEUED: frozenset({DeploymentState.RUNNING, DeploymentState.CANCELLED, DeploymentState.FAILED}),
+    DeploymentState.RUNNING: frozenset(
+        {
+            DeploymentState.SUCCEEDED,
+            DeploymentState.FAILED,
+            DeploymentState.ROLLED_BACK,
+            DeploymentState.CANCELLED,
+        }
+    ),
+}
+
+
+def can_transition(current: DeploymentState, new: DeploymentState) -> bool:
+    return new in _ALLOWED.get(current, frozenset())
+
+
+def check_transition(current: DeploymentState, new: DeploymentState) -> None:
+    """Raise Conflict when ``current -> new`` is not an allowed move."""
+    if not can_transition(current, new):
+        raise Conflict(
+            f"a deployment cannot go from {current} to {new}",
+            fix="it has already moved on; look at `conveyor status` for its current state",
+        )
+
+
+class StepState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class DeploymentKind(StrEnum):
+    DEPLOY = "deploy"
+    ROLLBACK = "rollback"
+
+
+STEP_ORDER = ("prepare", "tag", "migrate", "rollout", "smoke", "announce")
+ROLLBACK_STEPS = ("prepare", "rollout", "smoke", "announce")

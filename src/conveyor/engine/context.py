@@ -1,0 +1,118 @@
+"""What a step sees: the deployment, its service and environment config, the repository, and a
+way to run commands durably with the documented CONVEYOR_* variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from conveyor.engine.process import ProcessResult, run_durable
+from conveyor.store import deployments as store
+from conveyor.store.records import DeploymentRecord, ReleaseRecord, ServiceRecord
+from conveyor.vcs.git import GitRepo
+
+if TYPE_CHECKING:
+    from conveyor.engine.runtime import Runtime
+    from conveyor.spec import CommandSpec, EnvironmentSpec, ServiceSpec
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a step (or a target action) reports: expected failures are values, not exceptions."""
+
+    ok: bool
+    message: str
+    output: str = ""
+    cancelled: bool = False
+
+    @classmethod
+    def of(cls, result: ProcessResult, what: str) -> StepOutcome:
+        if result.verdict == "cancelled":
+            return cls(False, f"{what} was stopped: the deployment was cancelled", result.output, True)
+        if result.verdict == "timeout":
+            return cls(False, f"{what} timed out and was stopped", result.output)
+        if result.exit_code != 0:
+            last = result.output.strip().splitlines()[-1:] or ["(no output)"]
+            return cls(False, f"{what} exited with code {result.exit_code}: {last[0]}", result.output)
+        return cls(True, f"{what} succeeded", result.output)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    runtime: Runtime
+    deployment: DeploymentRecord
+    service: ServiceRecord
+    spec: ServiceSpec
+    env_spec: EnvironmentSpec
+    release: ReleaseRecord | None
+    previous: ReleaseRecord | None
+
+    @property
+    def repo(self) -> GitRepo:
+        return GitRepo(Path(self.service.repo_path))
+
+    def workdir(self, sha: str | None = None) -> Path:
+        """The worktree of this deployment (or of another commit, for a restore)."""
+        sha = sha or self.deployment.sha
+        suffix = "" if sha == self.deployment.sha else f"-{sha[:12]}"
+        return self.runtime.settings.worktrees_dir / self.service.name / f"{self.deployment.id}{suffix}"
+
+    def environment_url(self) -> str:
+        target = self.env_spec.target
+        if target.kind == "local":
+            return f"http://{target.host}:{target.port}"
+        return self.env_spec.url or ""
+
+    def command_env(self, release: ReleaseRecord | None = None, workdir: Path | None = None) -> dict[str, str]:
+        release = release or self.release
+        state_dir = self.runtime.settings.state_dir / self.service.name / self.deployment.environment
+        state_dir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+        env.update(self.spec.env)
+        env.update(self.env_spec.env)
+        env.update(
+            {
+                "CONVEYOR_SERVICE": self.service.name,
+                "CONVEYOR_ENV": self.deployment.environment,
+                "CONVEYOR_DEPLOYMENT_ID": self.deployment.id,
+                "CONVEYOR_VERSION": release.version if release else "",
+                "CONVEYOR_SHA": release.sha if release else self.deployment.sha,
+                "CONVEYOR_WORKDIR": str(workdir or self.workdir()),
+                "CONVEYOR_PREVIOUS_VERSION": self.previous.version if self.previous else "",
+                "CONVEYOR_PREVIOUS_SHA": self.previous.sha if self.previous else "",
+                "CONVEYOR_STATE_DIR": str(state_dir),
+                "CONVEYOR_URL": self.environment_url(),
+                "CONVEYOR_SERVER_URL": self.runtime.settings.url,
+            }
+        )
+        return env
+
+    def run(
+        self,
+        name: str,
+        command: CommandSpec,
+        *,
+        default_timeout: float,
+        rerun_interrupted: bool = False,
+        release: ReleaseRecord | None = None,
+        workdir: Path | None = None,
+        cancellable: bool = True,
+    ) -> StepOutcome:
+        workdir = workdir or self.workdir()
+        result = run_durable(
+            self.runtime.settings.runs_dir / self.deployment.id / name,
+            command.run,
+            cwd=workdir,
+            env=self.command_env(release, workdir),
+            timeout=command.timeout or default_timeout,
+            should_cancel=self.cancel_requested if cancellable else lambda: False,
+            tail_bytes=self.runtime.settings.output_tail_bytes,
+            rerun_interrupted=rerun_interrupted,
+        )
+        return StepOutcome.of(result, f"`{command.run}`")
+
+    def cancel_requested(self) -> bool:
+        with self.runtime.db.begin() as conn:
+            return store.get_deployment(conn, self.deployment.id).cancel_requested

@@ -1,0 +1,211 @@
+"""The deployment workflow: begin, each step of the plan, finish. Every call below that is a
+DBOS step is checkpointed, so a server killed at any moment resumes where it stopped: finished
+steps are not run again, and the interrupted one picks up its durable process (engine/process.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
+from dbos._context import MaxPriority
+
+from conveyor.audit import log as audit
+from conveyor.domain.deployment import DeploymentKind, DeploymentState, StepState
+from conveyor.engine.context import StepContext, StepOutcome
+from conveyor.engine.process import InterruptedRun
+from conveyor.engine.runtime import QUEUE_NAME, Runtime, runtime
+from conveyor.engine.steps import STEPS, load_builtin_steps
+from conveyor.errors import ConveyorError
+from conveyor.store import deployments as store
+from conveyor.store import services as service_store
+from conveyor.store.records import DeploymentRecord
+from conveyor.targets.base import target_for
+from conveyor.targets.command import CommandTarget  # noqa: F401  (registers the target)
+
+load_builtin_steps()
+
+_ACTIVE = (DeploymentState.QUEUED, DeploymentState.RUNNING)
+
+
+def context_for(rt: Runtime, deployment_id: str) -> StepContext:
+    with rt.db.begin() as conn:
+        deployment = store.get_deployment(conn, deployment_id)
+        service = service_store.get_service_by_id(conn, deployment.service_id)
+        release = store.get_release(conn, deployment.release_id) if deployment.release_id else None
+        previous = store.get_release(conn, deployment.previous_release_id) if deployment.previous_release_id else None
+    spec = rt.spec_of(service.config_text)
+    return StepContext(rt, deployment, service, spec, spec.environment(deployment.environment), release, previous)
+
+
+def enqueue(deployment: DeploymentRecord) -> None:
+    """Put the deployment's workflow on its environment's queue (idempotent by workflow id).
+
+    DBOS orders a partition by priority, then creation time, which SQLite records to the second
+    only; the request's sequence number as priority keeps strict request order.
+    """
+    partition = f"{deployment.service}/{deployment.environment}"
+    priority = min(deployment.seq, MaxPriority)
+    with SetWorkflowID(deployment.id), SetEnqueueOptions(queue_partition_key=partition, priority=priority):
+        DBOS.enqueue_workflow(QUEUE_NAME, deployment_workflow, deployment.id)
+
+
+@DBOS.workflow()
+def deployment_workflow(deployment_id: str) -> str:
+    plan = begin(deployment_id)
+    failed: str | None = None
+    outcome: dict[str, Any] = {"ok": True, "message": "", "cancelled": False}
+    for name in plan or []:
+        outcome = run_step(deployment_id, name)
+        if not outcome["ok"]:
+            failed = name
+            break
+    if plan is None:
+        return "skipped"
+    return finish(deployment_id, failed, outcome["message"], outcome["cancelled"])
+
+
+@DBOS.step()
+def begin(deployment_id: str) -> list[str] | None:
+    """Take the environment: move queued -> running, or stop if cancelled or superseded."""
+    rt = runtime()
+    now = rt.clock.now()
+    with rt.db.begin() as conn:
+        d = store.get_deployment(conn, deployment_id)
+        if d.state.finished:
+            return None
+        if d.cancel_requested:
+            store.move(
+                conn,
+                d.id,
+                to=DeploymentState.CANCELLED,
+                when=_ACTIVE,
+                now=now,
+                reason="cancelled before it started",
+            )
+            store.skip_pending_steps(conn, d.id, StepState.CANCELLED)
+            return None
+        service = service_store.get_service_by_id(conn, d.service_id)
+        current = store.current_release(conn, d.service_id, d.environment)
+    ctx = context_for(rt, deployment_id)
+    if (
+        d.kind == DeploymentKind.DEPLOY
+        and current is not None
+        and current.sha != d.sha
+        and ctx.repo.is_ancestor(d.sha, current.sha)
+    ):
+        reason = (
+            f"superseded: {d.environment} already runs {current.version} ({current.sha[:12]}), "
+            f"which contains {d.sha[:12]}; to go back, use `conveyor rollback {d.environment}`"
+        )
+        with rt.db.begin() as conn:
+            store.move(conn, d.id, to=DeploymentState.CANCELLED, when=_ACTIVE, now=now, reason=reason)
+            store.skip_pending_steps(conn, d.id, StepState.SKIPPED)
+            audit.append(
+                conn,
+                at=now,
+                actor="conveyor",
+                action="deployment.superseded",
+                subject=d.id,
+                details={"reason": reason},
+            )
+        return None
+    release_id = d.release_id
+    if release_id is None and ctx.env_spec.tag is None:
+        version = ctx.repo.version_tag_at(d.sha) or ctx.repo.describe(d.sha)
+        with rt.db.begin() as conn:
+            release_id = store.ensure_release(conn, d.service_id, d.sha, version, None, now).id
+    with rt.db.begin() as conn:
+        moved = store.move(
+            conn,
+            d.id,
+            to=DeploymentState.RUNNING,
+            when=[DeploymentState.QUEUED],
+            now=now,
+            release_id=release_id,
+            previous_release_id=current.id if current else None,
+        )
+        if moved:
+            audit.append(
+                conn,
+                at=now,
+                actor=d.actor,
+                action="deployment.started",
+                subject=d.id,
+                details={"service": service.name, "environment": d.environment, "sha": d.sha},
+            )
+        return [s.name for s in store.get_steps(conn, d.id)]
+
+
+@DBOS.step()
+def run_step(deployment_id: str, name: str) -> dict[str, Any]:
+    rt = runtime()
+    ctx = context_for(rt, deployment_id)
+    if ctx.deployment.cancel_requested:
+        return {"ok": False, "message": f"cancelled before {name}", "cancelled": True}
+    with rt.db.begin() as conn:
+        store.update_step(conn, deployment_id, name, state=StepState.RUNNING, started_at=rt.clock.now())
+    try:
+        outcome = STEPS[name](ctx)
+    except (ConveyorError, InterruptedRun) as exc:
+        outcome = StepOutcome(False, str(exc))
+    except Exception as exc:  # a bug in a step must fail the deployment, not wedge the workflow
+        outcome = StepOutcome(False, f"{name} crashed: {type(exc).__name__}: {exc}")
+    state = StepState.SUCCEEDED if outcome.ok else (StepState.CANCELLED if outcome.cancelled else StepState.FAILED)
+    with rt.db.begin() as conn:
+        store.update_step(
+            conn,
+            deployment_id,
+            name,
+            state=state,
+            finished_at=rt.clock.now(),
+            message=outcome.message[:4000],
+            output_tail=outcome.output or None,
+        )
+    return {"ok": outcome.ok, "message": outcome.message, "cancelled": outcome.cancelled}
+
+
+@DBOS.step()
+def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool) -> str:
+    rt = runtime()
+    ctx = context_for(rt, deployment_id)
+    d = ctx.deployment
+    if d.state.finished:
+        return d.state.value
+    if failed is None:
+        state, reason = DeploymentState.SUCCEEDED, None
+    else:
+        state = DeploymentState.CANCELLED if cancelled else DeploymentState.FAILED
+        reason = f"{failed}: {message}"
+        steps = {s.name: s.state for s in _steps(rt, deployment_id)}
+        touched = "rollout" in steps and steps["rollout"] != StepState.PENDING
+        if touched and ctx.previous is not None:
+            restored = target_for(ctx.env_spec.target.kind).restore(ctx, ctx.previous)
+            if restored.ok:
+                with rt.db.begin() as conn:
+                    store.set_current_release(conn, d.service_id, d.environment, ctx.previous.id, d.id, rt.clock.now())
+                reason += f"; {ctx.previous.version} restored"
+                if not cancelled and failed != "rollout":
+                    state = DeploymentState.ROLLED_BACK
+            else:
+                reason += f"; restoring {ctx.previous.version} failed too: {restored.message}"
+    now = rt.clock.now()
+    with rt.db.begin() as conn:
+        store.move(conn, d.id, to=state, when=[DeploymentState.RUNNING], now=now, reason=reason)
+        store.skip_pending_steps(
+            conn, d.id, StepState.CANCELLED if state == DeploymentState.CANCELLED else StepState.SKIPPED
+        )
+        audit.append(
+            conn,
+            at=now,
+            actor=d.actor,
+            action=f"deployment.{state.value}",
+            subject=d.id,
+            details={"reason": reason, "sha": d.sha, "version": ctx.release.version if ctx.release else None},
+        )
+    return state.value
+
+
+def _steps(rt: Runtime, deployment_id: str) -> list[Any]:
+    with rt.db.begin() as conn:
+        return store.get_steps(conn, deployment_id)

@@ -1,0 +1,163 @@
+"""Durable step processes: a command that runs once even if the server dies while it runs.
+
+A step's command runs under a small detached shell (its own session, so it outlives the server)
+that records its pid first and its exit code last, in a run directory. When the server comes back
+and runs the step again, it attaches to the process that is still running, or reads the exit code
+it left, instead of starting the command a second time.
+
+Files in the run directory: ``intent`` (written before the spawn), ``pid`` (pid and start time, by
+the wrapper), ``output.log`` (stdout and stderr), ``rc`` (exit code, by the wrapper), and
+``verdict`` (written by Conveyor when it stops the process itself: timeout or cancel).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+POLL_SECONDS = 0.05
+SPAWN_GRACE_SECONDS = 5.0
+KILL_GRACE_SECONDS = 5.0
+
+_WRAPPER = (
+    'echo "$$ $(cut -d" " -f22 /proc/$$/stat)" > pid.tmp && mv pid.tmp pid; '
+    "(cd {cwd} && exec sh -c {command}) >> output.log 2>&1; "
+    "echo $? > rc.tmp && mv rc.tmp rc"
+)
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    exit_code: int | None  # None when Conveyor stopped it
+    output: str  # the tail of the output
+    verdict: str | None = None  # "timeout" or "cancelled" when Conveyor stopped it
+    attached: bool = False  # True when it found the process from an earlier server run
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.verdict is None
+
+
+class InterruptedRun(Exception):
+    """The wrapper died without leaving an exit code (the host restarted under it)."""
+
+
+def read_tail(path: Path, limit: int) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - limit))
+            data = fh.read()
+    except FileNotFoundError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    if size > limit and "\n" in text:
+        text = text.split("\n", 1)[1]
+    return text
+
+
+def _proc_start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # the command name (field 2) may hold spaces; fields after the last ')' are fixed
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
+
+
+def _alive(pid_file: Path) -> int | None:
+    """The wrapper's pid when it is still running (and is the same process, not a reused pid)."""
+    try:
+        pid_text, start = pid_file.read_text().split()
+    except (FileNotFoundError, ValueError):
+        return None
+    pid = int(pid_text)
+    return pid if _proc_start_time(pid) == start else None
+
+
+def _stop(pid: int) -> None:
+    """SIGTERM the process group, then SIGKILL what is left of it after a grace period."""
+    start = _proc_start_time(pid)
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + KILL_GRACE_SECONDS
+    while time.monotonic() < deadline and _proc_start_time(pid) == start:
+        time.sleep(POLL_SECONDS)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def run_durable(
+    run_dir: Path,
+    command: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    should_cancel: Callable[[], bool] = lambda: False,
+    tail_bytes: int = 16_384,
+    rerun_interrupted: bool = False,
+) -> ProcessResult:
+    """Run ``command`` once in ``run_dir``'s name, or pick up the run already made there."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rc_file, pid_file, intent = run_dir / "rc", run_dir / "pid", run_dir / "intent"
+    verdict_file, log = run_dir / "verdict", run_dir / "output.log"
+    attached = intent.exists()
+    if attached and not rc_file.exists() and not verdict_file.exists():
+        deadline = time.monotonic() + SPAWN_GRACE_SECONDS
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
+        if _alive(pid_file) is None and not rc_file.exists():
+            if not rerun_interrupted:
+                raise InterruptedRun(
+                    f"the command {command!r} was interrupted before it reported an exit code; "
+                    "it is not run again so that its effect cannot happen twice"
+                )
+            for stale in (intent, pid_file, log):
+                stale.unlink(missing_ok=True)
+            attached = False
+    if not attached:
+        intent.write_text(command)
+        wrapper = _WRAPPER.format(cwd=shlex.quote(str(cwd)), command=shlex.quote(command))
+        subprocess.Popen(
+            ["sh", "-c", wrapper],
+            cwd=run_dir,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    started = intent.stat().st_mtime  # a run picked up again keeps its original deadline
+    while not rc_file.exists() and not verdict_file.exists():
+        pid = _alive(pid_file)
+        verdict = None
+        if should_cancel():
+            verdict = "cancelled"
+        elif time.time() - started > timeout:
+            verdict = "timeout"
+        elif pid is None and pid_file.exists() and not rc_file.exists():
+            time.sleep(POLL_SECONDS)  # the wrapper may be between its last write and exit
+            if not rc_file.exists():
+                raise InterruptedRun(f"the command {command!r} ended without reporting an exit code")
+        if verdict:
+            verdict_file.write_text(verdict)
+            if pid is not None:
+                _stop(pid)
+            break
+        time.sleep(POLL_SECONDS)
+    output = read_tail(log, tail_bytes)
+    if verdict_file.exists():
+        return ProcessResult(None, output, verdict_file.read_text().strip(), attached)
+    return ProcessResult(int(rc_file.read_text().strip() or "1"), output, None, attached)

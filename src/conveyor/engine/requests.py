@@ -1,0 +1,195 @@
+"""Asking for deployments: deploy a ref, roll back, cancel. Each checks its input, records the
+request (deployment row, planned steps, audit entry) and hands it to the workflow queue."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from conveyor.audit import log as audit
+from conveyor.domain.deployment import ROLLBACK_STEPS, DeploymentKind, DeploymentState, StepState
+from conveyor.engine import pipeline
+from conveyor.engine.runtime import Runtime
+from conveyor.errors import Conflict, InvalidInput, NotFound
+from conveyor.store import deployments as store
+from conveyor.store import services as service_store
+from conveyor.store.records import DeploymentRecord, ServiceRecord
+from conveyor.vcs.git import GitRepo
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    environment: str
+    ref: str
+    actor: str
+    service: str | None = None
+    trigger: str = "manual"
+    notes: str | None = None
+    ticket: str | None = None
+    sha: str | None = None  # already resolved (by a trigger)
+
+
+def _repo(rt: Runtime, service: ServiceRecord, fetch: bool) -> GitRepo:
+    repo = GitRepo(Path(service.repo_path))
+    if fetch and service.source != service.repo_path:
+        repo.fetch()
+    return repo
+
+
+def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
+    with rt.db.begin() as conn:
+        service = service_store.pick_service(conn, req.service)
+    spec = rt.spec_of(service.config_text)
+    env = spec.environment(req.environment)
+    sha = req.sha or _repo(rt, service, fetch=True).resolve(req.ref)
+    deployment_id = str(uuid.uuid4())
+    now = rt.clock.now()
+    with rt.db.begin() as conn:
+        store.insert_deployment(
+            conn,
+            id=deployment_id,
+            service_id=service.id,
+            environment=req.environment,
+            kind=DeploymentKind.DEPLOY,
+            ref=req.ref,
+            sha=sha,
+            state=DeploymentState.QUEUED,
+            actor=req.actor,
+            trigger=req.trigger,
+            now=now,
+            plan=env.step_plan(),
+            notes=req.notes,
+            ticket=req.ticket,
+        )
+        audit.append(
+            conn,
+            at=now,
+            actor=req.actor,
+            action="deployment.requested",
+            subject=deployment_id,
+            details={
+                "service": service.name,
+                "environment": req.environment,
+                "ref": req.ref,
+                "sha": sha,
+                "trigger": req.trigger,
+                "notes": req.notes,
+                "ticket": req.ticket,
+            },
+        )
+    with rt.db.begin() as conn:
+        record = store.get_deployment(conn, deployment_id)
+    pipeline.enqueue(record)
+    return record
+
+
+def request_rollback(
+    rt: Runtime, *, environment: str, actor: str, service: str | None = None, to: str | None = None
+) -> DeploymentRecord:
+    """Deploy an earlier release again: ``to`` names its version, else the one before the current."""
+    with rt.db.begin() as conn:
+        svc = service_store.pick_service(conn, service)
+        rt.spec_of(svc.config_text).environment(environment)
+        current = store.current_release(conn, svc.id, environment)
+        earlier = [
+            r for r in store.previous_releases(conn, svc.id, environment) if current is None or r.id != current.id
+        ]
+    if to is not None:
+        chosen = next((r for r in earlier if r.version == to), None)
+        if chosen is None:
+            known = ", ".join(r.version for r in earlier) or "none"
+            raise NotFound(
+                f"{to!r} is not an earlier release of {svc.name} in {environment}",
+                fix=f"pick one of: {known}",
+            )
+    elif not earlier:
+        raise Conflict(f"{svc.name} has no earlier successful release in {environment} to roll back to")
+    else:
+        chosen = earlier[0]
+    deployment_id = str(uuid.uuid4())
+    now = rt.clock.now()
+    with rt.db.begin() as conn:
+        store.insert_deployment(
+            conn,
+            id=deployment_id,
+            service_id=svc.id,
+            environment=environment,
+            kind=DeploymentKind.ROLLBACK,
+            ref=chosen.version,
+            sha=chosen.sha,
+            state=DeploymentState.QUEUED,
+            actor=actor,
+            trigger="rollback",
+            now=now,
+            plan=ROLLBACK_STEPS,
+            release_id=chosen.id,
+            notes=f"rollback from {current.version if current else 'nothing'} to {chosen.version}",
+        )
+        audit.append(
+            conn,
+            at=now,
+            actor=actor,
+            action="rollback.requested",
+            subject=deployment_id,
+            details={
+                "service": svc.name,
+                "environment": environment,
+                "to": chosen.version,
+                "from": current.version if current else None,
+            },
+        )
+    with rt.db.begin() as conn:
+        record = store.get_deployment(conn, deployment_id)
+    pipeline.enqueue(record)
+    return record
+
+
+def cancel(rt: Runtime, deployment_id: str, actor: str) -> DeploymentRecord:
+    """Stop a deployment: one that has not started never will; a running one stops at once and
+    its environment keeps (or gets back) the release that served before."""
+    now = rt.clock.now()
+    with rt.db.begin() as conn:
+        d = store.get_deployment(conn, deployment_id)
+        if d.state.finished:
+            raise Conflict(f"deployment {d.id} already {d.state}", fix="nothing to cancel")
+        store.set_fields(conn, d.id, cancel_requested=True)
+        if store.move(
+            conn,
+            d.id,
+            to=DeploymentState.CANCELLED,
+            when=[DeploymentState.PENDING, DeploymentState.QUEUED],
+            now=now,
+            reason=f"cancelled by {actor} before it started",
+        ):
+            store.skip_pending_steps(conn, d.id, StepState.CANCELLED)
+        audit.append(
+            conn,
+            at=now,
+            actor=actor,
+            action="deployment.cancel",
+            subject=d.id,
+            details={"state_then": d.state.value},
+        )
+        return store.get_deployment(conn, d.id)
+
+
+def reconcile(rt: Runtime) -> int:
+    """Enqueue every unfinished deployment again (a no-op for those whose workflow exists): closes
+    the gap between recording a request and enqueueing it if the server died in between."""
+    with rt.db.begin() as conn:
+        active = store.active_deployments(conn)
+    for d in active:
+        pipeline.enqueue(d)
+    return len(active)
+
+
+def resolve_id(rt: Runtime, prefix: str) -> str:
+    """A full deployment id from an unambiguous prefix of at least 6 characters."""
+    with rt.db.begin() as conn:
+        found = store.find_deployments(conn, prefix) if len(prefix) >= 6 else []
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise InvalidInput(f"deployment id {prefix!r} is ambiguous", fix="give more characters")
+    raise NotFound(f"no deployment with id {prefix!r}", fix="list them with `conveyor history`")

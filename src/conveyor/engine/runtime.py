@@ -1,0 +1,70 @@
+"""The engine's process-wide parts: settings, database, clock, and DBOS itself.
+
+DBOS steps run in DBOS's threads and find what they need through ``runtime()``; it is set once
+when the server starts (``launch``) and holds nothing that matters across a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from dbos import DBOS, DBOSConfig
+
+from conveyor import __version__
+from conveyor.domain.clock import Clock, SystemClock
+from conveyor.settings import Settings
+from conveyor.spec import ServiceSpec, parse_spec
+from conveyor.store.db import Database, normalize_url
+
+QUEUE_NAME = "deploys"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Clock = field(default_factory=SystemClock)
+
+    def spec_of(self, config_text: str, name: str = "conveyor.yml") -> ServiceSpec:
+        return _parse_cached(config_text, name)
+
+
+@lru_cache(maxsize=256)
+def _parse_cached(config_text: str, name: str) -> ServiceSpec:
+    return parse_spec(config_text, name)
+
+
+_current: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    if _current is None:
+        raise RuntimeError("the engine is not running: call conveyor.engine.runtime.launch() first")
+    return _current
+
+
+def launch(rt: Runtime, *, queue_poll_seconds: float = 0.1) -> None:
+    """Start DBOS on the workflow database: recovers every deployment that was in flight."""
+    global _current
+    _current = rt
+    from conveyor.engine import pipeline  # noqa: F401  (registers the workflow before launch)
+
+    logging.getLogger("dbos").setLevel(logging.WARNING)
+    config: DBOSConfig = {
+        "name": "conveyor",
+        "system_database_url": normalize_url(rt.settings.workflows_database_url),
+        "application_version": __version__,
+        "executor_id": rt.settings.executor_id,
+        "log_level": "WARNING",
+    }
+    DBOS(config=config)
+    DBOS.launch()
+    DBOS.register_queue(QUEUE_NAME, partition_concurrency=1, polling_interval_sec=queue_poll_seconds)
+
+
+def shutdown() -> None:
+    global _current
+    DBOS.destroy(destroy_registry=False)
+    _current = None

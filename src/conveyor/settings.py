@@ -1,0 +1,67 @@
+"""Every setting once: type, default, help. Each can be set as a CONVEYOR_* environment variable."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Server, agent and CLI settings. ``CONVEYOR_HOME=/srv/conveyor`` sets ``home`` and so on."""
+
+    model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
+
+    home: Path = Field(Path(".conveyor"), description="data directory: database, worktrees, step logs")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the app database; default sqlite:///HOME/conveyor.db"
+    )
+    workflow_database_url: str | None = Field(
+        None,
+        description="URL of the DBOS workflow database; default HOME/workflows.db on SQLite, "
+        "the app database on PostgreSQL",
+    )
+    host: str = Field("127.0.0.1", description="address the server listens on")
+    port: int = Field(8000, description="port the server listens on")
+    url: str = Field("http://127.0.0.1:8000", description="server address the CLI talks to")
+    token: str | None = Field(None, description="API token the CLI sends")
+    poll_interval: float = Field(5.0, description="seconds between polls of followed branches (0 = off)")
+    github_webhook_secret: str | None = Field(
+        None, description="secret GitHub signs push webhooks with (X-Hub-Signature-256)"
+    )
+    max_body_bytes: int = Field(1_048_576, description="largest request body the API accepts")
+    output_tail_bytes: int = Field(16_384, description="how much of a step's output the journal keeps")
+    executor_id: str = Field("local", description="DBOS executor id of this server (unique per replica)")
+
+    @cached_property
+    def app_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home.resolve() / 'conveyor.db'}"
+
+    @cached_property
+    def workflows_database_url(self) -> str:
+        if self.workflow_database_url:
+            return self.workflow_database_url
+        if self.app_database_url.startswith("sqlite"):
+            return f"sqlite:///{self.home.resolve() / 'workflows.db'}"
+        return self.app_database_url
+
+    @property
+    def worktrees_dir(self) -> Path:
+        return self.home.resolve() / "worktrees"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where step processes write their output and exit codes."""
+        return self.home.resolve() / "runs"
+
+    @property
+    def repos_dir(self) -> Path:
+        """Mirror clones of services added by URL."""
+        return self.home.resolve() / "repos"
+
+    @property
+    def state_dir(self) -> Path:
+        """Per service and environment directories that command targets may keep state in."""
+        return self.home.resolve() / "state"

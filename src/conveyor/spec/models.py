@@ -1,0 +1,282 @@
+"""The typed ``conveyor.yml``: one frozen pydantic model per section.
+
+Durations are seconds (floats); YAML may write them as "30s", "15m", "1h30m" (see ``durations``).
+Wherever a command is expected, YAML may give plain text instead of the ``{run, timeout}`` mapping.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from conveyor.errors import NotFound
+from conveyor.spec.durations import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Step = Literal["prepare", "tag", "migrate", "rollout", "smoke", "announce"]
+STEP_ORDER: tuple[Step, ...] = ("prepare", "tag", "migrate", "rollout", "smoke", "announce")
+METRICS = ("error_rate", "p95_ms", "p99_ms")
+Loc = tuple[str | int, ...]
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+# For models with a field named after a Python keyword ("for", "from"): Python code may use `for_`.
+_STRICT_BY_NAME = ConfigDict(extra="forbid", frozen=True, validate_by_name=True)
+_THRESHOLD = re.compile(r">=?\s*\d+(?:\.\d+)?%?")
+
+
+class RuleError(ValueError):
+    """Broken cross-field rules of one model: (path below the model, complete message) pairs."""
+
+    def __init__(self, broken: list[tuple[Loc, str]]) -> None:
+        self.broken = broken
+        super().__init__("; ".join(message for _, message in broken))
+
+
+def _name_check(what: str, pattern: str, rule: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"{what} {value!r} must be {rule}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _metric(value: str) -> str:
+    if value not in METRICS:
+        raise ValueError(f"unknown metric {value!r} (use {', '.join(METRICS)})")
+    return value
+
+
+def _threshold(value: object) -> str:
+    if isinstance(value, str) and _THRESHOLD.fullmatch(value.strip()):
+        return value.strip()
+    raise ValueError(f'{value!r} is not a threshold (use e.g. "> 2%" or "> 800")')
+
+
+ServiceName = Annotated[
+    str,
+    _name_check(
+        "service name",
+        r"[a-z0-9][a-z0-9_-]{2,62}",
+        "3-63 characters of a-z, 0-9, _ and -, starting with a letter or digit",
+    ),
+]
+Metric = Annotated[str, AfterValidator(_metric)]
+Threshold = Annotated[str, BeforeValidator(_threshold)]
+EnvironmentName = Annotated[
+    str,
+    _name_check(
+        "environment name",
+        r"[a-z][a-z0-9_-]{1,31}",
+        "2-32 characters of a-z, 0-9, _ and -, starting with a letter",
+    ),
+]
+
+
+class CommandSpec(BaseModel):
+    """A shell command; ``timeout`` (seconds) overrides the default of wherever it is used."""
+
+    model_config = _STRICT
+    run: str = Field(min_length=1)
+    timeout: Duration | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        return {"run": data} if isinstance(data, str) else data
+
+
+class HealthSpec(BaseModel):
+    """How the agent decides an instance is healthy: ``successes`` passing GETs in a row."""
+
+    model_config = _STRICT
+    path: str = "/healthz"
+    interval: Duration = 1.0
+    successes: int = Field(default=2, ge=1)
+    timeout: Duration = 60.0
+
+
+class CommandTarget(BaseModel):
+    """Deploys by running the user's own scripts."""
+
+    model_config = _STRICT
+    kind: Literal["command"] = "command"
+    deploy: CommandSpec
+    rollback: CommandSpec | None = None
+    status: CommandSpec | None = None
+    timeout: Duration = 600.0
+
+
+class LocalTarget(BaseModel):
+    """Runs ``replicas`` copies of the service's ``run`` command under the local agent."""
+
+    model_config = _STRICT
+    kind: Literal["local"] = "local"
+    port: int = Field(ge=1, le=65535)
+    replicas: int = Field(default=1, ge=1)
+    router: Literal["builtin", "haproxy"] = "builtin"
+    host: str = "127.0.0.1"
+
+
+Target = Annotated[CommandTarget | LocalTarget, Field(discriminator="kind")]
+
+
+class TagSpec(BaseModel):
+    model_config = _STRICT
+    bump: Literal["major", "minor", "patch"] = "minor"
+    prefix: str = "v"
+
+
+class RolloutSpec(BaseModel):
+    model_config = _STRICT
+    strategy: Literal["rolling", "blue_green"] = "rolling"
+    max_surge: int = Field(default=1, ge=1)
+
+
+class MonitorSpec(BaseModel):
+    """Watch the release for ``for_`` seconds; roll back if any ``rollback_if`` threshold is crossed."""
+
+    model_config = _STRICT_BY_NAME
+    for_: Duration = Field(default=1800.0, validation_alias="for", serialization_alias="for")
+    rollback_if: dict[Metric, Threshold] = {}
+    interval: Duration = 10.0
+
+
+class ApprovalSpec(BaseModel):
+    model_config = _STRICT_BY_NAME
+    count: int = Field(default=1, ge=1)
+    from_: list[str] = Field(default=["release_manager"], validation_alias="from", serialization_alias="from")
+    self_approval: bool = False
+
+
+class StagingVerifiedSpec(BaseModel):
+    model_config = _STRICT
+    environment: str = "staging"
+    signoff: bool = False
+
+
+class GatesSpec(BaseModel):
+    """Rules a deployment must pass before it starts; an unset gate is off."""
+
+    model_config = _STRICT
+    reviews: Annotated[int, Field(ge=0)] | None = None
+    checks: list[str] = []
+    staging_verified: StagingVerifiedSpec | None = None
+    approval: ApprovalSpec | None = None
+    checklist: list[str] = []
+    schedule: dict[str, Any] | None = None
+    expire_after: Duration = 86400.0
+
+    @field_validator("staging_verified", mode="before")
+    @classmethod
+    def _staging_shorthand(cls, value: Any) -> Any:
+        """``true`` turns the gate on with defaults, ``false`` off; text names the environment."""
+        if isinstance(value, bool):
+            return {} if value else None
+        return {"environment": value} if isinstance(value, str) else value
+
+
+class EnvironmentSpec(BaseModel):
+    model_config = _STRICT
+    branch: str | None = None
+    auto_deploy: bool = False
+    target: Target
+    deployers: list[str] = []
+    gates: GatesSpec = GatesSpec()
+    migrate: CommandSpec | None = None
+    smoke: CommandSpec | None = None
+    tag: TagSpec | None = None
+    rollout: RolloutSpec = RolloutSpec()
+    quick_rollback: Duration = 900.0
+    monitor: MonitorSpec | None = None
+    notify: list[dict[str, Any]] = []
+    steps: list[Step] | None = None
+    env: dict[str, str] = {}
+    url: str | None = None  # where the environment answers; given to smoke tests as CONVEYOR_URL
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_in_order(cls, steps: list[Step] | None) -> list[Step] | None:
+        if steps is None:
+            return None
+        positions = [STEP_ORDER.index(step) for step in steps]
+        if positions != sorted(set(positions)):
+            order = ", ".join(STEP_ORDER)
+            raise ValueError(f"steps must keep the order {order} (a subset is fine), got {', '.join(steps)}")
+        if "rollout" not in steps:
+            raise ValueError("steps must include rollout")
+        return steps
+
+    @model_validator(mode="after")
+    def _auto_deploy_needs_branch(self) -> EnvironmentSpec:
+        if self.auto_deploy and self.branch is None:
+            raise RuleError([(("auto_deploy",), "auto_deploy: true needs a branch (add e.g. branch: main)")])
+        return self
+
+    def step_plan(self) -> list[Step]:
+        """The steps a deployment runs: ``steps`` if given, else those this environment configures."""
+        if self.steps is not None:
+            return list(self.steps)
+        optional = {"tag": self.tag, "migrate": self.migrate, "smoke": self.smoke}
+        return [step for step in STEP_ORDER if step not in optional or optional[step] is not None]
+
+
+class HotfixSpec(BaseModel):
+    model_config = _STRICT
+    branch_prefix: str = "hotfix/"
+    reviews: int = Field(default=1, ge=0)
+    merge_back: list[str] = ["main", "develop"]
+
+
+class ServiceSpec(BaseModel):
+    """A whole ``conveyor.yml``."""
+
+    model_config = _STRICT
+    service: ServiceName
+    build: CommandSpec | None = None
+    run: str | None = None
+    health: HealthSpec = HealthSpec()
+    environments: dict[EnvironmentName, EnvironmentSpec] = Field(min_length=1)
+    hotfix: HotfixSpec | None = None
+    env: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _cross_environment_rules(self) -> ServiceSpec:
+        broken: list[tuple[Loc, str]] = []
+        port_owners: dict[int, str] = {}
+        for name, env in self.environments.items():
+            gate = env.gates.staging_verified
+            if gate and gate.environment not in self.environments:
+                defined = ", ".join(sorted(self.environments))
+                message = f"unknown environment {gate.environment!r} in gates.staging_verified; defined: {defined}"
+                broken.append((("environments", name, "gates", "staging_verified"), message))
+            if not isinstance(env.target, LocalTarget):
+                continue
+            if self.run is None:
+                message = "a local target needs the top-level run command (add e.g. run: python -m app)"
+                broken.append((("environments", name, "target"), f"environments.{name}.target: {message}"))
+            owner = port_owners.setdefault(env.target.port, name)
+            if owner != name:
+                message = f"port {env.target.port} is already used by environments.{owner}"
+                broken.append((("environments", name, "target", "port"), f"environments.{name}.target.port: {message}"))
+        if broken:
+            raise RuleError(broken)
+        return self
+
+    def environment(self, name: str) -> EnvironmentSpec:
+        if name not in self.environments:
+            raise NotFound(
+                f"service {self.service!r} has no environment {name!r}",
+                f"defined: {', '.join(sorted(self.environments))}",
+            )
+        return self.environments[name]

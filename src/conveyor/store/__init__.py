@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables, the database handle, and queries. SQLite by default, PostgreSQL too."""

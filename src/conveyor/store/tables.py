@@ -1,0 +1,153 @@
+"""The app tables. Alembic migrations in ``store/migrations`` create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+services = Table(
+    "services",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("source", Text, nullable=False),  # the path or URL it was added from
+    Column("repo_path", Text, nullable=False),  # the local repository Conveyor reads and tags
+    Column("config_text", Text, nullable=False),  # conveyor.yml as registered
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+releases = Table(
+    "releases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", ForeignKey("services.id"), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("tag", String(128)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("service_id", "version", name="uq_releases_service_version"),
+)
+
+environments = Table(
+    "environments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", ForeignKey("services.id"), nullable=False),
+    Column("name", String(32), nullable=False),
+    Column("current_release_id", ForeignKey("releases.id")),
+    Column("current_deployment_id", String(36)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("service_id", "name", name="uq_environments_service_name"),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("seq", Id, nullable=False, unique=True),  # request order
+    Column("service_id", ForeignKey("services.id"), nullable=False),
+    Column("environment", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # deploy | rollback
+    Column("ref", String(255), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("release_id", ForeignKey("releases.id")),
+    Column("previous_release_id", ForeignKey("releases.id")),
+    Column("state", String(16), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("trigger", String(16), nullable=False),  # manual | webhook | poll | rollback
+    Column("notes", Text),
+    Column("ticket", String(64)),
+    Column("reason", Text),  # why it failed, was cancelled or rolled back
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Index("ix_deployments_service_env_seq", "service_id", "environment", "seq"),
+    Index("ix_deployments_state", "state"),
+)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("deployment_id", ForeignKey("deployments.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("name", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("message", Text),
+    Column("output_tail", Text),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    UniqueConstraint("deployment_id", "name", name="uq_steps_deployment_name"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("roles", JSON, nullable=False),
+    Column("password_hash", Text),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("name", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+branch_heads = Table(
+    "branch_heads",
+    metadata,
+    Column("service_id", ForeignKey("services.id"), primary_key=True),
+    Column("branch", String(255), primary_key=True),
+    Column("sha", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Targets: where a service runs. One registry; built-ins use it too."""

@@ -1,0 +1,1 @@
+"""Version control: the git CLI wrapper and incoming webhook handling."""

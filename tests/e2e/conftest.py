@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from tests.e2e.harness import Server, make_service_repo
+
+
+@dataclass
+class World:
+    repo: Path
+    effects: Path
+    server: Server
+
+
+@pytest.fixture
+def world(tmp_path: Path, database_url: str) -> Iterator[World]:
+    """A service repository (develop and main) and a running server on the given database."""
+    effects = tmp_path / "effects"
+    repo = make_service_repo(tmp_path / "shop", effects)
+    server = Server(home=tmp_path / "home", database_url=database_url)
+    server.start()
+    try:
+        yield World(repo, effects, server)
+    finally:
+        server.stop()
