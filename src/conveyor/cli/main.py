@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from conveyor.cli import admin, deploy, server, services
+from conveyor.cli import admin, demo, deploy, server, services
 
 app = typer.Typer(
     name="conveyor",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command()(server.server)
 app.command()(server.validate)
+app.command()(demo.demo)
 app.add_typer(services.app, name="services")
 for command in (deploy.deploy, deploy.rollback, deploy.cancel, deploy.status, deploy.history, deploy.logs):
     app.command()(command)

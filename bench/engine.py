@@ -1,0 +1,577 @@
+"""Engine orchestration overhead: deployments whose steps do (almost) nothing, through a real
+`conveyor server` subprocess, on SQLite and on PostgreSQL.
+
+    .venv/bin/python bench/engine.py [--deployments 200] [--environments 4] [--sequential 50]
+                                     [--backends sqlite,postgres] [--json out.json]
+
+Two scenarios per backend, on one service whose environments run
+``steps: [prepare, tag, rollout, announce]`` with a ``command`` target whose deploy is ``true``,
+no build, no migrate, no smoke, and ``tag: {bump: patch}``:
+
+* parallel: ``--deployments`` requests spread round-robin over ``--environments`` environments,
+  all requested at once (one deployment per environment runs at a time, environments in
+  parallel); every request deploys the same commit, so after the first the tag step reuses its tag.
+* sequential: ``--sequential`` deployments to one more environment, one at a time (request, wait
+  until finished, next); each deploys a new commit, so every tag step creates a tag.
+
+Per-step figures come from the step journal (GET /api/v1/deployments/{id}): a step's duration is
+started_at -> finished_at; the gap is the time between one step's end and the next one's start
+(the DBOS checkpoint and the loading of the next step's context); "with gap" is both together.
+
+Baseline, measured in the same run: the bare work of each step without the engine, run
+in-process, one after another, on a clone of the same repository: prepare = GitRepo.add_worktree;
+tag = the tag step's git calls (find the tag on the commit, else list tags and create the next);
+rollout = subprocess.run(["true"]); announce = nothing; and after each step one transaction that
+updates a journal row in a database of the same kind (SQLite file / PostgreSQL). The ratio is the
+engine's per-step time (with gap) over the baseline's per-step time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from conveyor.auth.users import add_user, create_token
+from conveyor.domain.versions import next_version
+from conveyor.store.db import Database, make_engine
+from conveyor.vcs.git import GitRepo
+
+PG_ADMIN_URL = os.environ.get("CONVEYOR_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+STEPS = ["prepare", "tag", "rollout", "announce"]
+COMMAND_STEPS = {"rollout"}  # the only step here that spawns a process (the deploy command `true`)
+FINISHED = {"succeeded", "failed", "rolled_back", "cancelled"}
+TARGET_MEDIAN_MS = 25.0
+
+
+# --- statistics ----------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(values),
+        "median_ms": round(statistics.median(values), 2) if values else None,
+        "p95_ms": round(pct(values, 95) or 0, 2) if values else None,
+        "mean_ms": round(statistics.fmean(values), 2) if values else None,
+    }
+
+
+def ms(a: str, b: str) -> float:
+    return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds() * 1000
+
+
+# --- the service repository ----------------------------------------------------------------
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.com",
+        "GIT_COMMITTER_NAME": "Bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.com",
+    }
+    out = subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def service_config(lanes: list[str]) -> str:
+    env = "{target: {kind: command, deploy: 'true'}, tag: {bump: patch}, steps: [prepare, tag, rollout, announce]}"
+    lines = ["service: bench", "environments:"] + [f"  {lane}: {env}" for lane in [*lanes, "solo"]]
+    return "\n".join(lines) + "\n"
+
+
+def make_repo(path: Path, lanes: list[str], commits: int) -> tuple[str, list[str]]:
+    """The service repository: the first commit (deployed by the parallel scenario) and
+    ``commits`` newer ones (one per sequential deployment)."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    (path / "conveyor.yml").write_text(service_config(lanes))
+    (path / "app.txt").write_text("bench\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    first = git(path, "rev-parse", "HEAD")
+    newer = []
+    for i in range(commits):
+        git(path, "commit", "-q", "--allow-empty", "-m", f"change {i + 1}")
+        newer.append(git(path, "rev-parse", "HEAD"))
+    return first, newer
+
+
+# --- databases -----------------------------------------------------------------------------
+
+
+def pg_problem() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3, autocommit=True):
+            return None
+    except Exception as exc:
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+@contextmanager
+def database(backend: str, tmp: Path) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file, or a PostgreSQL database dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp / 'home' / 'conveyor.db'}"
+        return
+    import psycopg
+
+    name = f"conveyor_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+# --- the server ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A `conveyor server` subprocess with its own CONVEYOR_HOME and an admin token."""
+
+    def __init__(self, home: Path, database_url: str) -> None:
+        self.home, self.database_url, self.port = home, database_url, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.client = httpx.Client(base_url=self.url + "/api/v1", timeout=60)
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        db = Database(self.database_url)
+        db.migrate()
+        now = datetime.now(UTC)
+        with db.begin() as conn:
+            token = create_token(conn, add_user(conn, "bench", ["admin"], now), now)
+        db.dispose()
+        self.client.headers["Authorization"] = f"Bearer {token}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+        env.update(
+            CONVEYOR_HOME=str(self.home),
+            CONVEYOR_DATABASE_URL=self.database_url,
+            CONVEYOR_POLL_INTERVAL="0",
+            CONVEYOR_PORT=str(self.port),
+        )
+        log = (self.home / "server.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "conveyor", "server", "--port", str(self.port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if self.client.get("/health").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the server did not answer within 60 s:\n{self.log()}")
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def log(self) -> str:
+        path = self.home / "server.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def ok(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.client.request(method, path, **kwargs)
+        if response.status_code >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}\n{self.log()}")
+        return response.json()
+
+    def deploy(self, environment: str, sha: str) -> str:
+        return str(self.ok("POST", "/deployments", json={"environment": environment, "ref": sha})["id"])
+
+    def detail(self, deployment_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.ok("GET", f"/deployments/{deployment_id}")
+        return result
+
+
+# --- scenarios -----------------------------------------------------------------------------
+
+
+def run_parallel(server: Server, lanes: list[str], sha: str, count: int, timeout: float) -> dict[str, Any]:
+    start = time.monotonic()
+    ids = [server.deploy(lanes[i % len(lanes)], sha) for i in range(count)]
+    posted = time.monotonic() - start
+    pending = set(ids)
+    deadline = start + timeout
+    while pending:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(pending)} of {count} deployments unfinished after {timeout:.0f} s")
+        rows = server.ok("GET", "/deployments", params={"limit": 1000})
+        pending -= {d["id"] for d in rows if d["state"] in FINISHED}
+        if pending:
+            time.sleep(0.1)
+    wall = time.monotonic() - start
+    return {"wall_s": wall, "post_s": posted, "details": [server.detail(i) for i in ids]}
+
+
+def run_sequential(server: Server, shas: list[str], timeout: float) -> dict[str, Any]:
+    start = time.monotonic()
+    details = []
+    for sha in shas:
+        deployment_id = server.deploy("solo", sha)
+        deadline = time.monotonic() + timeout
+        while True:
+            d = server.detail(deployment_id)
+            if d["state"] in FINISHED:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"deployment {deployment_id} unfinished after {timeout:.0f} s")
+            time.sleep(0.02)
+        details.append(d)
+    return {"wall_s": time.monotonic() - start, "details": details}
+
+
+def analyse(details: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-step durations, gaps and latencies from the step journals."""
+    states: dict[str, int] = {}
+    duration: dict[str, list[float]] = {name: [] for name in STEPS}
+    with_gap: dict[str, list[float]] = {name: [] for name in STEPS}
+    gaps: list[float] = []
+    begin_gap, finish_gap, to_start, orchestration, engine_ms = [], [], [], [], []
+    failures: dict[str, int] = {}
+    for d in sorted(details, key=lambda d: d["seq"]):
+        states[d["state"]] = states.get(d["state"], 0) + 1
+        if d["state"] != "succeeded":
+            failures[d["reason"]] = failures.get(d["reason"], 0) + 1
+            continue
+        to_start.append(ms(d["created_at"], d["started_at"]))
+        engine_ms.append(ms(d["started_at"], d["finished_at"]))
+        previous_end = d["started_at"]
+        body = 0.0
+        for s in d["steps"]:
+            took = ms(s["started_at"], s["finished_at"])
+            gap = ms(previous_end, s["started_at"])
+            duration[s["name"]].append(took)
+            with_gap[s["name"]].append(took + gap)
+            (begin_gap if previous_end == d["started_at"] else gaps).append(gap)
+            previous_end = s["finished_at"]
+            body += took
+        finish_gap.append(ms(previous_end, d["finished_at"]))
+        orchestration.append(engine_ms[-1] - body)
+    every = [v for name in STEPS for v in duration[name]]
+    every_gap = [v for name in STEPS for v in with_gap[name]]
+    return {
+        "states": states,
+        "failures": failures,
+        "step": summary(every),
+        "step_with_gap": summary(every_gap),
+        "no_command_step": summary([v for n in STEPS if n not in COMMAND_STEPS for v in duration[n]]),
+        "command_step": summary([v for n in COMMAND_STEPS for v in duration[n]]),
+        "by_step": {n: summary(duration[n]) for n in STEPS},
+        "by_step_with_gap": {n: summary(with_gap[n]) for n in STEPS},
+        "drift": {n: drift(duration[n]) for n in STEPS},
+        "gap_between_steps": summary(gaps),
+        "gap_begin_to_first_step": summary(begin_gap),
+        "gap_last_step_to_finish": summary(finish_gap),
+        "orchestration_per_deployment": summary(orchestration),
+        "engine_per_deployment": summary(engine_ms),
+        "request_to_start": summary(to_start),
+    }
+
+
+def drift(values: list[float]) -> dict[str, Any] | None:
+    """Median of the first and of the last fifth (in request order): does a step slow down?"""
+    k = len(values) // 5
+    if k < 3:
+        return None
+    return {"first_ms": round(statistics.median(values[:k]), 2), "last_ms": round(statistics.median(values[-k:]), 2)}
+
+
+# --- baseline ------------------------------------------------------------------------------
+
+
+def baseline(repo: Path, work: Path, database_url: str, shas: list[str]) -> dict[str, Any]:
+    """The bare work of each step, run directly (see the module docstring), one deployment per sha."""
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS bench_journal"))
+        conn.execute(text("CREATE TABLE bench_journal (id INTEGER PRIMARY KEY, state VARCHAR(16), at VARCHAR(40))"))
+        conn.execute(text("INSERT INTO bench_journal (id, state, at) VALUES (1, 'pending', '')"))
+    git_repo = GitRepo(repo)
+
+    def journal(state: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE bench_journal SET state = :s, at = :at WHERE id = 1"),
+                {"s": state, "at": datetime.now(UTC).isoformat()},
+            )
+
+    def tag(sha: str) -> None:
+        if git_repo.version_tag_at(sha) is None:
+            versions = [v for v, _tag, _sha in git_repo.version_tags()]
+            name = next_version(versions, "patch").tag("v")
+            git_repo.create_tag(name, sha, f"bench {name}")
+            git_repo.push_tag(name)  # no origin: one git call, as for the service itself
+
+    bodies: dict[str, Callable[[int, str], object]] = {
+        "prepare": lambda i, sha: git_repo.add_worktree(work / f"wt-{i}", sha),
+        "tag": lambda _i, sha: tag(sha),
+        "rollout": lambda _i, _sha: subprocess.run(["true"], check=True),
+        "announce": lambda i, sha: f"Deployment complete: bench {sha[:12]} #{i}",
+    }
+    took: dict[str, list[float]] = {name: [] for name in STEPS}
+    for i, sha in enumerate(shas):
+        for name in STEPS:
+            t0 = time.perf_counter()
+            bodies[name](i, sha)
+            journal(name)
+            took[name].append((time.perf_counter() - t0) * 1000)
+    engine.dispose()
+    return {
+        "step": summary([v for n in STEPS for v in took[n]]),
+        "by_step": {n: summary(took[n]) for n in STEPS},
+    }
+
+
+def compare(result: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """Engine per-step time (with the gap before it) against the bare work: difference and ratio."""
+
+    def one(engine: dict[str, Any], bare: dict[str, Any]) -> dict[str, Any]:
+        e, b = engine["median_ms"], bare["median_ms"]
+        if e is None or b is None:
+            return {}
+        return {"engine_ms": e, "bare_ms": b, "overhead_ms": round(e - b, 2), "ratio": round(e / b, 2) if b else None}
+
+    return {
+        "all": one(result["step_with_gap"], base["step"]),
+        **{n: one(result["by_step_with_gap"][n], base["by_step"][n]) for n in STEPS},
+    }
+
+
+# --- one backend ---------------------------------------------------------------------------
+
+
+def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    lanes = [f"lane{i + 1}" for i in range(args.environments)]
+    with tempfile.TemporaryDirectory(prefix=f"conveyor-bench-{backend}-") as tmp_name:
+        tmp = Path(tmp_name)
+        first, newer = make_repo(tmp / "bench-service", lanes, args.sequential)
+        clone = tmp / "baseline-clone"
+        git(tmp, "clone", "-q", str(tmp / "bench-service"), str(clone))
+        git(clone, "remote", "remove", "origin")
+        with database(backend, tmp) as url:
+            server = Server(tmp / "home", url)
+            server.start()
+            try:
+                server.ok("POST", "/services", json={"source": str(tmp / "bench-service")})
+                print(f"  {backend}: parallel, {args.deployments} deployments over {len(lanes)} environments ...")
+                par = run_parallel(server, lanes, first, args.deployments, timeout=max(180, args.deployments * 3))
+                print(f"  {backend}: sequential, {args.sequential} deployments to one environment ...")
+                seq = run_sequential(server, newer, timeout=60)
+            finally:
+                server.stop()
+            print(f"  {backend}: baseline (bare step work, in-process) ...")
+            base_url = url if backend == "postgres" else f"sqlite:///{tmp / 'baseline.db'}"
+            base_par = baseline(clone, tmp / "baseline-worktrees", base_url, [first] * args.deployments)
+            base_seq = baseline(clone, tmp / "baseline-worktrees-seq", base_url, newer)
+    scenarios = {}
+    for key, raw, base, n_env in (("parallel", par, base_par, len(lanes)), ("sequential", seq, base_seq, 1)):
+        stats = analyse(raw["details"])
+        count = len(raw["details"])
+        scenarios[key] = {
+            "deployments": count,
+            "environments": n_env,
+            "wall_s": round(raw["wall_s"], 2),
+            "deployments_per_minute": round(count / raw["wall_s"] * 60, 1),
+            **({"requesting_s": round(raw["post_s"], 2)} if "post_s" in raw else {}),
+            **stats,
+            "baseline": base,
+            "versus_baseline": compare(stats, base),
+        }
+    return {"scenarios": scenarios}
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    return {
+        "cores": int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "cpu": model,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "kernel": platform.release(),
+    }
+
+
+def fmt(v: float | None, unit: str = "") -> str:
+    return "-" if v is None else f"{v:.1f}{unit}"
+
+
+def print_scenario(backend: str, key: str, s: dict[str, Any]) -> None:
+    how = (
+        f"{s['deployments']} deployments over {s['environments']} environments, all requested at once"
+        if key == "parallel"
+        else f"{s['deployments']} deployments to one environment, one at a time"
+    )
+    print(f"\n{backend} · {key}: {how}")
+    bad = {k: v for k, v in s["states"].items() if k != "succeeded"}
+    print(
+        f"  wall {s['wall_s']:.1f} s · {s['deployments_per_minute']:.0f} deployments/min"
+        + (f" · NOT SUCCEEDED: {bad}" if bad else "")
+    )
+    for reason, count in s["failures"].items():
+        print(f"  {count} x {reason}")
+    rows = [
+        ("step duration (journal)", s["step"]),
+        ("  steps with no command", s["no_command_step"]),
+        ("  steps running `true`", s["command_step"]),
+        ("step incl. gap before it", s["step_with_gap"]),
+        ("gap between steps", s["gap_between_steps"]),
+        ("gap start -> first step", s["gap_begin_to_first_step"]),
+        ("gap last step -> finish", s["gap_last_step_to_finish"]),
+        ("engine time / deployment", s["engine_per_deployment"]),
+        ("  of which not in a step", s["orchestration_per_deployment"]),
+        ("request -> start" + (" (backlog)" if key == "parallel" else ""), s["request_to_start"]),
+    ]
+    print(f"  {'':28}{'median':>9}{'p95':>9}")
+    for label, r in rows:
+        print(f"  {label:28}{fmt(r['median_ms']):>9}{fmt(r['p95_ms']):>9}  ms")
+    print(
+        f"  {'step':10}{'med':>7}{'p95':>7}{'+gap':>7}{'bare':>7}{'extra':>7}{'ratio':>7}"
+        f"{'first':>7}{'last':>7}   (ms; bare = baseline; first/last = median of first/last fifth)"
+    )
+    vs = s["versus_baseline"]
+    for name in STEPS:
+        d, g, c, dr = s["by_step"][name], s["by_step_with_gap"][name], vs[name], s["drift"][name] or {}
+        print(
+            f"  {name + ('*' if name in COMMAND_STEPS else ''):10}{fmt(d['median_ms']):>7}{fmt(d['p95_ms']):>7}"
+            f"{fmt(g['median_ms']):>7}{fmt(c.get('bare_ms')):>7}{fmt(c.get('overhead_ms')):>7}"
+            f"{fmt(c.get('ratio'), 'x'):>7}{fmt(dr.get('first_ms')):>7}{fmt(dr.get('last_ms')):>7}"
+        )
+    a = vs["all"]
+    print(
+        f"  all steps: {fmt(a.get('engine_ms'))} ms with gap vs {fmt(a.get('bare_ms'))} ms bare work: "
+        f"orchestration adds {fmt(a.get('overhead_ms'))} ms per step (ratio {fmt(a.get('ratio'), 'x')})"
+    )
+    print("  * runs a process (the deploy command `true`) through the durable runner")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--deployments", type=int, default=200, help="deployments in the parallel scenario")
+    parser.add_argument("--environments", type=int, default=4, help="environments they are spread over")
+    parser.add_argument("--sequential", type=int, default=50, help="deployments in the one-environment scenario")
+    parser.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args()
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(backends) - {"sqlite", "postgres"}
+    if unknown or not backends:
+        parser.error(f"unknown backend(s) {', '.join(sorted(unknown)) or '(none)'}; use sqlite and/or postgres")
+    if shutil.which("git") is None:
+        print("git is needed on PATH", file=sys.stderr)
+        return 1
+
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "command": " ".join([".venv/bin/python", "bench/engine.py", *sys.argv[1:]]),
+        "target_median_ms": TARGET_MEDIAN_MS,
+        "backends": {},
+        "skipped": {},
+    }
+    m = report["machine"]
+    print(f"Conveyor engine benchmark · {report['date']} · {m['cores']} cores, {m['memory_gib']} GiB · {m['cpu']}")
+    for backend in backends:
+        if backend == "postgres" and (problem := pg_problem()):
+            print(f"  postgres: not reachable at {PG_ADMIN_URL} ({problem}); skipping PostgreSQL")
+            report["skipped"]["postgres"] = problem
+            continue
+        report["backends"][backend] = run_backend(backend, args)
+
+    for backend, result in report["backends"].items():
+        for key, s in result["scenarios"].items():
+            print_scenario(backend, key, s)
+    print(
+        "\nbaseline: the same steps' bare work run in-process without the engine -- prepare = git worktree add,"
+        "\ntag = the tag step's git calls, rollout = subprocess.run(['true']), announce = nothing -- each followed"
+        "\nby one journal-row UPDATE transaction in a database of the same kind."
+    )
+    if "sqlite" in report["backends"]:
+        seq = report["backends"]["sqlite"]["scenarios"]["sequential"]
+        median = seq["step"]["median_ms"]
+        verdict = "meets" if median is not None and median < TARGET_MEDIAN_MS else "MISSES"
+        gap = seq["step_with_gap"]["median_ms"]
+        print(
+            f"target: median step on SQLite (sequential, journal) {fmt(median)} ms {verdict} the "
+            f"{TARGET_MEDIAN_MS:.0f} ms target; with the gap before each step {fmt(gap)} ms"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"JSON written to {args.json}")
+    failed = any(
+        k != "succeeded" for r in report["backends"].values() for s in r["scenarios"].values() for k in s["states"]
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

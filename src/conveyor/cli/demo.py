@@ -1,0 +1,217 @@
+"""conveyor demo: a demo workspace (a git repository of examples/demo-app with develop and
+main, and a conveyor.yml for development, staging and production), a server on it, and the two
+automatic deployments, then it stays up until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+import conveyor
+from conveyor.auth.users import add_user, create_token
+from conveyor.cli.output import console, fail
+from conveyor.store.db import Database
+
+FINISHED = {"succeeded", "failed", "rolled_back", "cancelled"}
+
+
+def demo_app_source() -> Path:
+    here = Path(conveyor.__file__).resolve().parents[2] / "examples" / "demo-app"
+    if not (here / "app.py").is_file():
+        raise fail(f"the demo app is not at {here}; run `make demo` from a clone of the Conveyor repository")
+    return here
+
+
+def demo_config(base_port: int) -> str:
+    target = "{kind: command, deploy: ./deploy/start.sh, timeout: 2m}"
+    return textwrap.dedent(
+        f"""\
+        # The Conveyor demo service. Development follows develop, staging follows main,
+        # production is deployed by hand (`conveyor deploy production --ref main`).
+        service: demo-shop
+        environments:
+          development:
+            branch: develop
+            auto_deploy: true
+            target: {target}
+            env: {{DEMO_PORT: "{base_port + 1}"}}
+            url: http://127.0.0.1:{base_port + 1}
+          staging:
+            branch: main
+            auto_deploy: true
+            target: {target}
+            env: {{DEMO_PORT: "{base_port + 2}"}}
+            url: http://127.0.0.1:{base_port + 2}
+            smoke: python3 smoke.py $CONVEYOR_URL
+          production:
+            target: {target}
+            env: {{DEMO_PORT: "{base_port + 3}", DEMO_DB: "../../production.db"}}
+            url: http://127.0.0.1:{base_port + 3}
+            migrate: python3 migrations/migrate.py
+            smoke: python3 smoke.py $CONVEYOR_URL
+            tag: {{bump: minor}}
+        hotfix: {{branch_prefix: hotfix/, reviews: 1, merge_back: [main, develop]}}
+        """
+    )
+
+
+def _git(repo: Path, *args: str) -> None:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Demo",
+        "GIT_AUTHOR_EMAIL": "demo@example.com",
+        "GIT_COMMITTER_NAME": "Demo",
+        "GIT_COMMITTER_EMAIL": "demo@example.com",
+    }
+    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+
+
+def make_repo(workspace: Path, base_port: int) -> Path:
+    repo = workspace / "demo-shop"
+    shutil.copytree(demo_app_source(), repo, ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+    (repo / "conveyor.yml").write_text(demo_config(base_port))
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "Demo shop: first version")
+    _git(repo, "checkout", "-q", "-b", "develop")
+    (repo / "VERSION").write_text("dev (develop branch)\n")
+    _git(repo, "commit", "-q", "-am", "Work in progress on develop")
+    _git(repo, "checkout", "-q", "main")
+    return repo
+
+
+def stop_apps(home: Path) -> None:
+    for pidfile in (home / "state").glob("*/*/app.pid"):
+        try:
+            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+
+
+def _wait(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise fail(f"timed out waiting for {what}")
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def demo(
+    workspace: Annotated[Path, typer.Option(help="where to create the demo")] = Path("demo-workspace"),
+    base_port: Annotated[int, typer.Option(help="server port; environments use the next three")] = 8000,
+) -> None:
+    """Create a demo workspace, start the server on it, and deploy develop and main."""
+    signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly on SIGTERM as on Ctrl-C
+    workspace = workspace.resolve()
+    home = workspace / "home"
+    if workspace.exists():
+        stop_apps(home)
+        shutil.rmtree(workspace)
+    workspace.mkdir(parents=True)
+    repo = make_repo(workspace, base_port)
+    db_url = f"sqlite:///{home / 'conveyor.db'}"
+    db = Database(db_url)
+    db.migrate()
+    now = datetime.now(UTC)
+    with db.begin() as conn:
+        token = create_token(conn, add_user(conn, "admin", ["admin"], now, "conveyor-demo"), now, "demo")
+    db.dispose()
+    url = f"http://127.0.0.1:{base_port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    env.update(
+        CONVEYOR_HOME=str(home),
+        CONVEYOR_DATABASE_URL=db_url,
+        CONVEYOR_PORT=str(base_port),
+        CONVEYOR_URL=url,
+        CONVEYOR_POLL_INTERVAL="2",
+    )
+    log = (workspace / "server.log").open("ab")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "conveyor", "server"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        _run(server, url, token, repo, workspace, base_port)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        stop_apps(home)
+
+
+def _run(server: subprocess.Popen[bytes], url: str, token: str, repo: Path, workspace: Path, port: int) -> None:
+    http = httpx.Client(base_url=url + "/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def up() -> bool:
+        if server.poll() is not None:
+            raise fail(f"the server exited; see {workspace / 'server.log'}")
+        try:
+            return http.get("/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    console.print(f"Starting the Conveyor server on {url} ...")
+    _wait(up, 60, "the server to start")
+    added = http.post("/services", json={"source": str(repo)}).raise_for_status().json()
+    console.print(f"Service [bold]{added['service']}[/bold] added from {repo}")
+    for d in added["deployments"]:
+        console.print(f"  deploying {d['ref']} to {d['environment']} ...")
+    finished = [
+        _wait(
+            lambda d=d: (x := http.get(f"/deployments/{d['id']}").json())["state"] in FINISHED and x,
+            120,
+            f"the {d['environment']} deployment",
+        )
+        for d in added["deployments"]
+    ]
+    for d in finished:
+        console.print(f"  {d['environment']}: {d['state']} ({d['version']})", soft_wrap=True)
+    if any(d["state"] != "succeeded" for d in finished):
+        raise fail(f"a demo deployment did not succeed; see `conveyor logs ID` and {workspace / 'server.log'}")
+    console.print(
+        textwrap.dedent(f"""
+        [bold green]Conveyor demo is up.[/bold green]
+          API:            {url}/api/v1   (OpenAPI: {url}/docs)
+          development:    http://127.0.0.1:{port + 1}   (follows develop)
+          staging:        http://127.0.0.1:{port + 2}   (follows main)
+          production:     http://127.0.0.1:{port + 3}   (deploy it by hand)
+          repository:     {repo}
+
+        Use the CLI from another terminal:
+          export CONVEYOR_URL={url}
+          export CONVEYOR_TOKEN={token}
+          source .venv/bin/activate
+
+        Try next:
+          conveyor status
+          conveyor deploy production --ref main --notes "first release" --ticket DEMO-1 --wait
+          git -C {repo} commit --allow-empty -m change && conveyor history   # main -> staging
+          conveyor rollback production --wait
+          conveyor logs <deployment id>
+
+        Press Ctrl-C to stop the demo (server and apps)."""),
+        soft_wrap=True,
+    )
+    try:
+        while server.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("Stopping the demo ...")

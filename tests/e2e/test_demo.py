@@ -1,0 +1,78 @@
+"""`conveyor demo` (what `make demo` runs) in a temp dir: the server comes up with development
+and staging deployed and answering, and SIGTERM stops the server and the apps."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from tests.conftest import wait_until
+
+
+def free_block(size: int = 4) -> int:
+    for base in range(21000 + os.getpid() % 2000 * 10, 65000, 10):
+        socks = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket()
+                s.bind(("127.0.0.1", port))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no free block of ports")
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_demo_brings_up_the_server_with_two_environments_deployed(tmp_path: Path) -> None:
+    base = free_block()
+    out = tmp_path / "demo.out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "conveyor", "demo", "--workspace", str(tmp_path / "ws"), "--base-port", str(base)],
+            cwd=tmp_path,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            lambda: "Conveyor demo is up" in out.read_text() or proc.poll() is not None,
+            timeout=120,
+            what="the demo to come up",
+        )
+        text = out.read_text()
+        assert proc.poll() is None, text
+        token = re.search(r"CONVEYOR_TOKEN=(\S+)", text)
+        assert token, text
+        status = httpx.get(
+            f"http://127.0.0.1:{base}/api/v1/status", headers={"Authorization": f"Bearer {token.group(1)}"}
+        ).json()
+        current = {s["environment"]: s["current"] for s in status}
+        assert current["development"] and current["staging"] and current["production"] is None
+        dev = httpx.get(f"http://127.0.0.1:{base + 1}/version").json()
+        staging = httpx.get(f"http://127.0.0.1:{base + 2}/version").json()
+        assert dev["env"] == "development" and staging["env"] == "staging"
+        assert dev["sha"] == current["development"]["sha"] and staging["sha"] == current["staging"]["sha"]
+        assert f"http://127.0.0.1:{base + 1}" in text and "conveyor deploy production" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    wait_until(lambda: not answers(f"http://127.0.0.1:{base + 2}/healthz"), timeout=15, what="apps to stop")
+    assert not answers(f"http://127.0.0.1:{base}/api/v1/health")
