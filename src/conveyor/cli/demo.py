@@ -4,6 +4,7 @@ automatic deployments, then it stays up until Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -93,10 +94,8 @@ def make_repo(workspace: Path, base_port: int) -> Path:
 
 def stop_apps(home: Path) -> None:
     for pidfile in (home / "state").glob("*/*/app.pid"):
-        try:
+        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
             os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-        except (ValueError, ProcessLookupError, PermissionError):
-            pass
 
 
 def _wait(check: Any, timeout: float, what: str) -> Any:
