@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(1_048_576, description="largest request body the API accepts")
     output_tail_bytes: int = Field(16_384, description="how much of a step's output the journal keeps")
+    agent_port: int = Field(0, description="port of the agent's loopback API (0: pick a free one)")
     executor_id: str = Field("local", description="DBOS executor id of this server (unique per replica)")
 
     @cached_property

@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command()(server.server)
 app.command()(server.validate)
+app.command()(server.agent)
 app.command()(demo.demo)
 app.add_typer(services.app, name="services")
 for command in (deploy.deploy, deploy.rollback, deploy.cancel, deploy.status, deploy.history, deploy.logs):

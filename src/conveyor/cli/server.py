@@ -38,6 +38,16 @@ def server(
     )
 
 
+def agent() -> None:
+    """Run the agent: app instances, health checks and routers of this host (HOME/agent)."""
+    import asyncio
+
+    from conveyor.agent.main import serve
+
+    settings = Settings()
+    asyncio.run(serve(settings.home.resolve(), settings.agent_port))
+
+
 def validate(
     file: Annotated[Path, typer.Argument(help="the conveyor.yml to check")] = Path("conveyor.yml"),
 ) -> None:

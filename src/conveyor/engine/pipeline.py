@@ -20,8 +20,9 @@ from conveyor.errors import ConveyorError
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord
+from conveyor.targets import command as _command  # noqa: F401  (registers the target)
+from conveyor.targets import local as _local  # noqa: F401  (registers the target)
 from conveyor.targets.base import target_for
-from conveyor.targets.command import CommandTarget  # noqa: F401  (registers the target)
 
 load_builtin_steps()
 

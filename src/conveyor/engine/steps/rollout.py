@@ -23,5 +23,6 @@ def rollout(ctx: StepContext) -> StepOutcome:
                 ctx.deployment.id,
                 ctx.runtime.clock.now(),
             )
-        return StepOutcome(True, f"{ctx.release.version} is serving in {ctx.deployment.environment}", outcome.output)
+        where = f"{ctx.release.version} is serving in {ctx.deployment.environment}"
+        return StepOutcome(True, f"{where}: {outcome.message}", outcome.output)
     return outcome

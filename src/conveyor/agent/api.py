@@ -1,0 +1,145 @@
+"""The agent's loopback HTTP API (token required): configure environments, run deploy operations,
+switch, maintenance mode, state, instance logs, and Prometheus /metrics."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Response
+from pydantic import BaseModel, Field
+
+from conveyor.agent.environment import DeployPlan
+from conveyor.agent.host import Agent
+from conveyor.agent.metrics import render_metrics
+from conveyor.agent.supervisor import HealthConfig, ReleaseSpec
+
+
+class EnvironmentConfig(BaseModel):
+    port: int = Field(ge=1, le=65535)
+    host: str = "127.0.0.1"
+    router: str = "builtin"
+    max_body: int = Field(10 * 1024 * 1024, ge=1)
+
+
+class ReleaseBody(BaseModel):
+    version: str
+    sha: str
+    workdir: str
+    command: str
+    env: dict[str, str] = {}
+
+
+class HealthBody(BaseModel):
+    path: str = "/healthz"
+    interval: float = Field(1.0, gt=0)
+    successes: int = Field(2, ge=1)
+    failures: int = Field(3, ge=1)
+    timeout: float = Field(60.0, gt=0)
+
+
+class OperationBody(BaseModel):
+    id: str = Field(min_length=1, max_length=200)
+    release: ReleaseBody
+    replicas: int = Field(1, ge=1, le=100)
+    strategy: str = Field("rolling", pattern="^(rolling|blue_green|recreate)$")
+    max_surge: int = Field(1, ge=1)
+    quick_rollback: float = Field(900.0, ge=0)
+    health: HealthBody = HealthBody()
+
+
+class MaintenanceBody(BaseModel):
+    on: bool
+    retry_after: int = Field(120, ge=1)
+
+
+def create_app(agent: Agent) -> FastAPI:
+    def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
+        sent = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(sent.encode(), agent.token.encode()):
+            raise HTTPException(401, "a valid agent token is required (HOME/agent/token)")
+
+    app = FastAPI(title="Conveyor agent", dependencies=[Depends(authorized)])
+
+    def env_or_404(key: str) -> Any:
+        env = agent.environments.get(key)
+        if env is None:
+            raise HTTPException(404, f"no environment {key!r} on this agent; PUT /v1/environments/{key} first")
+        return env
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "pid": agent.pid, "environments": sorted(agent.environments)}
+
+    @app.get("/v1/environments")
+    async def environments() -> list[dict[str, Any]]:
+        return [env.as_json() for env in agent.environments.values()]
+
+    @app.put("/v1/environments/{key}")
+    async def configure(key: str, body: EnvironmentConfig) -> dict[str, Any]:
+        env = await agent.configure(key, body.host, body.port, body.router, body.max_body)
+        result: dict[str, Any] = env.as_json()
+        return result
+
+    @app.get("/v1/environments/{key}")
+    async def state(key: str) -> dict[str, Any]:
+        result: dict[str, Any] = env_or_404(key).as_json()
+        return result
+
+    @app.post("/v1/environments/{key}/operations", status_code=202)
+    async def operate(key: str, body: OperationBody) -> dict[str, Any]:
+        release = ReleaseSpec(**body.release.model_dump())
+        plan = DeployPlan(
+            release,
+            body.replicas,
+            body.strategy,
+            body.max_surge,
+            body.quick_rollback,
+            HealthConfig(**body.health.model_dump()),
+        )
+        result: dict[str, Any] = env_or_404(key).submit(body.id, plan).as_json()
+        return result
+
+    @app.get("/v1/environments/{key}/operations/{op_id}")
+    async def operation(key: str, op_id: str) -> dict[str, Any]:
+        op = env_or_404(key).operations.get(op_id)
+        if op is None:
+            raise HTTPException(404, f"no operation {op_id!r} in {key}")
+        result: dict[str, Any] = op.as_json()
+        return result
+
+    @app.post("/v1/environments/{key}/operations/{op_id}/cancel")
+    async def cancel(key: str, op_id: str) -> dict[str, Any]:
+        op = env_or_404(key).cancel(op_id)
+        if op is None:
+            raise HTTPException(404, f"no operation {op_id!r} in {key}")
+        result: dict[str, Any] = op.as_json()
+        return result
+
+    @app.post("/v1/environments/{key}/maintenance")
+    async def maintenance(key: str, body: MaintenanceBody) -> dict[str, Any]:
+        env = env_or_404(key)
+        env.maintenance = body.on
+        await env.router.set_maintenance(body.on, body.retry_after)
+        result: dict[str, Any] = env.as_json()
+        return result
+
+    @app.get("/v1/environments/{key}/logs")
+    async def logs(key: str, lines: int = 200) -> dict[str, list[str]]:
+        env = env_or_404(key)
+        out: dict[str, list[str]] = {}
+        for rs in (env.active, env.warm):
+            for inst in rs.instances if rs else []:
+                out[inst.id] = list(inst.logs)[-lines:]
+        return out
+
+    @app.delete("/v1/environments/{key}")
+    async def remove(key: str) -> dict[str, str]:
+        await agent.remove(key)
+        return {"removed": key}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(render_metrics(agent), media_type="text/plain; version=0.0.4")
+
+    return app

@@ -1,0 +1,301 @@
+"""One environment on this host: its router, the release serving, the previous release kept warm
+for quick rollback, and the operations (deploys) that move between them, one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.agent.routing import Backend, Router
+from conveyor.agent.supervisor import HealthConfig, Instance, InstanceState, ReleaseSpec
+
+DRAIN_TIMEOUT = 30.0
+STOP_GRACE = 10.0
+
+
+@dataclass
+class ReleaseSet:
+    release: ReleaseSpec
+    instances: list[Instance] = field(default_factory=list)
+    warm_until: float | None = None  # monotonic deadline while kept warm after being replaced
+
+    def all_ready(self) -> bool:
+        return bool(self.instances) and all(i.state == InstanceState.READY for i in self.instances)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": self.release.version,
+            "sha": self.release.sha,
+            "instances": [i.as_json() for i in self.instances],
+            "warm_for_seconds": None if self.warm_until is None else round(self.warm_until - time.monotonic(), 1),
+        }
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    release: ReleaseSpec
+    replicas: int = 1
+    strategy: str = "rolling"  # rolling | blue_green | recreate
+    max_surge: int = 1
+    quick_rollback: float = 900.0
+    health: HealthConfig = field(default_factory=HealthConfig)
+
+
+@dataclass
+class Operation:
+    id: str
+    plan: DeployPlan
+    state: str = "running"  # running | succeeded | failed | cancelled
+    message: str = ""
+    log: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    task: asyncio.Task[None] | None = None
+
+    def say(self, line: str) -> None:
+        self.log.append(f"{time.strftime('%H:%M:%S')} {line}")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "message": self.message,
+            "log": self.log[-200:],
+            "version": self.plan.release.version,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+
+class DeployFailed(Exception):
+    pass
+
+
+class Environment:
+    def __init__(self, key: str, router: Router) -> None:
+        self.key, self.router = key, router
+        self.active: ReleaseSet | None = None
+        self.warm: ReleaseSet | None = None
+        self.serving: list[Instance] = []  # the rotation, before readiness filtering
+        self.maintenance = False
+        self.operations: dict[str, Operation] = {}
+        self._lock = asyncio.Lock()
+        self._sync_pending = False
+        self._counter = 0
+
+    # --- rotation ---------------------------------------------------------------------------
+
+    def changed(self) -> None:
+        """An instance changed state: bring the router's rotation up to date (coalesced)."""
+        if not self._sync_pending:
+            self._sync_pending = True
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._sync()))
+
+    async def _sync(self) -> None:
+        self._sync_pending = False
+        await self.router.set_backends(
+            [Backend(i.id, i.host, i.port, i.release.version) for i in self.serving if i.state == InstanceState.READY]
+        )
+
+    async def _serve(self, instances: list[Instance]) -> None:
+        self.serving = instances
+        await self._sync()
+
+    async def _retire(self, instances: list[Instance], stop: bool) -> None:
+        """Take instances out of rotation, wait for their in-flight requests, maybe stop them."""
+        await self._serve([i for i in self.serving if i not in instances])
+        await asyncio.gather(*(self.router.drain(i.id, DRAIN_TIMEOUT) for i in instances))
+        if stop:
+            await asyncio.gather(*(i.stop(STOP_GRACE) for i in instances))
+
+    def _new_instance(self, plan: DeployPlan) -> Instance:
+        self._counter += 1
+        return Instance(f"{self.key}-{plan.release.version}-{self._counter}", plan.release, plan.health, self.changed)
+
+    # --- operations -------------------------------------------------------------------------
+
+    def submit(self, op_id: str, plan: DeployPlan) -> Operation:
+        """Start an operation, or return the one with this id (a retried request attaches to it)."""
+        existing = self.operations.get(op_id)
+        if existing is not None:
+            return existing
+        op = Operation(op_id, plan)
+        self.operations[op_id] = op
+        op.task = asyncio.create_task(self._run(op))
+        return op
+
+    async def _run(self, op: Operation) -> None:
+        async with self._lock:
+            op.say(f"deploying {op.plan.release.version} ({op.plan.strategy}, {op.plan.replicas} replica(s))")
+            try:
+                op.message = await self._deploy(op)
+                op.state = "succeeded"
+            except DeployFailed as exc:
+                op.state, op.message = "failed", str(exc)
+            except asyncio.CancelledError:
+                op.state, op.message = "cancelled", "cancelled; the previous release keeps serving"
+            except Exception as exc:  # the agent must survive a bug in one operation
+                op.state, op.message = "failed", f"{type(exc).__name__}: {exc}"
+            op.say(f"{op.state}: {op.message}")
+            op.finished = time.time()
+
+    def cancel(self, op_id: str) -> Operation | None:
+        op = self.operations.get(op_id)
+        if op and op.task and not op.task.done():
+            op.task.cancel()
+        return op
+
+    async def _deploy(self, op: Operation) -> str:
+        plan, release = op.plan, op.plan.release
+        active = self.active
+        if (
+            active
+            and (active.release.version, active.release.sha) == (release.version, release.sha)
+            and (active.all_ready())
+        ):
+            return f"{release.version} is already serving"
+        if (
+            self.warm
+            and self.warm.release.version == release.version
+            and self.warm.release.sha == release.sha
+            and self.warm.all_ready()
+        ):
+            return await self._switch_to_warm(op)
+        if plan.strategy == "blue_green":
+            return await self._blue_green(op)
+        if plan.strategy == "recreate":
+            return await self._recreate(op)
+        return await self._rolling(op)
+
+    async def _switch_to_warm(self, op: Operation) -> str:
+        warm, old = self.warm, self.active
+        assert warm is not None
+        op.say(f"{warm.release.version} is warm: switching traffic to it")
+        await self._serve(list(warm.instances))
+        warm.warm_until = None
+        self.active, self.warm = warm, None
+        if old:
+            await self._retire(old.instances, stop=True)
+        return f"switched to warm {warm.release.version}"
+
+    async def _start_ready(self, op: Operation, count: int, started: list[Instance]) -> list[Instance]:
+        batch = [self._new_instance(op.plan) for _ in range(count)]
+        started += batch
+        await asyncio.gather(*(i.start() for i in batch))
+        op.say(f"started {', '.join(f'{i.id} on :{i.port}' for i in batch)}; waiting for health checks")
+        ready = await asyncio.gather(*(i.wait_ready(op.plan.health.timeout) for i in batch))
+        failed = [i for i, ok in zip(batch, ready, strict=True) if not ok]
+        if failed:
+            report = "\n".join(i.failure_report() for i in failed)
+            raise DeployFailed(
+                f"{op.plan.release.version} did not become healthy within {op.plan.health.timeout:.0f}s "
+                f"and got no traffic; the previous release keeps serving.\n{report}"
+            )
+        op.say(f"{', '.join(i.id for i in batch)} ready")
+        return batch
+
+    async def _abort(self, started: list[Instance], old: list[Instance]) -> None:
+        """Undo a half-done rollout: the old instances serve again, the new ones go."""
+        await self._serve([i for i in old if i.state != InstanceState.STOPPED])
+        await asyncio.gather(*(self.router.drain(i.id, DRAIN_TIMEOUT) for i in started))
+        await asyncio.gather(*(i.stop(STOP_GRACE) for i in started))
+
+    async def _finish(self, op: Operation, new: list[Instance], old: ReleaseSet | None) -> None:
+        previous_warm = self.warm
+        self.active = ReleaseSet(op.plan.release, new)
+        self.warm = None
+        if old and op.plan.quick_rollback > 0:
+            old.warm_until = time.monotonic() + op.plan.quick_rollback
+            self.warm = old
+            op.say(f"{old.release.version} stays warm for {op.plan.quick_rollback:.0f}s for quick rollback")
+        elif old:
+            await asyncio.gather(*(i.stop(STOP_GRACE) for i in old.instances))
+        if previous_warm and previous_warm is not old:
+            await asyncio.gather(*(i.stop(STOP_GRACE) for i in previous_warm.instances))
+
+    async def _rolling(self, op: Operation) -> str:
+        old_set, started = self.active, list[Instance]()
+        old = list(old_set.instances) if old_set else []
+        serving_old = list(old)
+        new: list[Instance] = []
+        try:
+            while len(new) < op.plan.replicas:
+                count = min(op.plan.max_surge, op.plan.replicas - len(new))
+                batch = await self._start_ready(op, count, started)
+                new += batch
+                leaving = serving_old[:count]
+                serving_old = serving_old[count:]
+                await self._serve([*new, *serving_old])  # new in, old out, never below the healthy count
+                if leaving:
+                    await asyncio.gather(*(self.router.drain(i.id, DRAIN_TIMEOUT) for i in leaving))
+                    op.say(f"drained {', '.join(i.id for i in leaving)}")
+            if serving_old:
+                await self._serve(new)
+                await asyncio.gather(*(self.router.drain(i.id, DRAIN_TIMEOUT) for i in serving_old))
+        except (DeployFailed, asyncio.CancelledError):
+            await asyncio.shield(self._abort(started, old))
+            raise
+        await self._finish(op, new, old_set)
+        return f"{op.plan.release.version} serving on {len(new)} instance(s)"
+
+    async def _blue_green(self, op: Operation) -> str:
+        old_set, started = self.active, list[Instance]()
+        old = list(old_set.instances) if old_set else []
+        try:
+            new = await self._start_ready(op, op.plan.replicas, started)
+        except (DeployFailed, asyncio.CancelledError):
+            await asyncio.shield(self._abort(started, old))
+            raise
+        await self._serve(new)
+        op.say(f"switched all traffic to {op.plan.release.version}")
+        await asyncio.gather(*(self.router.drain(i.id, DRAIN_TIMEOUT) for i in old))
+        await self._finish(op, new, old_set)
+        return f"{op.plan.release.version} serving on {len(new)} instance(s)"
+
+    async def _recreate(self, op: Operation) -> str:
+        """Stop everything, then start the new release: the naive baseline (drops requests)."""
+        old_set = self.active
+        if old_set:
+            await self._retire(old_set.instances, stop=True)
+        started: list[Instance] = []
+        new = await self._start_ready(op, op.plan.replicas, started)
+        await self._serve(new)
+        self.active = ReleaseSet(op.plan.release, new)
+        return f"{op.plan.release.version} serving on {len(new)} instance(s) (recreated)"
+
+    # --- upkeep -----------------------------------------------------------------------------
+
+    async def expire_warm(self) -> None:
+        warm = self.warm
+        if warm and warm.warm_until is not None and time.monotonic() > warm.warm_until and not self._lock.locked():
+            self.warm = None
+            await asyncio.gather(*(i.stop(STOP_GRACE) for i in warm.instances))
+
+    async def shutdown(self) -> None:
+        for op in self.operations.values():
+            if op.task and not op.task.done():
+                op.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await op.task
+        for rs in (self.active, self.warm):
+            if rs:
+                await asyncio.gather(*(i.stop(STOP_GRACE) for i in rs.instances))
+        await self.router.stop()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "port": self.router.port,
+            "maintenance": self.maintenance,
+            "active": self.active.as_json() if self.active else None,
+            "warm": self.warm.as_json() if self.warm else None,
+            "rotation": [i.id for i in self.serving if i.state == InstanceState.READY],
+            "counters": {release: c.as_json() for release, c in self.router.counters.items()},
+        }
+
+
+RouterFactory = Callable[[str, str, int], Router]

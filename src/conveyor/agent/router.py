@@ -1,0 +1,249 @@
+"""The built-in router: an asyncio HTTP/1.1 reverse proxy, one listener per environment.
+
+Keep-alive on both sides (backend connections are pooled per instance), streaming bodies
+(Content-Length and chunked), X-Forwarded-For/Proto/Host, a request-size limit, round robin over
+the instances in rotation, draining, and maintenance mode. A request that fails on a pooled
+connection before any response byte arrived (the instance closed an idle connection) is sent
+again once on a fresh connection, so such races cost no request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from conveyor.agent.http1 import (
+    HEAD_LIMIT,
+    BadRequest,
+    Message,
+    copy_body,
+    read_body,
+    read_head,
+    simple_response,
+)
+from conveyor.agent.routing import Backend, ReleaseCounters, register
+
+CONNECT_TIMEOUT = 3.0
+RESPONSE_TIMEOUT = 60.0
+RETRY_BODY_LIMIT = 65_536
+POOL_SIZE = 64
+
+
+class BackendGone(Exception):
+    """The backend connection failed before any response byte arrived."""
+
+    def __init__(self, message: str, retry_safe: bool) -> None:
+        super().__init__(message)
+        self.retry_safe = retry_safe  # the request cannot have reached the app, or the connection was a stale one
+
+
+@dataclass
+class _Pool:
+    backend: Backend
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = field(default_factory=list)
+    in_flight: int = 0
+    idle_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def close_idle(self) -> None:
+        for _reader, writer in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
+class BuiltinRouter:
+    def __init__(self, name: str, host: str, port: int, max_body: int = 10 * 1024 * 1024) -> None:
+        self.name, self.host, self.port, self.max_body = name, host, port, max_body
+        self.counters: dict[str, ReleaseCounters] = {}
+        self._rotation: list[_Pool] = []
+        self._pools: dict[str, _Pool] = {}
+        self._rr = itertools.count()
+        self._server: asyncio.Server | None = None
+        self._maintenance: int | None = None  # Retry-After seconds when on
+        self._clients: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self.port, limit=HEAD_LIMIT, backlog=1024, reuse_address=True
+        )
+
+    async def stop(self) -> None:
+        if self._server:
+            self._server.close()
+        for writer in list(self._clients):
+            writer.close()
+        for pool in self._pools.values():
+            pool.close_idle()
+
+    async def set_backends(self, backends: Sequence[Backend]) -> None:
+        rotation = []
+        for b in backends:
+            pool = self._pools.get(b.id)
+            if pool is None:
+                pool = self._pools[b.id] = _Pool(b)
+            rotation.append(pool)
+        self._rotation = rotation
+
+    async def drain(self, backend_id: str, timeout: float) -> int:
+        pool = self._pools.get(backend_id)
+        if pool is None:
+            return 0
+        if pool in self._rotation:
+            self._rotation = [p for p in self._rotation if p is not pool]
+        deadline = time.monotonic() + timeout
+        while pool.in_flight and time.monotonic() < deadline:
+            pool.idle_event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(pool.idle_event.wait(), max(0.0, deadline - time.monotonic()))
+        pool.close_idle()
+        if not pool.in_flight:
+            del self._pools[backend_id]
+        return pool.in_flight
+
+    async def set_maintenance(self, on: bool, retry_after: int = 120) -> None:
+        self._maintenance = retry_after if on else None
+
+    # --- serving -----------------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
+        peer = writer.get_extra_info("peername")
+        client_ip = peer[0] if peer else "unknown"
+        try:
+            while True:
+                try:
+                    request = await read_head(reader, request=True)
+                except BadRequest as exc:
+                    await simple_response(writer, 400, str(exc), close=True)
+                    return
+                if request is None:
+                    return
+                keep = await self._handle(request, reader, writer, client_ip)
+                if not keep:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            return
+        finally:
+            self._clients.discard(writer)
+            writer.close()
+
+    async def _handle(
+        self, request: Message, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client_ip: str
+    ) -> bool:
+        keep = request.keep_alive
+        if request.content_length is not None and request.content_length > self.max_body:
+            await simple_response(writer, 413, f"request body over {self.max_body} bytes", close=True)
+            return False
+        if self._maintenance is not None:
+            await request.discard_body(reader)
+            await simple_response(
+                writer,
+                503,
+                "This service is down for maintenance. Please try again shortly.",
+                close=not keep,
+                headers=[("Retry-After", str(self._maintenance))],
+                html=True,
+            )
+            return keep
+        if not self._rotation:
+            await request.discard_body(reader)
+            await simple_response(writer, 503, "no healthy instance to serve this request", close=not keep)
+            return keep
+        request.forwarded(client_ip, self.host, self.port)
+        body: bytes | None = None
+        if request.is_chunked or (request.content_length or 0) > RETRY_BODY_LIMIT:
+            body = None  # streamed once, no retry
+        else:
+            body = await read_body(reader, request)
+        started = time.perf_counter()
+        pool = self._pick()
+        try:
+            status, keep_backend = await self._exchange(pool, request, body, reader, writer, keep)
+        except BackendGone as gone:
+            if body is None or not gone.retry_safe or not self._rotation:
+                self._count(pool).failed += 1
+                await simple_response(writer, 502, "the instance did not answer", close=True)
+                return False
+            pool = self._pick()
+            try:
+                status, keep_backend = await self._exchange(pool, request, body, reader, writer, keep, fresh=True)
+            except BackendGone:
+                self._count(pool).failed += 1
+                await simple_response(writer, 502, "the instance did not answer", close=not keep)
+                return keep
+        self._count(pool).observe(status, time.perf_counter() - started)
+        return keep and keep_backend
+
+    def _pick(self) -> _Pool:
+        rotation = self._rotation
+        return rotation[next(self._rr) % len(rotation)]
+
+    def _count(self, pool: _Pool) -> ReleaseCounters:
+        release = pool.backend.release
+        counters = self.counters.get(release)
+        if counters is None:
+            counters = self.counters[release] = ReleaseCounters()
+        return counters
+
+    async def _connect(self, pool: _Pool, fresh: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        while pool.idle and not fresh:
+            reader, writer = pool.idle.pop()
+            if not writer.is_closing() and not reader.at_eof():
+                return reader, writer, True
+            writer.close()
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(pool.backend.host, pool.backend.port, limit=HEAD_LIMIT), CONNECT_TIMEOUT
+            )
+        except (OSError, TimeoutError) as exc:
+            raise BackendGone(str(exc), retry_safe=True) from exc
+        return reader, writer, False
+
+    async def _exchange(
+        self,
+        pool: _Pool,
+        request: Message,
+        body: bytes | None,
+        client_reader: asyncio.StreamReader,
+        client_writer: asyncio.StreamWriter,
+        client_keep: bool,
+        fresh: bool = False,
+    ) -> tuple[int, bool]:
+        pool.in_flight += 1
+        try:
+            b_reader, b_writer, reused = await self._connect(pool, fresh)
+            try:
+                b_writer.write(request.encode_head(keep_alive=True))
+                if body is not None:
+                    if body:
+                        b_writer.write(body)
+                else:
+                    await copy_body(client_reader, b_writer, request)
+                await b_writer.drain()
+                response = await asyncio.wait_for(read_head(b_reader, request=False), RESPONSE_TIMEOUT)
+            except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
+                b_writer.close()
+                raise BackendGone(str(exc), retry_safe=reused) from exc
+            if response is None:
+                b_writer.close()
+                raise BackendGone("the instance closed the connection", retry_safe=reused)
+            response.no_body = request.method == "HEAD" or response.status in (204, 304) or response.status < 200
+            client_writer.write(response.encode_head(keep_alive=client_keep))
+            await copy_body(b_reader, client_writer, response)
+            await client_writer.drain()
+            backend_keep = response.keep_alive and not response.until_close
+            if backend_keep and len(pool.idle) < POOL_SIZE and pool in self._rotation:
+                pool.idle.append((b_reader, b_writer))
+            else:
+                b_writer.close()
+            return response.status, not response.until_close
+        finally:
+            pool.in_flight -= 1
+            if not pool.in_flight:
+                pool.idle_event.set()
+
+
+register("builtin", BuiltinRouter)

@@ -1,0 +1,89 @@
+"""The ``local`` target: the agent on this host runs the instances and switches traffic.
+
+A deploy is an operation on the agent, named after the deployment, so that a server that died and
+runs the step again attaches to the operation already under way instead of starting another.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from conveyor.agent.client import AgentClient, ensure_agent
+from conveyor.engine.context import StepContext, StepOutcome
+from conveyor.spec import LocalTarget as LocalTargetSpec
+from conveyor.store.records import ReleaseRecord
+from conveyor.targets.base import register
+
+POLL_SECONDS = 0.05
+
+
+def environment_key(ctx: StepContext) -> str:
+    return f"{ctx.service.name}.{ctx.deployment.environment}"
+
+
+class LocalTarget:
+    def _spec(self, ctx: StepContext) -> LocalTargetSpec:
+        spec = ctx.env_spec.target
+        assert isinstance(spec, LocalTargetSpec)
+        return spec
+
+    def _agent(self, ctx: StepContext) -> AgentClient:
+        spec = self._spec(ctx)
+        agent = ensure_agent(ctx.runtime.settings.home)
+        agent.call(
+            "PUT",
+            f"/v1/environments/{environment_key(ctx)}",
+            json={"port": spec.port, "host": spec.host, "router": spec.router},
+        )
+        return agent
+
+    def _operate(self, ctx: StepContext, op_id: str, release: ReleaseRecord, cancellable: bool) -> StepOutcome:
+        if not ctx.spec.run:
+            return StepOutcome(False, "a local target needs the service's `run` command in conveyor.yml")
+        spec, env_spec = self._spec(ctx), ctx.env_spec
+        workdir = ctx.workdir(release.sha)
+        ctx.repo.add_worktree(workdir, release.sha)
+        health = ctx.spec.health
+        body: dict[str, Any] = {
+            "id": op_id,
+            "release": {
+                "version": release.version,
+                "sha": release.sha,
+                "workdir": str(workdir),
+                "command": ctx.spec.run,
+                "env": ctx.command_env(release, workdir),
+            },
+            "replicas": spec.replicas,
+            "strategy": env_spec.rollout.strategy,
+            "max_surge": env_spec.rollout.max_surge,
+            "quick_rollback": env_spec.quick_rollback,
+            "health": {
+                "path": health.path,
+                "interval": health.interval,
+                "successes": health.successes,
+                "timeout": health.timeout,
+            },
+        }
+        agent = self._agent(ctx)
+        key = environment_key(ctx)
+        op = agent.call("POST", f"/v1/environments/{key}/operations", json=body)
+        cancelled = False
+        while op["state"] == "running":
+            if cancellable and not cancelled and ctx.cancel_requested():
+                agent.call("POST", f"/v1/environments/{key}/operations/{op_id}/cancel")
+                cancelled = True
+            time.sleep(POLL_SECONDS)
+            op = agent.call("GET", f"/v1/environments/{key}/operations/{op_id}")
+        output = "\n".join(op["log"])
+        return StepOutcome(op["state"] == "succeeded", op["message"], output, cancelled=op["state"] == "cancelled")
+
+    def deploy(self, ctx: StepContext) -> StepOutcome:
+        assert ctx.release is not None
+        return self._operate(ctx, f"{ctx.deployment.id}:rollout", ctx.release, cancellable=True)
+
+    def restore(self, ctx: StepContext, release: ReleaseRecord) -> StepOutcome:
+        return self._operate(ctx, f"{ctx.deployment.id}:restore", release, cancellable=False)
+
+
+register("local", LocalTarget)
