@@ -65,14 +65,18 @@ def test_demo_brings_up_the_server_with_two_environments_deployed(tmp_path: Path
             f"http://127.0.0.1:{base}/api/v1/status", headers={"Authorization": f"Bearer {token.group(1)}"}
         ).json()
         current = {s["environment"]: s["current"] for s in status}
-        assert current["development"] and current["staging"] and current["production"] is None
+        assert current["development"] and current["staging"]
+        assert current["production"]["version"] == "v0.1.0"
         dev = httpx.get(f"http://127.0.0.1:{base + 1}/version").json()
         staging = httpx.get(f"http://127.0.0.1:{base + 2}/version").json()
+        production = httpx.get(f"http://127.0.0.1:{base + 3}/version").json()
         assert dev["env"] == "development" and staging["env"] == "staging"
+        assert production["version"] == "v0.1.0"
         assert dev["sha"] == current["development"]["sha"] and staging["sha"] == current["staging"]["sha"]
         assert f"http://127.0.0.1:{base + 1}" in text and "conveyor deploy production" in text
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    wait_until(lambda: not answers(f"http://127.0.0.1:{base + 2}/healthz"), timeout=15, what="apps to stop")
+    for port in (base + 1, base + 2, base + 3):
+        wait_until(lambda p=port: not answers(f"http://127.0.0.1:{p}/healthz"), timeout=30, what="apps to stop")
     assert not answers(f"http://127.0.0.1:{base}/api/v1/health")

@@ -8,10 +8,14 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from conveyor.api.deps import RuntimeDep, UserDep
+from conveyor.audit import log as audit
 from conveyor.engine.services import add_service
 from conveyor.engine.triggers import check_service
+from conveyor.errors import InvalidInput
+from conveyor.spec import LocalTarget as LocalTargetSpec
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
+from conveyor.targets.local import set_maintenance
 
 router = APIRouter(prefix="/api/v1", tags=["services"])
 
@@ -42,6 +46,36 @@ def list_all(rt: RuntimeDep, _user: UserDep) -> list[dict[str, Any]]:
         {"service": s.name, "source": s.source, "environments": list(rt.spec_of(s.config_text).environments)}
         for s in services
     ]
+
+
+class Maintenance(BaseModel):
+    on: bool
+    service: str | None = Field(None, max_length=64)
+
+
+@router.post("/environments/{environment}/maintenance")
+def maintenance(environment: str, body: Maintenance, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+    """Answer every request of the environment with a 503 maintenance page (local targets)."""
+    with rt.db.begin() as conn:
+        service = service_store.pick_service(conn, body.service)
+    target = rt.spec_of(service.config_text).environment(environment).target
+    if not isinstance(target, LocalTargetSpec):
+        raise InvalidInput(
+            f"{environment} uses a {target.kind!r} target; maintenance mode needs the local agent's router",
+            fix="use `target: {kind: local, ...}`, or put up a maintenance page with your own scripts",
+        )
+    state = set_maintenance(rt.settings.home, service.name, environment, target, body.on)
+    now = rt.clock.now()
+    with rt.db.begin() as conn:
+        audit.append(
+            conn,
+            at=now,
+            actor=user.name,
+            action="environment.maintenance",
+            subject=f"{service.name}/{environment}",
+            details={"on": body.on},
+        )
+    return {"service": service.name, "environment": environment, "maintenance": state["maintenance"]}
 
 
 @router.get("/status")

@@ -5,6 +5,7 @@ automatic deployments, then it stays up until Ctrl-C."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -35,31 +36,28 @@ def demo_app_source() -> Path:
 
 
 def demo_config(base_port: int) -> str:
-    target = "{kind: command, deploy: ./deploy/start.sh, timeout: 2m}"
     return textwrap.dedent(
         f"""\
         # The Conveyor demo service. Development follows develop, staging follows main,
         # production is deployed by hand (`conveyor deploy production --ref main`).
         service: demo-shop
+        run: python3 app.py --port $PORT
+        health: {{path: /healthz, interval: 500ms, successes: 2, timeout: 30s}}
         environments:
           development:
             branch: develop
             auto_deploy: true
-            target: {target}
-            env: {{DEMO_PORT: "{base_port + 1}"}}
-            url: http://127.0.0.1:{base_port + 1}
+            target: {{kind: local, port: {base_port + 1}, replicas: 1}}
           staging:
             branch: main
             auto_deploy: true
-            target: {target}
-            env: {{DEMO_PORT: "{base_port + 2}"}}
-            url: http://127.0.0.1:{base_port + 2}
+            target: {{kind: local, port: {base_port + 2}, replicas: 2}}
             smoke: python3 smoke.py $CONVEYOR_URL
           production:
-            target: {target}
-            env: {{DEMO_PORT: "{base_port + 3}", DEMO_DB: "../../production.db"}}
-            url: http://127.0.0.1:{base_port + 3}
-            migrate: python3 migrations/migrate.py
+            target: {{kind: local, port: {base_port + 3}, replicas: 2}}
+            rollout: {{strategy: rolling, max_surge: 1}}
+            quick_rollback: 15m
+            migrate: DEMO_DB=$CONVEYOR_STATE_DIR/shop.db python3 migrations/migrate.py
             smoke: python3 smoke.py $CONVEYOR_URL
             tag: {{bump: minor}}
         hotfix: {{branch_prefix: hotfix/, reviews: 1, merge_back: [main, develop]}}
@@ -93,9 +91,15 @@ def make_repo(workspace: Path, base_port: int) -> Path:
 
 
 def stop_apps(home: Path) -> None:
-    for pidfile in (home / "state").glob("*/*/app.pid"):
-        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
-            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+    """Stop the agent of the demo's home, and with it every app instance it runs."""
+    info = home / "agent" / "agent.json"
+    with contextlib.suppress(FileNotFoundError, ValueError, KeyError, ProcessLookupError):
+        pid = int(json.loads(info.read_text())["pid"])
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.1)
 
 
 def _wait(check: Any, timeout: float, what: str) -> Any:
@@ -156,6 +160,15 @@ def demo(
         stop_apps(home)
 
 
+def _wait_finished(http: httpx.Client, d: dict[str, Any]) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        detail: dict[str, Any] = http.get(f"/deployments/{d['id']}").json()
+        return detail if detail["state"] in FINISHED else None
+
+    result: dict[str, Any] = _wait(done, 180, f"the {d['environment']} deployment")
+    return result
+
+
 def _run(server: subprocess.Popen[bytes], url: str, token: str, repo: Path, workspace: Path, port: int) -> None:
     http = httpx.Client(base_url=url + "/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
@@ -173,14 +186,12 @@ def _run(server: subprocess.Popen[bytes], url: str, token: str, repo: Path, work
     console.print(f"Service [bold]{added['service']}[/bold] added from {repo}")
     for d in added["deployments"]:
         console.print(f"  deploying {d['ref']} to {d['environment']} ...")
-    finished = [
-        _wait(
-            lambda d=d: (x := http.get(f"/deployments/{d['id']}").json())["state"] in FINISHED and x,
-            120,
-            f"the {d['environment']} deployment",
-        )
-        for d in added["deployments"]
-    ]
+    finished = [_wait_finished(http, d) for d in added["deployments"]]
+    console.print("  deploying main to production (tag, migrate, rolling update, smoke) ...")
+    production = http.post(
+        "/deployments", json={"environment": "production", "ref": "main", "notes": "first release", "ticket": "DEMO-1"}
+    )
+    finished.append(_wait_finished(http, production.raise_for_status().json()))
     for d in finished:
         console.print(f"  {d['environment']}: {d['state']} ({d['version']})", soft_wrap=True)
     if any(d["state"] != "succeeded" for d in finished):
@@ -191,7 +202,7 @@ def _run(server: subprocess.Popen[bytes], url: str, token: str, repo: Path, work
           API:            {url}/api/v1   (OpenAPI: {url}/docs)
           development:    http://127.0.0.1:{port + 1}   (follows develop)
           staging:        http://127.0.0.1:{port + 2}   (follows main)
-          production:     http://127.0.0.1:{port + 3}   (deploy it by hand)
+          production:     http://127.0.0.1:{port + 3}   (v0.1.0; deployed by hand)
           repository:     {repo}
 
         Use the CLI from another terminal:
@@ -201,9 +212,10 @@ def _run(server: subprocess.Popen[bytes], url: str, token: str, repo: Path, work
 
         Try next:
           conveyor status
-          conveyor deploy production --ref main --notes "first release" --ticket DEMO-1 --wait
-          git -C {repo} commit --allow-empty -m change && conveyor history   # main -> staging
-          conveyor rollback production --wait
+          git -C {repo} commit --allow-empty -m change     # main -> staging, by itself
+          conveyor deploy production --ref main --notes "second release" --ticket DEMO-2 --wait
+          conveyor rollback production --wait                  # a router switch: v0.1.0 is warm
+          conveyor maintenance production on
           conveyor logs <deployment id>
 
         Press Ctrl-C to stop the demo (server and apps)."""),

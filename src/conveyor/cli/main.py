@@ -18,6 +18,7 @@ app.command()(server.validate)
 app.command()(server.agent)
 app.command()(demo.demo)
 app.add_typer(services.app, name="services")
+app.command()(services.maintenance)
 for command in (deploy.deploy, deploy.rollback, deploy.cancel, deploy.status, deploy.history, deploy.logs):
     app.command()(command)
 app.add_typer(admin.users_app, name="users")

@@ -46,3 +46,23 @@ def list_services(json_out: Json = False) -> None:
     for r in rows:
         table.add_row(r["service"], r["source"], ", ".join(r["environments"]))
     console.print(table)
+
+
+def maintenance(
+    environment: Annotated[str, typer.Argument(help="environment")],
+    state: Annotated[str, typer.Argument(help="on or off")],
+    service: Annotated[str | None, typer.Option("--service", "-s", help="service name")] = None,
+    json_out: Json = False,
+) -> None:
+    """Put an environment in maintenance mode (503 with Retry-After for every request), or take it out."""
+    if state not in ("on", "off"):
+        raise typer.BadParameter(f"{state!r}: say on or off", param_hint="STATE")
+    run = handles_errors(
+        lambda: Client().post(f"/environments/{environment}/maintenance", {"on": state == "on", "service": service})
+    )
+    result = run()
+    if json_out:
+        print_json(result)
+    else:
+        word = "on" if result["maintenance"] else "off"
+        console.print(f"maintenance mode {word} for {result['service']} {environment}", highlight=False)

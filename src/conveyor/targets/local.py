@@ -7,6 +7,7 @@ runs the step again attaches to the operation already under way instead of start
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from conveyor.agent.client import AgentClient, ensure_agent
@@ -84,6 +85,15 @@ class LocalTarget:
 
     def restore(self, ctx: StepContext, release: ReleaseRecord) -> StepOutcome:
         return self._operate(ctx, f"{ctx.deployment.id}:restore", release, cancellable=False)
+
+
+def set_maintenance(home: Path, service: str, environment: str, spec: LocalTargetSpec, on: bool) -> dict[str, Any]:
+    """Turn an environment's maintenance page on or off (503 with Retry-After for every request)."""
+    agent = ensure_agent(home)
+    key = f"{service}.{environment}"
+    agent.call("PUT", f"/v1/environments/{key}", json={"port": spec.port, "host": spec.host, "router": spec.router})
+    result: dict[str, Any] = agent.call("POST", f"/v1/environments/{key}/maintenance", json={"on": on})
+    return result
 
 
 register("local", LocalTarget)
