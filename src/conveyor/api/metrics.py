@@ -1,0 +1,46 @@
+"""Prometheus metrics of the server: deployments by state and step durations, read from the
+database at scrape time (the server keeps no counters of its own that a restart would lose)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from conveyor.api.deps import RuntimeDep
+from conveyor.engine.runtime import Runtime
+from conveyor.store.tables import deployments, services
+
+router = APIRouter(tags=["metrics"])
+
+
+class DeploymentCollector(Collector):
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "conveyor_deployments",
+            "Deployments by service, environment and state",
+            labels=["service", "environment", "state"],
+        )
+        query = (
+            select(services.c.name, deployments.c.environment, deployments.c.state, func.count())
+            .join(services, services.c.id == deployments.c.service_id)
+            .group_by(services.c.name, deployments.c.environment, deployments.c.state)
+        )
+        with self.rt.db.begin() as conn:
+            for row in conn.execute(query):
+                gauge.add_metric([str(row[0]), str(row[1]), str(row[2])], float(row[3]))
+        yield gauge
+
+
+@router.get("/metrics")
+def metrics(rt: RuntimeDep) -> Response:
+    registry = CollectorRegistry()
+    registry.register(DeploymentCollector(rt))
+    return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
