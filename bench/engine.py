@@ -24,6 +24,10 @@ tag = the tag step's git calls (find the tag on the commit, else list tags and c
 rollout = subprocess.run(["true"]); announce = nothing; and after each step one transaction that
 updates a journal row in a database of the same kind (SQLite file / PostgreSQL). The ratio is the
 engine's per-step time (with gap) over the baseline's per-step time.
+
+PostgreSQL: CONVEYOR_BENCH_PG (default postgresql://postgres@127.0.0.1:5432/postgres) must let us
+create a database; a fresh one is made and dropped. Unreachable: the backend is skipped, said so.
+Exit status 1 when any deployment did not succeed (their reasons are printed).
 """
 
 from __future__ import annotations
@@ -458,7 +462,13 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "kernel": platform.release(),
+        "load_average_at_start": loadavg(),
     }
+
+
+def loadavg() -> str:
+    """1, 5 and 15 minute load averages: other work on the machine skews every figure."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def fmt(v: float | None, unit: str = "") -> str:
@@ -540,6 +550,7 @@ def main() -> int:
     }
     m = report["machine"]
     print(f"Conveyor engine benchmark · {report['date']} · {m['cores']} cores, {m['memory_gib']} GiB · {m['cpu']}")
+    print(f"  load average at start {m['load_average_at_start']} (1/5/15 min)")
     for backend in backends:
         if backend == "postgres" and (problem := pg_problem()):
             print(f"  postgres: not reachable at {PG_ADMIN_URL} ({problem}); skipping PostgreSQL")
@@ -547,6 +558,8 @@ def main() -> int:
             continue
         report["backends"][backend] = run_backend(backend, args)
 
+    report["load_average_at_end"] = loadavg()
+    print(f"  load average at end {report['load_average_at_end']} (1/5/15 min)")
     for backend, result in report["backends"].items():
         for key, s in result["scenarios"].items():
             print_scenario(backend, key, s)

@@ -24,10 +24,11 @@ from pathlib import Path
 
 POLL_SECONDS = 0.05
 SPAWN_GRACE_SECONDS = 5.0
+WAIT_SLICE_SECONDS = 0.25  # how often a waiting step looks for a cancel request
 KILL_GRACE_SECONDS = 5.0
 
 _WRAPPER = (
-    'echo "$$ $(cut -d" " -f22 /proc/$$/stat)" > pid.tmp && mv pid.tmp pid; '
+    'read -r stat < /proc/$$/stat; set -- $stat; echo "$$ ${{22}}" > pid.tmp && mv pid.tmp pid; '
     "(cd {cwd} && exec sh -c {command}) >> output.log 2>&1; "
     "echo $? > rc.tmp && mv rc.tmp rc"
 )
@@ -127,10 +128,11 @@ def run_durable(
             for stale in (intent, pid_file, log):
                 stale.unlink(missing_ok=True)
             attached = False
+    proc: subprocess.Popen[bytes] | None = None
     if not attached:
         intent.write_text(command)
         wrapper = _WRAPPER.format(cwd=shlex.quote(str(cwd)), command=shlex.quote(command))
-        subprocess.Popen(
+        proc = subprocess.Popen(
             ["sh", "-c", wrapper],
             cwd=run_dir,
             env=dict(env),
@@ -141,23 +143,37 @@ def run_durable(
         )
     started = intent.stat().st_mtime  # a run picked up again keeps its original deadline
     while not rc_file.exists() and not verdict_file.exists():
-        pid = _alive(pid_file)
         verdict = None
         if should_cancel():
             verdict = "cancelled"
         elif time.time() - started > timeout:
             verdict = "timeout"
-        elif pid is None and pid_file.exists() and not rc_file.exists():
-            time.sleep(POLL_SECONDS)  # the wrapper may be between its last write and exit
-            if not rc_file.exists():
-                raise InterruptedRun(f"the command {command!r} ended without reporting an exit code")
+        elif _wrapper_gone(proc, pid_file) and not rc_file.exists():
+            raise InterruptedRun(f"the command {command!r} ended without reporting an exit code")
         if verdict:
             verdict_file.write_text(verdict)
+            pid = proc.pid if proc is not None else _alive(pid_file)
             if pid is not None:
                 _stop(pid)
             break
-        time.sleep(POLL_SECONDS)
+        if proc is not None:  # our own child: wake up the moment it exits
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=WAIT_SLICE_SECONDS)
+        else:  # a run left by an earlier server: watch its files
+            time.sleep(POLL_SECONDS)
+    if proc is not None:
+        proc.wait()
     output = read_tail(log, tail_bytes)
     if verdict_file.exists():
         return ProcessResult(None, output, verdict_file.read_text().strip(), attached)
     return ProcessResult(int(rc_file.read_text().strip() or "1"), output, None, attached)
+
+
+def _wrapper_gone(proc: subprocess.Popen[bytes] | None, pid_file: Path) -> bool:
+    """True when the wrapper shell has exited (it writes the exit code before it exits)."""
+    if proc is not None:
+        return proc.poll() is not None
+    if _alive(pid_file) is not None:
+        return False
+    time.sleep(POLL_SECONDS)  # it may be between its last write and its exit
+    return True

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,29 +215,40 @@ class GitRepo:
                 result[Path(fields["worktree"]).resolve()] = fields.get("HEAD", "")
         return result
 
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold this repository's Conveyor lock (worktree changes, tagging): one process at a time."""
+        common = Path(self._git("rev-parse", "--git-common-dir").strip())
+        common = common if common.is_absolute() else self.path / common
+        with (common / "conveyor.lock").open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+
     def add_worktree(self, path: Path, sha: str) -> None:
         """Make ``path`` a detached checkout of exactly ``sha``, replacing whatever was there."""
         commit = self.resolve(sha)
         target = Path(path).resolve()
         if target in self.path.resolve().parents or target == self.path.resolve():
             raise InvalidInput(f"worktree {path} would replace {self.path}", fix="use a separate directory")
-        registered = self._worktrees()
-        if target.exists() and registered.get(target) == commit:
-            return
-        if target in registered:
-            self._git("worktree", "remove", "--force", "--force", str(target))
-        if target.exists():
-            shutil.rmtree(target)
-        self.prune_worktrees()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self._git("worktree", "add", "--detach", "--force", str(target), commit)
+        with self.lock():
+            registered = self._worktrees()
+            if target.exists() and registered.get(target) == commit:
+                return
+            if target in registered:
+                self._git("worktree", "remove", "--force", "--force", str(target))
+            elif target.exists():
+                shutil.rmtree(target)
+                self.prune_worktrees()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._git("worktree", "add", "--detach", "--force", str(target), commit)
 
     def remove_worktree(self, path: Path) -> None:
         """Remove the worktree at ``path`` if there is one; a plain directory there is left alone."""
         target = Path(path).resolve()
-        if target in self._worktrees():
-            self._git("worktree", "remove", "--force", "--force", str(target))
-        self.prune_worktrees()
+        with self.lock():
+            if target in self._worktrees():
+                self._git("worktree", "remove", "--force", "--force", str(target))
+            self.prune_worktrees()
 
     def prune_worktrees(self) -> None:
         """Forget worktrees whose directories are gone."""

@@ -14,20 +14,22 @@ def tag(ctx: StepContext) -> StepOutcome:
     if spec is None:
         return StepOutcome(True, "tagging is not configured for this environment")
     repo, sha = ctx.repo, ctx.deployment.sha
-    # an existing version tag on this commit is the release (a redeploy, a hotfix tag, or a
-    # crash after the tag was made but before it was recorded): never make a second one
-    existing = repo.version_tag_at(sha, spec.prefix)
-    if existing:
-        name, created = existing, False
-    else:
-        versions = [v for v, _tag, _sha in repo.version_tags(spec.prefix)]
-        bump = spec.bump
-        hotfix = ctx.spec.hotfix
-        if hotfix and ctx.deployment.ref.startswith(hotfix.branch_prefix):
-            bump = "patch"
-        name = next_version(versions, bump).tag(spec.prefix)
-        message = f"{ctx.service.name} {name} deployed to {ctx.deployment.environment} by {ctx.deployment.actor}"
-        created = repo.create_tag(name, sha, message)
+    with repo.lock():  # two environments tagging at once must not pick the same version
+        # an existing version tag on this commit is the release (a redeploy, a hotfix tag, or a
+        # crash after the tag was made but before it was recorded): never make a second one
+        existing = repo.version_tag_at(sha, spec.prefix)
+        if existing:
+            name, created = existing, False
+        else:
+            versions = [v for v, _tag, _sha in repo.version_tags(spec.prefix)]
+            bump = spec.bump
+            hotfix = ctx.spec.hotfix
+            if hotfix and ctx.deployment.ref.startswith(hotfix.branch_prefix):
+                bump = "patch"
+            name = next_version(versions, bump).tag(spec.prefix)
+            message = f"{ctx.service.name} {name} deployed to {ctx.deployment.environment} by {ctx.deployment.actor}"
+            created = repo.create_tag(name, sha, message)
+    if created:
         repo.push_tag(name)
     version = Version.parse(name, spec.prefix)
     assert version is not None
