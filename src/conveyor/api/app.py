@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from conveyor import __version__
-from conveyor.api import admin, deployments, errors, hooks, metrics, services
+from conveyor.api import admin, deployments, errors, gates, hooks, metrics, services
 from conveyor.api.limits import BodyLimit
 from conveyor.audit import log as audit
 from conveyor.auth.users import add_user, count_users, create_token
@@ -31,7 +31,7 @@ def bootstrap_admin(rt: Runtime) -> str | None:
     with rt.db.begin() as conn:
         if count_users(conn):
             return None
-        user = add_user(conn, "admin", ["admin"], now)
+        user = add_user(conn, "admin", ["admin", "release_manager"], now)
         token = create_token(conn, user, now, "bootstrap")
         audit.append(
             conn,
@@ -84,7 +84,7 @@ def create_app(rt: Runtime) -> FastAPI:
     )
     app.state.runtime = rt
     errors.install(app)
-    for module in (services, deployments, hooks, admin, metrics):
+    for module in (services, deployments, gates, hooks, admin, metrics):
         app.include_router(module.router)
 
     @app.get("/api/v1/health", tags=["health"])

@@ -46,6 +46,7 @@ def deploy(body: NewDeployment, rt: RuntimeDep, user: UserDep) -> dict[str, Any]
             environment=body.environment,
             ref=body.ref,
             actor=user.name,
+            roles=user.roles,
             service=body.service,
             notes=body.notes,
             ticket=body.ticket,
@@ -56,7 +57,9 @@ def deploy(body: NewDeployment, rt: RuntimeDep, user: UserDep) -> dict[str, Any]
 
 @router.post("/rollbacks", status_code=201)
 def rollback(body: NewRollback, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
-    d = request_rollback(rt, environment=body.environment, actor=user.name, service=body.service, to=body.to)
+    d = request_rollback(
+        rt, environment=body.environment, actor=user.name, roles=user.roles, service=body.service, to=body.to
+    )
     return _detail(rt, d.id)
 
 
@@ -88,7 +91,7 @@ def show(deployment_id: str, rt: RuntimeDep, _user: UserDep) -> dict[str, Any]:
 
 @router.post("/deployments/{deployment_id}/cancel")
 def cancel_deployment(deployment_id: str, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
-    cancel(rt, resolve_id(rt, deployment_id), user.name)
+    cancel(rt, resolve_id(rt, deployment_id), user.name, user.roles)
     return _detail(rt, resolve_id(rt, deployment_id))
 
 

@@ -134,7 +134,9 @@ def demo(
     db.migrate()
     now = datetime.now(UTC)
     with db.begin() as conn:
-        token = create_token(conn, add_user(conn, "admin", ["admin"], now, "conveyor-demo"), now, "demo")
+        token = create_token(
+            conn, add_user(conn, "admin", ["admin", "release_manager"], now, "conveyor-demo"), now, "demo"
+        )
     db.dispose()
     url = f"http://127.0.0.1:{base_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}

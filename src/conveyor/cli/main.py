@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from conveyor.cli import admin, demo, deploy, server, services
+from conveyor.cli import admin, audit, demo, deploy, gates, server, services
 
 app = typer.Typer(
     name="conveyor",
@@ -21,6 +21,12 @@ app.add_typer(services.app, name="services")
 app.command()(services.maintenance)
 for command in (deploy.deploy, deploy.rollback, deploy.cancel, deploy.status, deploy.history, deploy.logs):
     app.command()(command)
+app.command()(gates.why)
+app.command()(gates.approve)
+app.command()(gates.checklist)
+app.command()(gates.verify)
+app.add_typer(gates.checks_app, name="checks")
+app.add_typer(audit.app, name="audit")
 app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.tokens_app, name="tokens")
 

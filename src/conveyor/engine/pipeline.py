@@ -12,7 +12,9 @@ from dbos._context import MaxPriority
 
 from conveyor.audit import log as audit
 from conveyor.domain.deployment import DeploymentKind, DeploymentState, StepState
+from conveyor.engine import gating
 from conveyor.engine.context import StepContext, StepOutcome
+from conveyor.engine.evidence import has_gates
 from conveyor.engine.process import InterruptedRun
 from conveyor.engine.runtime import QUEUE_NAME, Runtime, runtime
 from conveyor.engine.steps import STEPS, load_builtin_steps
@@ -49,6 +51,12 @@ def enqueue(deployment: DeploymentRecord) -> None:
     priority = min(deployment.seq, MaxPriority)
     with SetWorkflowID(deployment.id), SetEnqueueOptions(queue_partition_key=partition, priority=priority):
         DBOS.enqueue_workflow(QUEUE_NAME, deployment_workflow, deployment.id)
+
+
+def enqueue_by_id(deployment_id: str) -> None:
+    rt = runtime()
+    with rt.db.begin() as conn:
+        enqueue(store.get_deployment(conn, deployment_id))
 
 
 @DBOS.workflow()
@@ -111,6 +119,17 @@ def begin(deployment_id: str) -> list[str] | None:
                 details={"reason": reason},
             )
         return None
+    if d.kind == DeploymentKind.DEPLOY and has_gates(rt, service, d.environment):
+        failing = [r for r in gating.evaluate_deployment(rt, d) if not r.passed]
+        if failing:  # e.g. a check turned red after the approvals came in
+            reason = "a gate no longer passes at start: " + "; ".join(f"{r.gate}: {r.reason}" for r in failing)
+            with rt.db.begin() as conn:
+                store.move(conn, d.id, to=DeploymentState.FAILED, when=_ACTIVE, now=now, reason=reason)
+                store.skip_pending_steps(conn, d.id, StepState.SKIPPED)
+                audit.append(
+                    conn, at=now, actor="conveyor", action="deployment.failed", subject=d.id, details={"reason": reason}
+                )
+            return None
     release_id = d.release_id
     if release_id is None and ctx.env_spec.tag is None:
         version = ctx.repo.version_tag_at(d.sha) or ctx.repo.describe(d.sha)
@@ -204,6 +223,8 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
             subject=d.id,
             details={"reason": reason, "sha": d.sha, "version": ctx.release.version if ctx.release else None},
         )
+    if state == DeploymentState.SUCCEEDED:
+        gating.nudge_sha(rt, d.sha)  # a staging run may be what a production deployment waits for
     return state.value
 
 

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.audit import log as audit
+from conveyor.auth.policy import may_deploy
 from conveyor.domain.deployment import ROLLBACK_STEPS, DeploymentKind, DeploymentState, StepState
-from conveyor.engine import pipeline
+from conveyor.engine import gating, pipeline
+from conveyor.engine.evidence import has_gates
 from conveyor.engine.runtime import Runtime
-from conveyor.errors import Conflict, InvalidInput, NotFound
+from conveyor.errors import Conflict, Forbidden, InvalidInput, NotFound
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord, ServiceRecord
@@ -28,6 +30,22 @@ class DeployRequest:
     notes: str | None = None
     ticket: str | None = None
     sha: str | None = None  # already resolved (by a trigger)
+    roles: tuple[str, ...] = ()  # the requester's roles (a trigger acts for the system)
+
+
+def refuse(rt: Runtime, actor: str, action: str, subject: str, reason: str) -> Forbidden:
+    """Record a refused action in the audit log and return the error to raise: nothing else changes."""
+    now = rt.clock.now()
+    with rt.db.begin() as conn:
+        audit.append(
+            conn,
+            at=now,
+            actor=actor,
+            action="forbidden",
+            subject=subject,
+            details={"attempted": action, "reason": reason},
+        )
+    return Forbidden(reason)
 
 
 def _repo(rt: Runtime, service: ServiceRecord, fetch: bool) -> GitRepo:
@@ -42,7 +60,12 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
         service = service_store.pick_service(conn, req.service)
     spec = rt.spec_of(service.config_text)
     env = spec.environment(req.environment)
+    if req.trigger == "manual":
+        decision = may_deploy(req.actor, req.roles, req.environment, env)
+        if not decision.allowed:
+            raise refuse(rt, req.actor, "deploy", f"{service.name}/{req.environment}", decision.reason)
     sha = req.sha or _repo(rt, service, fetch=True).resolve(req.ref)
+    gated = has_gates(rt, service, req.environment)
     deployment_id = str(uuid.uuid4())
     now = rt.clock.now()
     with rt.db.begin() as conn:
@@ -54,7 +77,7 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
             kind=DeploymentKind.DEPLOY,
             ref=req.ref,
             sha=sha,
-            state=DeploymentState.QUEUED,
+            state=DeploymentState.PENDING if gated else DeploymentState.QUEUED,
             actor=req.actor,
             trigger=req.trigger,
             now=now,
@@ -80,17 +103,30 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
         )
     with rt.db.begin() as conn:
         record = store.get_deployment(conn, deployment_id)
-    pipeline.enqueue(record)
+    if gated:
+        gating.start_gate_workflow(record)
+    else:
+        pipeline.enqueue(record)
     return record
 
 
 def request_rollback(
-    rt: Runtime, *, environment: str, actor: str, service: str | None = None, to: str | None = None
+    rt: Runtime,
+    *,
+    environment: str,
+    actor: str,
+    roles: tuple[str, ...],
+    service: str | None = None,
+    to: str | None = None,
 ) -> DeploymentRecord:
-    """Deploy an earlier release again: ``to`` names its version, else the one before the current."""
+    """Deploy an earlier release again: ``to`` names its version, else the one before the current.
+    Who may deploy to the environment may roll it back; the other gates do not hold a rollback up."""
     with rt.db.begin() as conn:
         svc = service_store.pick_service(conn, service)
-        rt.spec_of(svc.config_text).environment(environment)
+    decision = may_deploy(actor, roles, environment, rt.spec_of(svc.config_text).environment(environment))
+    if not decision.allowed:
+        raise refuse(rt, actor, "rollback", f"{svc.name}/{environment}", decision.reason)
+    with rt.db.begin() as conn:
         current = store.current_release(conn, svc.id, environment)
         earlier = [
             r for r in store.previous_releases(conn, svc.id, environment) if current is None or r.id != current.id
@@ -145,10 +181,18 @@ def request_rollback(
     return record
 
 
-def cancel(rt: Runtime, deployment_id: str, actor: str) -> DeploymentRecord:
+def cancel(rt: Runtime, deployment_id: str, actor: str, roles: tuple[str, ...]) -> DeploymentRecord:
     """Stop a deployment: one that has not started never will; a running one stops at once and
-    its environment keeps (or gets back) the release that served before."""
+    its environment keeps (or gets back) the release that served before. Its requester, and who
+    may deploy to its environment, may cancel it."""
     now = rt.clock.now()
+    with rt.db.begin() as conn:
+        d = store.get_deployment(conn, deployment_id)
+        service = service_store.get_service_by_id(conn, d.service_id)
+    env = rt.spec_of(service.config_text).environment(d.environment)
+    decision = may_deploy(actor, roles, d.environment, env)
+    if actor != d.actor and not decision.allowed:
+        raise refuse(rt, actor, "cancel", d.id, decision.reason.replace("deploy to", "cancel deployments to"))
     with rt.db.begin() as conn:
         d = store.get_deployment(conn, deployment_id)
         if d.state.finished:
@@ -180,7 +224,10 @@ def reconcile(rt: Runtime) -> int:
     with rt.db.begin() as conn:
         active = store.active_deployments(conn)
     for d in active:
-        pipeline.enqueue(d)
+        if d.state == DeploymentState.PENDING:
+            gating.start_gate_workflow(d)
+        else:
+            pipeline.enqueue(d)
     return len(active)
 
 

@@ -52,7 +52,7 @@ def launch(rt: Runtime, *, queue_poll_seconds: float = 0.1) -> None:
     """Start DBOS on the workflow database: recovers every deployment that was in flight."""
     global _current
     _current = rt
-    from conveyor.engine import pipeline  # noqa: F401  (registers the workflow before launch)
+    from conveyor.engine import gating, pipeline  # noqa: F401  (registers the workflows before launch)
 
     logging.getLogger("dbos").setLevel(logging.WARNING)
     config: DBOSConfig = {

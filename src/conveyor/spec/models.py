@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from conveyor.auth.roles import ROLES
 from conveyor.errors import NotFound
 from conveyor.spec.durations import parse_duration
 
@@ -158,11 +159,33 @@ class ApprovalSpec(BaseModel):
     from_: list[str] = Field(default=["release_manager"], validation_alias="from", serialization_alias="from")
     self_approval: bool = False
 
+    @field_validator("from_")
+    @classmethod
+    def _roles(cls, roles: list[str]) -> list[str]:
+        return _known_roles(roles)
+
 
 class StagingVerifiedSpec(BaseModel):
     model_config = _STRICT
     environment: str = "staging"
     signoff: bool = False
+
+
+DEFAULT_CHECKLIST = (
+    "tests_passing",
+    "staging_verified",
+    "migrations_reviewed",
+    "flags_configured",
+    "rollback_plan",
+    "stakeholders_notified",
+)
+
+
+def _known_roles(roles: list[str]) -> list[str]:
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown role {unknown[0]!r} (roles: {', '.join(ROLES)})")
+    return roles
 
 
 class GatesSpec(BaseModel):
@@ -176,6 +199,14 @@ class GatesSpec(BaseModel):
     checklist: list[str] = []
     schedule: dict[str, Any] | None = None
     expire_after: Duration = 86400.0
+
+    @field_validator("checklist", mode="before")
+    @classmethod
+    def _checklist_shorthand(cls, value: Any) -> Any:
+        """``true`` asks for the process document's checklist, ``false`` for none."""
+        if isinstance(value, bool):
+            return list(DEFAULT_CHECKLIST) if value else []
+        return value
 
     @field_validator("staging_verified", mode="before")
     @classmethod
@@ -202,7 +233,12 @@ class EnvironmentSpec(BaseModel):
     notify: list[dict[str, Any]] = []
     steps: list[Step] | None = None
     env: dict[str, str] = {}
-    url: str | None = None  # where the environment answers; given to smoke tests as CONVEYOR_URL
+    url: str | None = None
+
+    @field_validator("deployers")
+    @classmethod
+    def _deployer_roles(cls, roles: list[str]) -> list[str]:
+        return _known_roles(roles)  # where the environment answers; given to smoke tests as CONVEYOR_URL
 
     @field_validator("steps")
     @classmethod

@@ -107,6 +107,7 @@ class DeploymentRecord:
     finished_at: datetime | None
     version: str | None = None
     previous_version: str | None = None
+    gates: list[dict[str, Any]] | None = None
 
     @classmethod
     def of(cls, row: Row[Any]) -> DeploymentRecord:
@@ -134,6 +135,7 @@ class DeploymentRecord:
             finished_at=_utc(m["finished_at"]),
             version=m.get("version"),
             previous_version=m.get("previous_version"),
+            gates=m.get("gates"),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -156,4 +158,5 @@ class DeploymentRecord:
             "created_at": self.created_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "gates": self.gates or [],
         }

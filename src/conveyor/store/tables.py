@@ -84,6 +84,7 @@ deployments = Table(
     Column("ticket", String(64)),
     Column("reason", Text),  # why it failed, was cancelled or rolled back
     Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("gates", JSON),  # the latest gate evaluation: [{gate, passed, reason, details}]
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
@@ -150,4 +151,82 @@ branch_heads = Table(
     Column("branch", String(255), primary_key=True),
     Column("sha", String(64), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# --- evidence for gates ----------------------------------------------------------------------
+
+pull_requests = Table(
+    "pull_requests",
+    metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("head_sha", String(64), nullable=False),
+    Column("merge_commit_sha", String(64)),
+    Column("author", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_pull_requests_merge_commit_sha", "merge_commit_sha"),
+    Index("ix_pull_requests_head_sha", "head_sha"),
+)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("sha", String(64), nullable=False),  # the commit the review approved
+    Column("repository", String(255)),
+    Column("pr_number", Integer),
+    Column("reviewer", String(64), nullable=False),
+    Column("author", String(64), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("source", String(16), nullable=False),  # github | api
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_reviews_sha", "sha"),
+)
+
+checks = Table(
+    "checks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("sha", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("state", String(16), nullable=False),  # success | failure | pending
+    Column("url", Text),
+    Column("reported_by", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_checks_sha_name", "sha", "name"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("deployment_id", ForeignKey("deployments.id"), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("user", String(64), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("comment", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("deployment_id", "user", name="uq_approvals_deployment_user"),
+)
+
+checklist_ticks = Table(
+    "checklist_ticks",
+    metadata,
+    Column("deployment_id", ForeignKey("deployments.id"), primary_key=True),
+    Column("item", String(64), primary_key=True),
+    Column("user", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+verifications = Table(
+    "verifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", ForeignKey("services.id"), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("environment", String(32), nullable=False),
+    Column("user", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_verifications_sha", "sha"),
 )

@@ -1,0 +1,126 @@
+"""Gates over HTTP: why (evaluate without deploying), approvals, checklist ticks, sign-offs,
+CI checks and reviews reported by other forges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from conveyor.api.deps import RuntimeDep, UserDep
+from conveyor.auth.users import get_user
+from conveyor.engine import evidence_intake as intake
+from conveyor.engine.evidence import evaluate, gather
+from conveyor.engine.requests import refuse, resolve_id
+from conveyor.store import deployments as store
+from conveyor.store import services as service_store
+from conveyor.vcs.git import GitRepo
+
+router = APIRouter(prefix="/api/v1", tags=["gates"])
+
+
+class ApprovalBody(BaseModel):
+    comment: str | None = Field(None, max_length=2000)
+
+
+class TickBody(BaseModel):
+    item: str = Field(min_length=1, max_length=64)
+
+
+class VerifyBody(BaseModel):
+    environment: str = Field(min_length=1, max_length=32)
+    ref: str = Field(min_length=1, max_length=255)
+    service: str | None = Field(None, max_length=64)
+
+
+class CheckBody(BaseModel):
+    sha: str = Field(min_length=7, max_length=64)
+    name: str = Field(min_length=1, max_length=128)
+    state: str = Field(min_length=1, max_length=16)
+    url: str | None = Field(None, max_length=2000)
+
+
+class ReviewBody(BaseModel):
+    sha: str = Field(min_length=7, max_length=64)
+    reviewer: str = Field(min_length=1, max_length=64)
+    author: str = Field(min_length=1, max_length=64)
+    state: str = Field("approved", max_length=32)
+
+
+def _detail(rt: RuntimeDep, deployment_id: str) -> dict[str, Any]:
+    with rt.db.begin() as conn:
+        d = store.get_deployment(conn, deployment_id)
+        steps = store.get_steps(conn, deployment_id)
+    return {**d.as_json(), "steps": [s.as_json() for s in steps]}
+
+
+@router.get("/why")
+def why(
+    rt: RuntimeDep, user: UserDep, environment: str, ref: str, service: str | None = None, as_user: str | None = None
+) -> dict[str, Any]:
+    """Every gate for deploying REF to ENVIRONMENT now, as USER (default: the caller), without deploying."""
+    with rt.db.begin() as conn:
+        svc = service_store.pick_service(conn, service)
+        subject = get_user(conn, as_user) if as_user else user
+    rt.spec_of(svc.config_text).environment(environment)
+    sha = GitRepo(Path(svc.repo_path)).resolve(ref)
+    with rt.db.begin() as conn:
+        ev = gather(
+            conn,
+            rt,
+            svc,
+            environment=environment,
+            sha=sha,
+            ref=ref,
+            requester=subject.name,
+            requester_roles=subject.roles,
+        )
+    results = evaluate(rt, svc, ev)
+    return {
+        "service": svc.name,
+        "environment": environment,
+        "ref": ref,
+        "sha": sha,
+        "as": subject.name,
+        "deployable": all(r.passed for r in results),
+        "gates": [r.as_json() for r in results],
+    }
+
+
+@router.post("/deployments/{deployment_id}/approvals", status_code=201)
+def approve(deployment_id: str, body: ApprovalBody, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+    d = intake.approve(rt, resolve_id(rt, deployment_id), user, body.comment)
+    return _detail(rt, d.id)
+
+
+@router.post("/deployments/{deployment_id}/checklist", status_code=201)
+def tick(deployment_id: str, body: TickBody, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+    d = intake.tick(rt, resolve_id(rt, deployment_id), body.item, user)
+    return _detail(rt, d.id)
+
+
+@router.post("/verifications", status_code=201)
+def verify(body: VerifyBody, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
+    with rt.db.begin() as conn:
+        svc = service_store.pick_service(conn, body.service)
+    sha = GitRepo(Path(svc.repo_path)).resolve(body.ref)
+    return intake.verify(rt, user, body.environment, sha, svc.name)
+
+
+@router.post("/checks", status_code=201)
+def report_check(body: CheckBody, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
+    intake.report_check(rt, user.name, body.sha, body.name, body.state, body.url)
+    return {"sha": body.sha.lower(), "name": body.name, "state": body.state}
+
+
+@router.post("/reviews", status_code=201)
+def report_review(body: ReviewBody, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
+    """A review from a forge without webhooks. Only an admin (an integration) may speak for others."""
+    if body.reviewer != user.name and not user.has_role("admin"):
+        raise refuse(rt, user.name, "review", body.sha, f"{user.name} may only report their own reviews")
+    intake.report_review(
+        rt, user.name, sha=body.sha.lower(), reviewer=body.reviewer, author=body.author, state=body.state, source="api"
+    )
+    return {"sha": body.sha.lower(), "reviewer": body.reviewer, "state": body.state}

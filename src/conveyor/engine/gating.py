@@ -1,0 +1,145 @@
+"""Pending deployments: a workflow per deployment that waits, durably, until every gate passes,
+then puts the deployment on its environment's queue. It is woken by a message whenever evidence
+arrives (an approval, a check, a tick, a review, a staging run) and looks again at least every
+minute; a deployment that waits longer than ``expire_after`` is cancelled with the reason."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from dbos import DBOS, SetWorkflowID
+
+from conveyor.audit import log as audit
+from conveyor.domain.deployment import DeploymentState, StepState
+from conveyor.engine import evidence
+from conveyor.engine.runtime import Runtime, runtime
+from conveyor.store import deployments as store
+from conveyor.store import services as service_store
+from conveyor.store.evidence import pending_with_sha
+from conveyor.store.records import DeploymentRecord
+from conveyor.store.tables import users
+
+GATE_TOPIC = "gates"
+RECHECK_SECONDS = 60.0
+log = logging.getLogger("conveyor.gates")
+
+
+def gate_workflow_id(deployment_id: str) -> str:
+    return f"{deployment_id}-gates"
+
+
+def requester_roles(rt: Runtime, d: DeploymentRecord) -> tuple[str, ...]:
+    from sqlalchemy import select
+
+    with rt.db.begin() as conn:
+        row = conn.execute(select(users.c.roles).where(users.c.name == d.actor)).first()
+    return tuple(row.roles) if row else ()
+
+
+def evaluate_deployment(rt: Runtime, d: DeploymentRecord, system: bool = False) -> list[Any]:
+    """Evaluate every gate for a recorded deployment; ``system`` requests skip the deployers gate."""
+    with rt.db.begin() as conn:
+        service = service_store.get_service_by_id(conn, d.service_id)
+        ev = evidence.gather(
+            conn,
+            rt,
+            service,
+            environment=d.environment,
+            sha=d.sha,
+            ref=d.ref,
+            requester=d.actor,
+            requester_roles=requester_roles(rt, d),
+            deployment_id=d.id,
+        )
+    results = evidence.evaluate(rt, service, ev)
+    if system or d.trigger != "manual":
+        results = [r for r in results if r.gate != "deployers"]
+    return results
+
+
+def start_gate_workflow(d: DeploymentRecord) -> None:
+    with SetWorkflowID(gate_workflow_id(d.id)):
+        DBOS.start_workflow(gate_workflow, d.id)
+
+
+@DBOS.workflow()
+def gate_workflow(deployment_id: str) -> str:
+    while True:
+        verdict = gate_step(deployment_id)
+        if verdict["state"] == "passed":
+            from conveyor.engine import pipeline
+
+            pipeline.enqueue_by_id(deployment_id)
+            return "passed"
+        if verdict["state"] != "waiting":
+            return str(verdict["state"])
+        DBOS.recv(GATE_TOPIC, timeout_seconds=verdict["wait"])
+
+
+@DBOS.step()
+def gate_step(deployment_id: str) -> dict[str, Any]:
+    rt = runtime()
+    with rt.db.begin() as conn:
+        d = store.get_deployment(conn, deployment_id)
+    if d.state != DeploymentState.PENDING:
+        return {"state": "done"}
+    results = evaluate_deployment(rt, d)
+    now = rt.clock.now()
+    spec = rt.spec_of(_config(rt, d))
+    env = spec.environment(d.environment)
+    failing = [r for r in results if not r.passed]
+    with rt.db.begin() as conn:
+        store.set_fields(conn, d.id, gates=[r.as_json() for r in results])
+        if not failing:
+            if store.move(conn, d.id, to=DeploymentState.QUEUED, when=[DeploymentState.PENDING], now=now):
+                audit.append(
+                    conn,
+                    at=now,
+                    actor="conveyor",
+                    action="deployment.gates_passed",
+                    subject=d.id,
+                    details={"gates": [r.gate for r in results]},
+                )
+            return {"state": "passed"}
+        final = [r for r in failing if not r.waitable]
+        expires = d.created_at + timedelta(seconds=env.gates.expire_after)
+        if final or now >= expires:
+            why = "; ".join(f"{r.gate}: {r.reason}" for r in failing)
+            reason = f"refused: {why}" if final else f"expired after waiting {env.gates.expire_after:.0f}s for: {why}"
+            if store.move(
+                conn, d.id, to=DeploymentState.CANCELLED, when=[DeploymentState.PENDING], now=now, reason=reason
+            ):
+                store.skip_pending_steps(conn, d.id, StepState.CANCELLED)
+                audit.append(
+                    conn,
+                    at=now,
+                    actor="conveyor",
+                    action="deployment.expired" if not final else "deployment.refused",
+                    subject=d.id,
+                    details={"reason": reason},
+                )
+            return {"state": "expired"}
+    wait = min(RECHECK_SECONDS, max(0.5, (expires - now).total_seconds()))
+    return {"state": "waiting", "wait": wait}
+
+
+def _config(rt: Runtime, d: DeploymentRecord) -> str:
+    with rt.db.begin() as conn:
+        return service_store.get_service_by_id(conn, d.service_id).config_text
+
+
+def nudge(deployment_ids: list[str]) -> None:
+    """Tell waiting deployments that evidence changed, so they look at their gates now."""
+    for deployment_id in deployment_ids:
+        try:
+            DBOS.send(gate_workflow_id(deployment_id), "look again", topic=GATE_TOPIC)
+        except Exception as exc:  # a deployment without a gate workflow has nothing to wake
+            log.debug("no gate workflow to nudge for %s: %s", deployment_id, exc)
+
+
+def nudge_sha(rt: Runtime, sha: str) -> None:
+    with rt.db.begin() as conn:
+        ids = pending_with_sha(conn, sha)
+    nudge(ids)
