@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.e2e.gates_world import GateWorld, make_gate_world
 from tests.e2e.harness import Server, make_service_repo
 
 
@@ -26,3 +27,9 @@ def world(tmp_path: Path, database_url: str) -> Iterator[World]:
         yield World(repo, effects, server)
     finally:
         server.stop()
+
+
+@pytest.fixture
+def gw(tmp_path: Path, database_url: str) -> Iterator[GateWorld]:
+    """A service whose production has every gate of part 1, and a user of every role."""
+    yield from make_gate_world(tmp_path, database_url)

@@ -164,7 +164,7 @@ class Server:
         db.migrate()
         now = datetime.now(UTC)
         with db.begin() as conn:
-            self.token = create_token(conn, add_user(conn, "alice", ["admin"], now), now)
+            self.token = create_token(conn, add_user(conn, "alice", ["admin", "release_manager"], now), now)
         db.dispose()
         return self.token
 

@@ -32,7 +32,7 @@ class NewRollback(BaseModel):
 
 
 def _detail(rt: RuntimeDep, deployment_id: str) -> dict[str, Any]:
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         d = store.get_deployment(conn, deployment_id)
         steps = store.get_steps(conn, deployment_id)
     return {**d.as_json(), "steps": [s.as_json() for s in steps]}
@@ -72,7 +72,7 @@ def history(
     state: DeploymentState | None = None,
     limit: int = Query(50, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         service_id = service_store.get_service(conn, service).id if service else None
         rows = store.list_deployments(
             conn,
@@ -99,7 +99,7 @@ def cancel_deployment(deployment_id: str, rt: RuntimeDep, user: UserDep) -> dict
 def logs(deployment_id: str, rt: RuntimeDep, _user: UserDep) -> dict[str, Any]:
     """The step journal with each step's output; a running step's output is read live."""
     detail = _detail(rt, resolve_id(rt, deployment_id))
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         steps = store.get_steps(conn, detail["id"])
     for out, step in zip(detail["steps"], steps, strict=True):
         live = rt.settings.runs_dir / detail["id"] / step.name / "output.log"

@@ -50,7 +50,7 @@ class ReviewBody(BaseModel):
 
 
 def _detail(rt: RuntimeDep, deployment_id: str) -> dict[str, Any]:
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         d = store.get_deployment(conn, deployment_id)
         steps = store.get_steps(conn, deployment_id)
     return {**d.as_json(), "steps": [s.as_json() for s in steps]}

@@ -40,7 +40,7 @@ def add(body: AddService, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
 
 @router.get("/services")
 def list_all(rt: RuntimeDep, _user: UserDep) -> list[dict[str, Any]]:
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         services = service_store.list_services(conn)
     return [
         {"service": s.name, "source": s.source, "environments": list(rt.spec_of(s.config_text).environments)}
@@ -84,7 +84,7 @@ def status(
 ) -> list[dict[str, Any]]:
     """Per service and environment: the release serving, and the latest deployment."""
     out: list[dict[str, Any]] = []
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         services = [service_store.get_service(conn, service)] if service else service_store.list_services(conn)
         for s in services:
             spec = rt.spec_of(s.config_text)

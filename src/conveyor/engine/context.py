@@ -114,5 +114,5 @@ class StepContext:
         return StepOutcome.of(result, f"`{command.run}`")
 
     def cancel_requested(self) -> bool:
-        with self.runtime.db.begin() as conn:
+        with self.runtime.db.read() as conn:
             return store.get_deployment(conn, self.deployment.id).cancel_requested

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
+from sqlalchemy import Connection, select
 
 from conveyor.audit import log as audit
 from conveyor.domain.deployment import DeploymentState, StepState
@@ -30,17 +31,14 @@ def gate_workflow_id(deployment_id: str) -> str:
     return f"{deployment_id}-gates"
 
 
-def requester_roles(rt: Runtime, d: DeploymentRecord) -> tuple[str, ...]:
-    from sqlalchemy import select
-
-    with rt.db.begin() as conn:
-        row = conn.execute(select(users.c.roles).where(users.c.name == d.actor)).first()
+def requester_roles(conn: Connection, d: DeploymentRecord) -> tuple[str, ...]:
+    row = conn.execute(select(users.c.roles).where(users.c.name == d.actor)).first()
     return tuple(row.roles) if row else ()
 
 
 def evaluate_deployment(rt: Runtime, d: DeploymentRecord, system: bool = False) -> list[Any]:
     """Evaluate every gate for a recorded deployment; ``system`` requests skip the deployers gate."""
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         service = service_store.get_service_by_id(conn, d.service_id)
         ev = evidence.gather(
             conn,
@@ -50,7 +48,7 @@ def evaluate_deployment(rt: Runtime, d: DeploymentRecord, system: bool = False) 
             sha=d.sha,
             ref=d.ref,
             requester=d.actor,
-            requester_roles=requester_roles(rt, d),
+            requester_roles=requester_roles(conn, d),
             deployment_id=d.id,
         )
     results = evidence.evaluate(rt, service, ev)
@@ -126,7 +124,7 @@ def gate_step(deployment_id: str) -> dict[str, Any]:
 
 
 def _config(rt: Runtime, d: DeploymentRecord) -> str:
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         return service_store.get_service_by_id(conn, d.service_id).config_text
 
 

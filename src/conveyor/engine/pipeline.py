@@ -32,7 +32,7 @@ _ACTIVE = (DeploymentState.QUEUED, DeploymentState.RUNNING)
 
 
 def context_for(rt: Runtime, deployment_id: str) -> StepContext:
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         deployment = store.get_deployment(conn, deployment_id)
         service = service_store.get_service_by_id(conn, deployment.service_id)
         release = store.get_release(conn, deployment.release_id) if deployment.release_id else None
@@ -55,7 +55,7 @@ def enqueue(deployment: DeploymentRecord) -> None:
 
 def enqueue_by_id(deployment_id: str) -> None:
     rt = runtime()
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         enqueue(store.get_deployment(conn, deployment_id))
 
 
@@ -229,5 +229,5 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
 
 
 def _steps(rt: Runtime, deployment_id: str) -> list[Any]:
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         return store.get_steps(conn, deployment_id)

@@ -41,7 +41,7 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # Let SQLAlchemy emit BEGIN itself so that "BEGIN IMMEDIATE" below takes the write lock
         # at the start of a write transaction instead of failing half-way through it.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise InvalidInput(
@@ -49,6 +49,12 @@ def make_engine(url: str) -> Engine:
             fix="use SQLite (the default) or PostgreSQL",
         )
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Writers take the write lock up front; readers (``Database.read``) do not, and under WAL
+    they run alongside a writer."""
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("conveyor_read") else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -76,6 +82,14 @@ class Database:
     def begin(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction: on SQLite it does not block, nor wait for, writers."""
+        with self.engine.connect() as conn:
+            conn.execution_options(conveyor_read=True)
+            with conn.begin():
+                yield conn
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration. Safe to call on every start."""
