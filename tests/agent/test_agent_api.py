@@ -300,22 +300,12 @@ def test_failed_deploy_is_reported_through_the_api(api: httpx.Client, app_dir: P
     assert state["active"] is None and state["rotation"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: api.py configure lets the ValueError of host.Agent.configure escape: an unknown router "
-    "kind is a 500 with no message instead of a 4xx naming the kinds",
-)
 def test_unknown_router_kind_is_a_client_error(api: httpx.Client) -> None:
     resp = api.put("/v1/environments/odd", json={"port": free_port(), "router": "nginx"})
     assert resp.status_code in (400, 422)
     assert "builtin" in resp.json()["detail"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: host.py Agent.configure stops the old router before the new one is listening: a port "
-    "that is taken leaves the environment with no listener at all (and a 500)",
-)
 def test_moving_to_a_taken_port_keeps_the_old_router(api: httpx.Client) -> None:
     old_port = free_port()
     api.put("/v1/environments/moving", json={"port": old_port}).raise_for_status()
@@ -327,11 +317,6 @@ def test_moving_to_a_taken_port_keeps_the_old_router(api: httpx.Client) -> None:
     assert 400 <= resp.status_code < 500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: host.py Agent.configure replaces the router without re-applying maintenance mode: "
-    "the environment says maintenance is on while the new router serves traffic",
-)
 def test_moving_to_a_new_port_keeps_maintenance_mode(api: httpx.Client) -> None:
     api.put("/v1/environments/upkeep", json={"port": free_port()}).raise_for_status()
     api.post("/v1/environments/upkeep/maintenance", json={"on": True, "retry_after": 60}).raise_for_status()

@@ -392,11 +392,6 @@ async def test_cancel_mid_rollout_restores_the_old_rotation(rig: Rig) -> None:
     assert rig.env.cancel("no-such-op") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: environment.py _run acquires the lock outside its try: a queued operation that is "
-    "cancelled stays 'running' for ever",
-)
 async def test_cancelling_a_queued_operation_marks_it_cancelled(rig: Rig) -> None:
     slow = rig.env.submit("slow", rig.plan("v1", replicas=1, switches={"DEMO_START_DELAY": "60"}))
     queued = rig.env.submit("queued", rig.plan("v2", replicas=1))

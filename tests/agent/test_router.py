@@ -472,10 +472,6 @@ async def test_request_over_the_size_limit_is_refused_before_the_backend(rig: Ri
     assert body_of(at_limit)["length"] == 100_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: router.py _handle checks max_body only against Content-Length; a chunked body has no limit",
-)
 async def test_chunked_request_over_the_size_limit_is_refused(rig: Rig) -> None:
     router = await router_with_limit(rig, 1000)
     up = await rig.upstream("a")
@@ -636,11 +632,6 @@ async def test_dead_backend_gives_502_and_counts_a_failure(rig: Rig) -> None:
     assert rig.router.counters["v-dead"].failed == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: routing.py ReleaseCounters.as_json divides by `requests`, which excludes `failed`: "
-    "a release whose every request failed reports error_rate 0.0",
-)
 async def test_error_rate_of_a_dead_release_is_one(rig: Rig) -> None:
     await rig.router.set_backends([Backend("dead", HOST, free_port(), "v-dead")])
     client = await rig.client()
@@ -649,11 +640,6 @@ async def test_error_rate_of_a_dead_release_is_one(rig: Rig) -> None:
     assert rig.router.counters["v-dead"].as_json()["error_rate"] == 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: router.py _exchange catches the response timeout as OSError (TimeoutError is one) and "
-    "marks it retry-safe on a reused connection: a request the app is still working on is sent twice",
-)
 async def test_a_request_that_times_out_is_not_sent_twice(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(router_module, "RESPONSE_TIMEOUT", 0.3)
 
@@ -672,11 +658,6 @@ async def test_a_request_that_times_out_is_not_sent_twice(rig: Rig, monkeypatch:
     assert [r.path for r in up.requests].count("/pay") == 1, "the payment reached the app twice"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: router.py _exchange treats a 1xx interim response as the final one: the real answer "
-    "stays on the pooled backend connection and is delivered to the next client",
-)
 async def test_expect_100_continue_gets_its_final_response(rig: Rig) -> None:
     async def continue_then_answer(up: Upstream, req: Msg, writer: asyncio.StreamWriter) -> bool:
         if req.get("expect") == "100-continue":
@@ -695,11 +676,6 @@ async def test_expect_100_continue_gets_its_final_response(rig: Rig) -> None:
     assert body_of(final)["path"] == "/first"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: router.py _exchange does not catch the BadRequest that read_head raises for a bad "
-    "backend header: the client connection is dropped with no 502 and nothing is counted",
-)
 async def test_malformed_backend_response_gives_502(rig: Rig) -> None:
     async def broken(up: Upstream, req: Msg, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\n")

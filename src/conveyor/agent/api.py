@@ -77,7 +77,10 @@ def create_app(agent: Agent) -> FastAPI:
 
     @app.put("/v1/environments/{key}")
     async def configure(key: str, body: EnvironmentConfig) -> dict[str, Any]:
-        env = await agent.configure(key, body.host, body.port, body.router, body.max_body)
+        try:
+            env = await agent.configure(key, body.host, body.port, body.router, body.max_body)
+        except (ValueError, OSError) as exc:  # unknown router kind, port taken, no haproxy binary
+            raise HTTPException(400, f"cannot configure {key}: {exc}") from exc
         result: dict[str, Any] = env.as_json()
         return result
 
@@ -119,7 +122,7 @@ def create_app(agent: Agent) -> FastAPI:
     @app.post("/v1/environments/{key}/maintenance")
     async def maintenance(key: str, body: MaintenanceBody) -> dict[str, Any]:
         env = env_or_404(key)
-        env.maintenance = body.on
+        env.maintenance, env.retry_after = body.on, body.retry_after
         await env.router.set_maintenance(body.on, body.retry_after)
         result: dict[str, Any] = env.as_json()
         return result

@@ -82,6 +82,7 @@ class Environment:
         self.warm: ReleaseSet | None = None
         self.serving: list[Instance] = []  # the rotation, before readiness filtering
         self.maintenance = False
+        self.retry_after = 120
         self.operations: dict[str, Operation] = {}
         self._lock = asyncio.Lock()
         self._sync_pending = False
@@ -129,19 +130,19 @@ class Environment:
         return op
 
     async def _run(self, op: Operation) -> None:
-        async with self._lock:
-            op.say(f"deploying {op.plan.release.version} ({op.plan.strategy}, {op.plan.replicas} replica(s))")
-            try:
+        try:
+            async with self._lock:  # one operation at a time; a cancel while waiting here counts too
+                op.say(f"deploying {op.plan.release.version} ({op.plan.strategy}, {op.plan.replicas} replica(s))")
                 op.message = await self._deploy(op)
                 op.state = "succeeded"
-            except DeployFailed as exc:
-                op.state, op.message = "failed", str(exc)
-            except asyncio.CancelledError:
-                op.state, op.message = "cancelled", "cancelled; the previous release keeps serving"
-            except Exception as exc:  # the agent must survive a bug in one operation
-                op.state, op.message = "failed", f"{type(exc).__name__}: {exc}"
-            op.say(f"{op.state}: {op.message}")
-            op.finished = time.time()
+        except DeployFailed as exc:
+            op.state, op.message = "failed", str(exc)
+        except asyncio.CancelledError:
+            op.state, op.message = "cancelled", "cancelled; the previous release keeps serving"
+        except Exception as exc:  # the agent must survive a bug in one operation
+            op.state, op.message = "failed", f"{type(exc).__name__}: {exc}"
+        op.say(f"{op.state}: {op.message}")
+        op.finished = time.time()
 
     def cancel(self, op_id: str) -> Operation | None:
         op = self.operations.get(op_id)

@@ -35,6 +35,9 @@ COMMAND_TIMEOUT = 5.0
 POLL = 0.05
 DELETE_TRIES = 40  # x POLL: HAProxy refuses `del server` while connections to it are still closing
 F_SETPIPE_SZ = 1031
+# dynamic servers get no idle-connection pool in 2.6 unless asked: without these every request
+# would open a new connection to the instance
+SERVER_OPTIONS = "pool-purge-delay 5s pool-max-conn 64"
 MAINTENANCE_PAGE = (
     "<!doctype html><title>Maintenance</title><h1>Down for maintenance</h1>"
     "<p>This service is down for maintenance. Please try again shortly.</p>"
@@ -242,7 +245,7 @@ if {{ nbsrv(be_app) eq 0 }}
                 current = None
             ref = self._server(backend)
             if current is None:
-                out = await self.command(f"add server {ref} {_address(backend.host, backend.port)}")
+                out = await self.command(f"add server {ref} {_address(backend.host, backend.port)} {SERVER_OPTIONS}")
                 if "registered" not in out and "Already exists" not in out:
                     raise HAProxyError(f"HAProxy refused `add server {ref}`: {out}")
                 self._servers[backend.id] = backend

@@ -40,11 +40,13 @@ class Agent:
         if env is None:
             await new_router.start()
             env = self.environments[key] = Environment(key, new_router)
-        else:
-            await env.router.stop()
+        else:  # start the new listener first: if its port is taken, the old one keeps serving
             await new_router.start()
-            env.router = new_router
+            new_router.counters = env.router.counters
+            await new_router.set_maintenance(env.maintenance, env.retry_after)
+            old, env.router = env.router, new_router
             env.changed()
+            await old.stop()
         self._config[key] = wanted
         return env
 

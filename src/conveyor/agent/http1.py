@@ -18,6 +18,10 @@ class BadRequest(Exception):
     pass
 
 
+class BodyTooLarge(Exception):
+    """A streamed (chunked) request body went over the size limit."""
+
+
 @dataclass
 class Message:
     start: bytes  # the request line or status line
@@ -42,8 +46,11 @@ class Message:
             self.extra.append((b"X-Forwarded-Host", host_header))
 
     def encode_head(self, keep_alive: bool) -> bytes:
+        # hop-by-hop: the fixed set, and every header the Connection header names (RFC 9110 7.6.1)
+        named = {t.strip().lower() for k, v in self.headers if k.lower() == b"connection" for t in v.split(b",")}
+        drop = HOP_BY_HOP | named
         lines = [self.start]
-        lines += [k + b": " + v for k, v in self.headers if k.lower() not in HOP_BY_HOP]
+        lines += [k + b": " + v for k, v in self.headers if k.lower() not in drop]
         lines += [k + b": " + v for k, v in self.extra]
         lines.append(b"Connection: keep-alive" if keep_alive else b"Connection: close")
         return b"\r\n".join(lines) + b"\r\n\r\n"
@@ -118,16 +125,26 @@ async def read_body(reader: asyncio.StreamReader, msg: Message) -> bytes:
     return await reader.readexactly(msg.content_length)
 
 
-async def copy_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter | _Sink, msg: Message) -> None:
+async def copy_body(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter | _Sink, msg: Message, limit: int | None = None
+) -> None:
+    """Copy one message body by its framing; a chunked body over ``limit`` bytes raises BodyTooLarge."""
     if msg.no_body:
         if msg.until_close:
             msg.until_close = False
         return
     if msg.is_chunked:
+        total = 0
         while True:
             size_line = await reader.readuntil(b"\r\n")
             writer.write(size_line)
-            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            try:
+                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            except ValueError as exc:
+                raise BadRequest(f"malformed chunk size {size_line[:40]!r}") from exc
+            total += size
+            if limit is not None and total > limit:
+                raise BodyTooLarge
             if size == 0:
                 while True:  # trailers, then the empty line
                     line = await reader.readuntil(b"\r\n")
@@ -162,7 +179,13 @@ async def simple_response(
     headers: Sequence[tuple[str, str]] = (),
     html: bool = False,
 ) -> None:
-    reason = {400: "Bad Request", 413: "Content Too Large", 502: "Bad Gateway", 503: "Service Unavailable"}
+    reason = {
+        400: "Bad Request",
+        413: "Content Too Large",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Timeout",
+    }
     if html:
         body = (
             f"<!doctype html><title>Maintenance</title><h1>Down for maintenance</h1><p>{html_lib.escape(text)}</p>"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from conveyor.agent.http1 import (
     HEAD_LIMIT,
     BadRequest,
+    BodyTooLarge,
     Message,
     copy_body,
     read_body,
@@ -31,14 +32,16 @@ CONNECT_TIMEOUT = 3.0
 RESPONSE_TIMEOUT = 60.0
 RETRY_BODY_LIMIT = 65_536
 POOL_SIZE = 64
+_ANSWER = {502: "the instance did not answer", 504: "the instance did not answer in time"}  # no internals
 
 
 class BackendGone(Exception):
     """The backend connection failed before any response byte arrived."""
 
-    def __init__(self, message: str, retry_safe: bool) -> None:
+    def __init__(self, message: str, retry_safe: bool, status: int = 502) -> None:
         super().__init__(message)
         self.retry_safe = retry_safe  # the request cannot have reached the app, or the connection was a stale one
+        self.status = status
 
 
 @dataclass
@@ -162,17 +165,20 @@ class BuiltinRouter:
         pool = self._pick()
         try:
             status, keep_backend = await self._exchange(pool, request, body, reader, writer, keep)
+        except BodyTooLarge:
+            await simple_response(writer, 413, f"request body over {self.max_body} bytes", close=True)
+            return False
         except BackendGone as gone:
             if body is None or not gone.retry_safe or not self._rotation:
                 self._count(pool).failed += 1
-                await simple_response(writer, 502, "the instance did not answer", close=True)
+                await simple_response(writer, gone.status, _ANSWER[gone.status], close=True)
                 return False
             pool = self._pick()
             try:
                 status, keep_backend = await self._exchange(pool, request, body, reader, writer, keep, fresh=True)
-            except BackendGone:
+            except BackendGone as again:
                 self._count(pool).failed += 1
-                await simple_response(writer, 502, "the instance did not answer", close=not keep)
+                await simple_response(writer, again.status, _ANSWER[again.status], close=not keep)
                 return keep
         self._count(pool).observe(status, time.perf_counter() - started)
         return keep and keep_backend
@@ -202,6 +208,15 @@ class BuiltinRouter:
             raise BackendGone(str(exc), retry_safe=True) from exc
         return reader, writer, False
 
+    @staticmethod
+    async def _final_head(reader: asyncio.StreamReader) -> Message | None:
+        """The final response head: interim 1xx responses (100 Continue) are read and dropped, since
+        the router has sent the body already; left unread they would answer the next request."""
+        while True:
+            head = await read_head(reader, request=False)
+            if head is None or not (100 <= head.status < 200) or head.status == 101:
+                return head
+
     async def _exchange(
         self,
         pool: _Pool,
@@ -221,9 +236,18 @@ class BuiltinRouter:
                     if body:
                         b_writer.write(body)
                 else:
-                    await copy_body(client_reader, b_writer, request)
+                    await copy_body(client_reader, b_writer, request, limit=self.max_body)
                 await b_writer.drain()
-                response = await asyncio.wait_for(read_head(b_reader, request=False), RESPONSE_TIMEOUT)
+                response = await asyncio.wait_for(self._final_head(b_reader), RESPONSE_TIMEOUT)
+            except TimeoutError as exc:  # the app may be working on it: never send it again
+                b_writer.close()
+                raise BackendGone(f"no answer within {RESPONSE_TIMEOUT:.0f}s", retry_safe=False, status=504) from exc
+            except BodyTooLarge:
+                b_writer.close()
+                raise
+            except BadRequest as exc:  # a malformed response
+                b_writer.close()
+                raise BackendGone(f"malformed response: {exc}", retry_safe=False) from exc
             except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
                 b_writer.close()
                 raise BackendGone(str(exc), retry_safe=reused) from exc
@@ -232,8 +256,12 @@ class BuiltinRouter:
                 raise BackendGone("the instance closed the connection", retry_safe=reused)
             response.no_body = request.method == "HEAD" or response.status in (204, 304) or response.status < 200
             client_writer.write(response.encode_head(keep_alive=client_keep))
-            await copy_body(b_reader, client_writer, response)
-            await client_writer.drain()
+            try:
+                await copy_body(b_reader, client_writer, response)
+                await client_writer.drain()
+            except BaseException:
+                b_writer.close()  # the client or the app went away mid-response: the connection is spent
+                raise
             backend_keep = response.keep_alive and not response.until_close
             if backend_keep and len(pool.idle) < POOL_SIZE and pool in self._rotation:
                 pool.idle.append((b_reader, b_writer))

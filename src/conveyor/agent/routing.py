@@ -37,12 +37,18 @@ class ReleaseCounters:
         self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum += seconds
 
+    @property
+    def error_rate(self) -> float:
+        """Share of requests answered with a 5xx or not answered at all."""
+        seen = self.requests + self.failed
+        return (self.errors_5xx + self.failed) / seen if seen else 0.0
+
     def quantile(self, q: float) -> float | None:
         """An upper bound of the q-quantile latency in seconds, from the buckets."""
         total = sum(self.buckets)
         if not total:
             return None
-        rank, seen = q * total, 0
+        rank, seen = max(q * total, 1), 0
         for i, count in enumerate(self.buckets):
             seen += count
             if seen >= rank:
@@ -54,7 +60,7 @@ class ReleaseCounters:
             "requests": self.requests,
             "errors_5xx": self.errors_5xx,
             "failed": self.failed,
-            "error_rate": (self.errors_5xx + self.failed) / self.requests if self.requests else 0.0,
+            "error_rate": self.error_rate,
             "p50_ms": _ms(self.quantile(0.5)),
             "p95_ms": _ms(self.quantile(0.95)),
             "p99_ms": _ms(self.quantile(0.99)),

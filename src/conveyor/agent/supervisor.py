@@ -193,7 +193,7 @@ class Instance:
         for task in self._tasks:
             task.cancel()
         proc = self._proc
-        if proc and proc.returncode is None:
+        if proc is not None:  # even if the shell has exited, what it started may not have
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
             deadline = time.monotonic() + grace
