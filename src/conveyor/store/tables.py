@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -85,6 +86,8 @@ deployments = Table(
     Column("reason", Text),  # why it failed, was cancelled or rolled back
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("gates", JSON),  # the latest gate evaluation: [{gate, passed, reason, details}]
+    Column("emergency", Boolean, nullable=False, default=False, server_default=false()),  # bypasses the schedule, with approval
+    Column("when_open", Boolean, nullable=False, default=False, server_default=false()),  # waits for the next deploy window
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
@@ -229,4 +232,23 @@ verifications = Table(
     Column("user", String(64), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_verifications_sha", "sha"),
+)
+
+
+# --- the deploy calendar -----------------------------------------------------------------------
+
+freezes = Table(
+    "freezes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", ForeignKey("services.id"), nullable=False),
+    Column("environment", String(32), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True)),  # None: until lifted
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("lifted_at", DateTime(timezone=True)),
+    Column("lifted_by", String(64)),
+    Index("ix_freezes_service_environment", "service_id", "environment"),
 )
