@@ -86,8 +86,9 @@ deployments = Table(
     Column("reason", Text),  # why it failed, was cancelled or rolled back
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("gates", JSON),  # the latest gate evaluation: [{gate, passed, reason, details}]
-    Column("emergency", Boolean, nullable=False, default=False, server_default=false()),  # bypasses the schedule, with approval
-    Column("when_open", Boolean, nullable=False, default=False, server_default=false()),  # waits for the next deploy window
+    # an emergency bypasses the schedule (with approval); a when-open one waits for the next window
+    Column("emergency", Boolean, nullable=False, default=False, server_default=false()),
+    Column("when_open", Boolean, nullable=False, default=False, server_default=false()),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
