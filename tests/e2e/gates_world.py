@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,13 +100,15 @@ class GateWorld:
         return next(g for g in deployment["gates"] if g["gate"] == name)
 
 
-def make_gate_world(tmp_path: Path, database_url: str) -> Iterator[GateWorld]:
+def make_gate_world(
+    tmp_path: Path, database_url: str, config: Callable[[Path], str] = gated_config
+) -> Iterator[GateWorld]:
     effects = tmp_path / "effects"
     effects.mkdir()
     repo = tmp_path / "shop"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
-    commit(repo, {**SCRIPTS, "conveyor.yml": gated_config(effects)}, "initial")
+    commit(repo, {**SCRIPTS, "conveyor.yml": config(effects)}, "initial")
     server = Server(home=tmp_path / "home", database_url=database_url, poll_interval=0, webhook_secret=SECRET)
     db = Database(database_url)
     db.migrate()

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,24 +81,36 @@ def test_should_cancel_stops_it_with_verdict_cancelled(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "verdict").read_text().strip() == "cancelled"
 
 
-@pytest.mark.xfail(
-    reason="bug: engine/process.py run_durable stops the process only when the wrapper's pid file already "
-    "exists; a cancel (or timeout) decided before the wrapper wrote it records the verdict but leaves "
-    "the command running to completion",
-    strict=True,
-)
-def test_a_cancel_decided_at_once_still_stops_the_command(tmp_path: Path) -> None:
-    command = "sleep 300 & echo $! > child.pid; wait; echo ran > finished"
-    result = run(tmp_path, command, should_cancel=lambda: True)
-    assert result.verdict == "cancelled"
-    pid_file = tmp_path / "run" / "pid"
-    wait_until(pid_file.exists, timeout=10, what="the wrapper to write its pid")
-    wrapper = int(pid_file.read_text().split()[0])
+def processes_marked(marker: str) -> list[int]:
+    """Live processes whose environment carries ``CONVEYOR_TEST_MARK=marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"CONVEYOR_TEST_MARK={marker}".encode() in environ and running(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("stop", ["cancel", "timeout"])
+def test_a_stop_decided_at_once_leaves_nothing_running(tmp_path: Path, stop: str) -> None:
+    # Decided before the wrapper has even written its pid file: it must still be stopped.
+    marker = uuid.uuid4().hex
+    options: dict[str, object] = {"env": {**ENV, "CONVEYOR_TEST_MARK": marker}}
+    options.update({"should_cancel": lambda: True} if stop == "cancel" else {"timeout": 0.0})
+    result = run(tmp_path, "sleep 300 & wait; echo ran > finished", **options)
+    assert result.verdict == ("cancelled" if stop == "cancel" else "timeout")
     try:
-        wait_until(lambda: not running(wrapper), timeout=3, what="the cancelled command to be stopped")
-    finally:  # do not leave the sleep behind whatever the verdict
-        if running(wrapper):
-            os.killpg(wrapper, signal.SIGKILL)
+        wait_until(lambda: not processes_marked(marker), timeout=10, what="every process of the command to be gone")
+    finally:  # never leave a sleep behind, whatever happened
+        for pid in processes_marked(marker):
+            os.kill(pid, signal.SIGKILL)
+    assert not (tmp_path / "finished").exists()
+    assert not (tmp_path / "run" / "rc").exists()
 
 
 def test_a_finished_run_is_read_back_not_run_again(tmp_path: Path) -> None:

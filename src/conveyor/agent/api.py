@@ -48,6 +48,12 @@ class OperationBody(BaseModel):
     health: HealthBody = HealthBody()
 
 
+class SwitchBody(BaseModel):
+    id: str = Field(min_length=1, max_length=200)
+    version: str
+    sha: str
+
+
 class MaintenanceBody(BaseModel):
     on: bool
     retry_after: int = Field(120, ge=1)
@@ -101,6 +107,15 @@ def create_app(agent: Agent) -> FastAPI:
             HealthConfig(**body.health.model_dump()),
         )
         result: dict[str, Any] = env_or_404(key).submit(body.id, plan).as_json()
+        return result
+
+    @app.post("/v1/environments/{key}/switch", status_code=202)
+    async def switch(key: str, body: SwitchBody) -> dict[str, Any]:
+        """A quick rollback: 409 unless that release is warm (running, healthy, out of the rotation)."""
+        op = env_or_404(key).switch(body.id, body.version, body.sha)
+        if op is None:
+            raise HTTPException(409, f"{body.version} is not warm in {key}")
+        result: dict[str, Any] = op.as_json()
         return result
 
     @app.get("/v1/environments/{key}/operations/{op_id}")

@@ -144,6 +144,20 @@ class Environment:
         op.say(f"{op.state}: {op.message}")
         op.finished = time.time()
 
+    def is_warm(self, version: str, sha: str) -> bool:
+        warm = self.warm
+        return bool(warm and (warm.release.version, warm.release.sha) == (version, sha) and warm.all_ready())
+
+    def switch(self, op_id: str, version: str, sha: str) -> Operation | None:
+        """Put the warm release back in the rotation (a quick rollback), or None when it is not warm."""
+        existing = self.operations.get(op_id)
+        if existing is not None:
+            return existing
+        if not self.is_warm(version, sha):
+            return None
+        assert self.warm is not None
+        return self.submit(op_id, DeployPlan(self.warm.release))
+
     def cancel(self, op_id: str) -> Operation | None:
         op = self.operations.get(op_id)
         if op and op.task and not op.task.done():

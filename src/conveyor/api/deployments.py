@@ -23,6 +23,9 @@ class NewDeployment(BaseModel):
     service: str | None = Field(None, max_length=64)
     notes: str | None = Field(None, max_length=4000)
     ticket: str | None = Field(None, max_length=64)
+    emergency: bool = False
+    reason: str | None = Field(None, max_length=2000)
+    when_open: bool = False
 
 
 class NewRollback(BaseModel):
@@ -47,6 +50,9 @@ def deploy(body: NewDeployment, rt: RuntimeDep, user: UserDep) -> dict[str, Any]
             ref=body.ref,
             actor=user.name,
             roles=user.roles,
+            emergency=body.emergency,
+            reason=body.reason,
+            when_open=body.when_open,
             service=body.service,
             notes=body.notes,
             ticket=body.ticket,

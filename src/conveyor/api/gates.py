@@ -3,6 +3,7 @@ CI checks and reviews reported by other forges."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from conveyor.auth.users import get_user
 from conveyor.engine import evidence_intake as intake
 from conveyor.engine.evidence import evaluate, gather
 from conveyor.engine.requests import refuse, resolve_id
+from conveyor.errors import InvalidInput
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
 from conveyor.vcs.git import GitRepo
@@ -58,9 +60,18 @@ def _detail(rt: RuntimeDep, deployment_id: str) -> dict[str, Any]:
 
 @router.get("/why")
 def why(
-    rt: RuntimeDep, user: UserDep, environment: str, ref: str, service: str | None = None, as_user: str | None = None
+    rt: RuntimeDep,
+    user: UserDep,
+    environment: str,
+    ref: str,
+    service: str | None = None,
+    as_user: str | None = None,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Every gate for deploying REF to ENVIRONMENT now, as USER (default: the caller), without deploying."""
+    """Every gate for deploying REF to ENVIRONMENT now (or ``at``, ISO-8601 with an offset), as USER
+    (default: the caller), without deploying."""
+    if at is not None and at.utcoffset() is None:
+        raise InvalidInput(f"--at {at.isoformat()} has no time zone", fix="add an offset, e.g. 2026-12-03T14:30-08:00")
     with rt.db.begin() as conn:
         svc = service_store.pick_service(conn, service)
         subject = get_user(conn, as_user) if as_user else user
@@ -76,6 +87,7 @@ def why(
             ref=ref,
             requester=subject.name,
             requester_roles=subject.roles,
+            at=at,
         )
     results = evaluate(rt, svc, ev)
     return {
@@ -84,6 +96,7 @@ def why(
         "ref": ref,
         "sha": sha,
         "as": subject.name,
+        "at": ev.now.isoformat(),
         "deployable": all(r.passed for r in results),
         "gates": [r.as_json() for r in results],
     }

@@ -45,6 +45,7 @@ def append(
     details: dict[str, Any] | None = None,
 ) -> int:
     """Add one entry in the caller's transaction and return its id."""
+    at = as_utc(at)  # stored as hashed: SQLite keeps no offset
     serialize(conn, "audit")  # one writer at a time extends the chain
     prev = conn.execute(select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)).scalar()
     prev_hash = prev or GENESIS

@@ -62,3 +62,17 @@ def may_verify(user: str, roles: tuple[str, ...], environment: str, env: Environ
     if any(r in allowed for r in roles):
         return Decision(True, f"{user} may verify in {environment}")
     return Decision(False, f"{user} ({_roles(roles)}) may not sign off {environment}; only {_roles(allowed)} may")
+
+
+def may_approve_emergency(
+    user: str, roles: tuple[str, ...], requester: str, environment: str, approvers: tuple[str, ...]
+) -> Decision:
+    """An emergency deployment bypasses the schedule once a holder of ``approvers`` approves it."""
+    if not any(r in approvers for r in roles):
+        return Decision(
+            False,
+            f"{user} ({_roles(roles)}) may not approve an emergency in {environment}; only {_roles(approvers)} may",
+        )
+    if user == requester:
+        return Decision(False, f"{user} requested this emergency deployment and cannot approve it")
+    return Decision(True, f"{user} may approve the emergency")

@@ -37,7 +37,7 @@ def hash_token(token: str) -> str:
 
 
 def add_user(conn: Connection, name: str, roles: list[str], now: datetime, password: str | None = None) -> User:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise InvalidInput(f"user name {name!r} is not allowed", fix="use 2-64 characters of a-z, 0-9, '.', '_', '-'")
     if not roles:
         raise InvalidInput("a user needs at least one role", fix="pass --role ROLE")

@@ -38,6 +38,11 @@ class Client:
                 f"cannot reach the Conveyor server at {self.settings.url}: {exc}",
                 fix="start it with `conveyor server`, or set CONVEYOR_URL",
             ) from exc
+        if response.status_code == 401 and not self.settings.token:
+            raise Unauthorized(
+                "no API token is set for the CLI",
+                fix="set CONVEYOR_TOKEN (create one with `conveyor tokens create USER`)",
+            )
         if response.status_code >= 400:
             raise self._error(response)
         return response.json() if response.content else None

@@ -39,15 +39,29 @@ def deploy(
     service: Service = None,
     notes: Annotated[str | None, typer.Option(help="deployment notes")] = None,
     ticket: Annotated[str | None, typer.Option(help="ticket key, e.g. PROJ-123")] = None,
+    emergency: Annotated[
+        bool, typer.Option("--emergency", help="bypass the schedule (needs --reason and a manager's approval)")
+    ] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="why this is an emergency")] = None,
+    when_open: Annotated[
+        bool, typer.Option("--when-open", help="outside the schedule: wait for its next opening")
+    ] = False,
     wait: Wait = False,
     json_out: Json = False,
 ) -> None:
     """Deploy REF to ENVIRONMENT."""
     client = Client()
-    detail = client.post(
-        "/deployments",
-        {"environment": environment, "ref": ref, "service": service, "notes": notes, "ticket": ticket},
-    )
+    body = {
+        "environment": environment,
+        "ref": ref,
+        "service": service,
+        "notes": notes,
+        "ticket": ticket,
+        "emergency": emergency,
+        "reason": reason,
+        "when_open": when_open,
+    }
+    detail = client.post("/deployments", body)
     if wait:
         detail = wait_for(client, detail["id"], show=not json_out)
     _finish(detail, json_out, wait)

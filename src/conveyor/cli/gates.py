@@ -27,15 +27,20 @@ def why(
     ref: Annotated[str, typer.Option("--ref", help="branch, tag or commit")],
     service: Service = None,
     as_user: Annotated[str | None, typer.Option("--as", help="evaluate for this user")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="evaluate at this ISO-8601 instant (with an offset)")] = None,
     json_out: Json = False,
 ) -> None:
     """Evaluate every gate for deploying REF to ENVIRONMENT, without deploying. Exit 0 deployable, 1 blocked."""
-    result = Client().get("/why", environment=environment, ref=ref, service=service, as_user=as_user)
+    result = Client().get("/why", environment=environment, ref=ref, service=service, as_user=as_user, at=at)
     if json_out:
         print_json(result)
     else:
         verdict = "[green]deployable[/green]" if result["deployable"] else "[red]blocked[/red]"
-        console.print(f"{result['service']} {ref} ({result['sha'][:12]}) to {environment} as {result['as']}: {verdict}")
+        when = f" at {result['at']}" if at else ""
+        console.print(
+            f"{result['service']} {ref} ({result['sha'][:12]}) to {environment} as {result['as']}{when}: {verdict}",
+            highlight=False,
+        )
         console.print(_gate_table(result["gates"]))
     if not result["deployable"]:
         raise typer.Exit(1)

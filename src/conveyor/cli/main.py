@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from conveyor.cli import admin, audit, demo, deploy, gates, server, services
+from conveyor.cli import admin, audit, calendar, demo, deploy, gates, server, services
 
 app = typer.Typer(
     name="conveyor",
@@ -26,6 +26,8 @@ app.command()(gates.approve)
 app.command()(gates.checklist)
 app.command()(gates.verify)
 app.add_typer(gates.checks_app, name="checks")
+app.command()(calendar.calendar)
+app.add_typer(calendar.freeze_app, name="freeze")
 app.add_typer(audit.app, name="audit")
 app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.tokens_app, name="tokens")

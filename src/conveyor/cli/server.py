@@ -7,14 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from conveyor.api.app import create_app
 from conveyor.cli.output import console, err
-from conveyor.engine.runtime import Runtime
 from conveyor.settings import Settings
 from conveyor.spec import SpecError, load_spec
-from conveyor.store.db import Database
 
 
 def server(
@@ -22,6 +18,12 @@ def server(
     port: Annotated[int | None, typer.Option(help="port to listen on (CONVEYOR_PORT)")] = None,
 ) -> None:
     """Run the Conveyor server: API, engine, branch poller."""
+    import uvicorn  # the server's stack is imported only when it runs: other commands start fast
+
+    from conveyor.api.app import create_app
+    from conveyor.engine.runtime import Runtime
+    from conveyor.store.db import Database
+
     settings = Settings()
     if host:
         settings.host = host

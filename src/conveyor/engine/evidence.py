@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Connection
 
+from conveyor.domain.calendar import Freeze
 from conveyor.engine.runtime import Runtime
 from conveyor.gates import registry
 from conveyor.gates.base import Evidence, GateResult
 from conveyor.store import evidence as store
+from conveyor.store import freezes as freeze_store
 from conveyor.store.records import ServiceRecord
 
 
@@ -22,6 +26,9 @@ def gather(
     requester: str,
     requester_roles: tuple[str, ...],
     deployment_id: str | None = None,
+    emergency: bool = False,
+    when_open: bool = False,
+    at: datetime | None = None,
 ) -> Evidence:
     spec = rt.spec_of(service.config_text)
     hotfix = spec.hotfix is not None and ref.startswith(spec.hotfix.branch_prefix)
@@ -31,7 +38,7 @@ def gather(
         ref=ref,
         requester=requester,
         requester_roles=requester_roles,
-        now=rt.clock.now(),
+        now=at or rt.clock.now(),
         deployment_id=deployment_id,
         hotfix=hotfix,
         reviews=store.reviews_for(conn, sha),
@@ -40,6 +47,11 @@ def gather(
         verifications=store.verifications_for(conn, service.id, sha),
         approvals=store.approvals_for(conn, deployment_id) if deployment_id else (),
         ticks=store.ticks_for(conn, deployment_id) if deployment_id else {},
+        freezes=tuple(
+            Freeze(f.starts_at, f.ends_at, f.reason) for f in freeze_store.active_freezes(conn, service.id, environment)
+        ),
+        emergency=emergency,
+        when_open=when_open,
     )
 
 

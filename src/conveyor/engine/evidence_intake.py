@@ -5,13 +5,14 @@ the deployments waiting on it."""
 from __future__ import annotations
 
 from conveyor.audit import log as audit
-from conveyor.auth.policy import may_approve, may_tick, may_verify
+from conveyor.auth.policy import may_approve, may_approve_emergency, may_tick, may_verify
 from conveyor.auth.users import User
 from conveyor.domain.deployment import DeploymentState
 from conveyor.engine import gating
 from conveyor.engine.requests import refuse
 from conveyor.engine.runtime import Runtime
 from conveyor.errors import Conflict, InvalidInput
+from conveyor.gates.schedule import emergency_approvers
 from conveyor.spec import EnvironmentSpec
 from conveyor.store import deployments as store
 from conveyor.store import evidence
@@ -32,6 +33,9 @@ def _deployment_env(rt: Runtime, deployment_id: str) -> tuple[DeploymentRecord, 
 def approve(rt: Runtime, deployment_id: str, user: User, comment: str | None) -> DeploymentRecord:
     d, env = _deployment_env(rt, deployment_id)
     decision = may_approve(user.name, user.roles, d.actor, d.environment, env)
+    if not decision.allowed and d.emergency and env.gates.schedule is not None:
+        emergency = may_approve_emergency(user.name, user.roles, d.actor, d.environment, emergency_approvers(env))
+        decision = emergency if emergency.allowed or env.gates.approval is None else decision
     if not decision.allowed:
         raise refuse(rt, user.name, "approve", d.id, decision.reason)
     if d.state != DeploymentState.PENDING:
@@ -45,7 +49,7 @@ def approve(rt: Runtime, deployment_id: str, user: User, comment: str | None) ->
             actor=user.name,
             action="deployment.approved",
             subject=d.id,
-            details={"sha": d.sha, "comment": comment, "roles": list(user.roles)},
+            details={"sha": d.sha, "comment": comment, "roles": list(user.roles), "emergency": d.emergency},
         )
     gating.nudge([d.id])
     with rt.db.begin() as conn:

@@ -6,7 +6,7 @@ minute; a deployment that waits longer than ``expire_after`` is cancelled with t
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
@@ -50,6 +50,8 @@ def evaluate_deployment(rt: Runtime, d: DeploymentRecord, system: bool = False) 
             requester=d.actor,
             requester_roles=requester_roles(conn, d),
             deployment_id=d.id,
+            emergency=d.emergency,
+            when_open=d.when_open,
         )
     results = evidence.evaluate(rt, service, ev)
     if system or d.trigger != "manual":
@@ -103,9 +105,15 @@ def gate_step(deployment_id: str) -> dict[str, Any]:
             return {"state": "passed"}
         final = [r for r in failing if not r.waitable]
         expires = d.created_at + timedelta(seconds=env.gates.expire_after)
-        if final or now >= expires:
+        closed = window_closed(d, results)
+        if final or closed or now >= expires:
             why = "; ".join(f"{r.gate}: {r.reason}" for r in failing)
-            reason = f"refused: {why}" if final else f"expired after waiting {env.gates.expire_after:.0f}s for: {why}"
+            if final:
+                reason = f"refused: {why}"
+            elif closed:
+                reason = f"the deploy window closed before its gates passed: {why}"
+            else:
+                reason = f"expired after waiting {env.gates.expire_after:.0f}s for: {why}"
             if store.move(
                 conn, d.id, to=DeploymentState.CANCELLED, when=[DeploymentState.PENDING], now=now, reason=reason
             ):
@@ -119,8 +127,28 @@ def gate_step(deployment_id: str) -> dict[str, Any]:
                     details={"reason": reason},
                 )
             return {"state": "expired"}
-    wait = min(RECHECK_SECONDS, max(0.5, (expires - now).total_seconds()))
-    return {"state": "waiting", "wait": wait}
+    moments = [expires, *schedule_moments(results)]
+    wait = min([RECHECK_SECONDS] + [(m - now).total_seconds() + 0.05 for m in moments if m > now])
+    return {"state": "waiting", "wait": max(0.05, wait)}
+
+
+def _schedule(results: list[Any]) -> Any:
+    return next((r for r in results if r.gate == "schedule"), None)
+
+
+def schedule_moments(results: list[Any]) -> list[datetime]:
+    """When the schedule next opens or closes: the waiting workflow wakes right then."""
+    found = _schedule(results)
+    if found is None:
+        return []
+    return [datetime.fromisoformat(v) for k in ("next_open", "closes_at") if (v := found.details.get(k))]
+
+
+def window_closed(d: DeploymentRecord, results: list[Any]) -> bool:
+    """A --when-open deployment whose window opened and closed again while other gates held it."""
+    now = _schedule(results)
+    before = next((g for g in d.gates or [] if g["gate"] == "schedule"), None)
+    return bool(d.when_open and now is not None and before and before["passed"] and not now.passed and not d.emergency)
 
 
 def _config(rt: Runtime, d: DeploymentRecord) -> str:
@@ -140,4 +168,11 @@ def nudge(deployment_ids: list[str]) -> None:
 def nudge_sha(rt: Runtime, sha: str) -> None:
     with rt.db.begin() as conn:
         ids = pending_with_sha(conn, sha)
+    nudge(ids)
+
+
+def nudge_all_pending(rt: Runtime) -> None:
+    """A freeze was lifted (or the calendar changed): every waiting deployment looks again."""
+    with rt.db.read() as conn:
+        ids = [d.id for d in store.list_deployments(conn, states=[DeploymentState.PENDING], limit=10_000)]
     nudge(ids)

@@ -11,7 +11,7 @@ from conveyor.audit import log as audit
 from conveyor.auth.policy import may_deploy
 from conveyor.domain.deployment import ROLLBACK_STEPS, DeploymentKind, DeploymentState, StepState
 from conveyor.engine import gating, pipeline
-from conveyor.engine.evidence import has_gates
+from conveyor.engine.evidence import evaluate, gather, has_gates
 from conveyor.engine.runtime import Runtime
 from conveyor.errors import Conflict, Forbidden, InvalidInput, NotFound
 from conveyor.store import deployments as store
@@ -31,6 +31,9 @@ class DeployRequest:
     ticket: str | None = None
     sha: str | None = None  # already resolved (by a trigger)
     roles: tuple[str, ...] = ()  # the requester's roles (a trigger acts for the system)
+    emergency: bool = False  # bypass the schedule, once the emergency approver role approves
+    reason: str | None = None  # why it is an emergency (required with emergency)
+    when_open: bool = False  # outside the schedule: wait for its next opening instead of refusing
 
 
 def refuse(rt: Runtime, actor: str, action: str, subject: str, reason: str) -> Forbidden:
@@ -64,7 +67,11 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
         decision = may_deploy(req.actor, req.roles, req.environment, env)
         if not decision.allowed:
             raise refuse(rt, req.actor, "deploy", f"{service.name}/{req.environment}", decision.reason)
+    if req.emergency and not (req.reason or "").strip():
+        raise InvalidInput("an emergency deployment needs a reason", fix='add --reason "what is on fire"')
     sha = req.sha or _repo(rt, service, fetch=True).resolve(req.ref)
+    if not req.emergency and not req.when_open:
+        check_schedule_now(rt, service, req, sha)
     gated = has_gates(rt, service, req.environment)
     deployment_id = str(uuid.uuid4())
     now = rt.clock.now()
@@ -82,8 +89,10 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
             trigger=req.trigger,
             now=now,
             plan=env.step_plan(),
-            notes=req.notes,
+            notes=f"EMERGENCY: {req.reason}" + (f" | {req.notes}" if req.notes else "") if req.emergency else req.notes,
             ticket=req.ticket,
+            emergency=req.emergency,
+            when_open=req.when_open,
         )
         audit.append(
             conn,
@@ -99,6 +108,9 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
                 "trigger": req.trigger,
                 "notes": req.notes,
                 "ticket": req.ticket,
+                "emergency": req.emergency,
+                "reason": req.reason,
+                "when_open": req.when_open,
             },
         )
     with rt.db.begin() as conn:
@@ -108,6 +120,27 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
     else:
         pipeline.enqueue(record)
     return record
+
+
+def check_schedule_now(rt: Runtime, service: ServiceRecord, req: DeployRequest, sha: str) -> None:
+    """Outside the deploy schedule a plain request is refused at once, saying when it opens."""
+    with rt.db.read() as conn:
+        ev = gather(
+            conn,
+            rt,
+            service,
+            environment=req.environment,
+            sha=sha,
+            ref=req.ref,
+            requester=req.actor,
+            requester_roles=req.roles,
+        )
+    closed = [r for r in evaluate(rt, service, ev) if r.gate == "schedule" and not r.passed]
+    if closed:
+        raise Conflict(
+            f"{req.environment} is closed for deploys: {closed[0].reason}",
+            fix="add --when-open to wait for the opening, or --emergency --reason with a manager's approval",
+        )
 
 
 def request_rollback(

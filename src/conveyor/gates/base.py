@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from conveyor.domain.calendar import Freeze
 from conveyor.spec import EnvironmentSpec, ServiceSpec
 
 
@@ -91,6 +92,9 @@ class Evidence:
     verifications: tuple[Verification, ...] = ()
     approvals: tuple[Approval, ...] = ()
     ticks: Mapping[str, Tick] = field(default_factory=dict)
+    freezes: tuple[Freeze, ...] = ()  # one-off freezes of this environment
+    emergency: bool = False  # asks to bypass the schedule (needs an emergency approval)
+    when_open: bool = False  # may wait for the next opening of the schedule
 
 
 class Gate(Protocol):

@@ -20,4 +20,4 @@ def evaluate(service: ServiceSpec, env: EnvironmentSpec, evidence: Evidence) -> 
 
 
 def load_builtins() -> None:
-    from conveyor.gates import approval, checklist, checks, deployers, reviews, staging  # noqa: F401
+    from conveyor.gates import approval, checklist, checks, deployers, reviews, schedule, staging  # noqa: F401

@@ -20,7 +20,8 @@ from pydantic import (
 )
 
 from conveyor.auth.roles import ROLES
-from conveyor.errors import NotFound
+from conveyor.domain.calendar import build_schedule
+from conveyor.errors import ConveyorError, NotFound
 from conveyor.spec.durations import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -199,6 +200,22 @@ class GatesSpec(BaseModel):
     checklist: list[str] = []
     schedule: dict[str, Any] | None = None
     expire_after: Duration = 86400.0
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The deploy calendar is checked when the file is loaded, not when someone deploys."""
+        if value is not None:
+            try:
+                build_schedule({k: v for k, v in value.items() if k != "emergency"})
+            except ConveyorError as exc:
+                raise ValueError(exc.text) from exc
+            emergency = value.get("emergency")
+            if emergency is not None:
+                if not isinstance(emergency, dict) or set(emergency) - {"approvers"}:
+                    raise ValueError("schedule.emergency takes only approvers, e.g. {approvers: [manager]}")
+                _known_roles(list(emergency.get("approvers") or []))
+        return value
 
     @field_validator("checklist", mode="before")
     @classmethod

@@ -50,6 +50,8 @@ def insert_deployment(
     notes: str | None = None,
     ticket: str | None = None,
     release_id: int | None = None,
+    emergency: bool = False,
+    when_open: bool = False,
 ) -> None:
     serialize(conn, "deployment_seq")
     seq = (conn.execute(select(func.max(deployments.c.seq))).scalar() or 0) + 1
@@ -69,6 +71,8 @@ def insert_deployment(
             notes=notes,
             ticket=ticket,
             cancel_requested=False,
+            emergency=emergency,
+            when_open=when_open,
             created_at=now,
         )
     )

@@ -108,6 +108,8 @@ class DeploymentRecord:
     version: str | None = None
     previous_version: str | None = None
     gates: list[dict[str, Any]] | None = None
+    emergency: bool = False
+    when_open: bool = False
 
     @classmethod
     def of(cls, row: Row[Any]) -> DeploymentRecord:
@@ -136,6 +138,8 @@ class DeploymentRecord:
             version=m.get("version"),
             previous_version=m.get("previous_version"),
             gates=m.get("gates"),
+            emergency=bool(m.get("emergency")),
+            when_open=bool(m.get("when_open")),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -159,4 +163,6 @@ class DeploymentRecord:
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "gates": self.gates or [],
+            "emergency": self.emergency,
+            "when_open": self.when_open,
         }

@@ -12,6 +12,7 @@ from typing import Any
 
 from conveyor.agent.client import AgentClient, ensure_agent
 from conveyor.engine.context import StepContext, StepOutcome
+from conveyor.errors import ConveyorError
 from conveyor.spec import LocalTarget as LocalTargetSpec
 from conveyor.store.records import ReleaseRecord
 from conveyor.targets.base import register
@@ -39,9 +40,31 @@ class LocalTarget:
         )
         return agent
 
+    def is_warm(self, ctx: StepContext, release: ReleaseRecord) -> bool:
+        """True when the agent keeps this release warm, so going back to it is a router switch."""
+        state = self._agent(ctx).call("GET", f"/v1/environments/{environment_key(ctx)}")
+        warm = state.get("warm") or {}
+        return bool(warm.get("version") == release.version and warm.get("sha") == release.sha)
+
+    def _switch(
+        self, ctx: StepContext, agent: AgentClient, op_id: str, release: ReleaseRecord
+    ) -> dict[str, Any] | None:
+        body = {"id": op_id, "version": release.version, "sha": release.sha}
+        try:
+            result: dict[str, Any] = agent.call("POST", f"/v1/environments/{environment_key(ctx)}/switch", json=body)
+        except ConveyorError:  # 409: not warm; the full path below starts it again
+            return None
+        return result
+
     def _operate(self, ctx: StepContext, op_id: str, release: ReleaseRecord, cancellable: bool) -> StepOutcome:
         if not ctx.spec.run:
             return StepOutcome(False, "a local target needs the service's `run` command in conveyor.yml")
+        agent = self._agent(ctx)
+        key = environment_key(ctx)
+        if release.id != (ctx.release.id if ctx.release else None) or ctx.deployment.kind == "rollback":
+            switched = self._switch(ctx, agent, op_id, release)
+            if switched is not None:
+                return self._follow(ctx, agent, key, op_id, switched, cancellable)
         spec, env_spec = self._spec(ctx), ctx.env_spec
         workdir = ctx.workdir(release.sha)
         ctx.repo.add_worktree(workdir, release.sha)
@@ -66,9 +89,12 @@ class LocalTarget:
                 "timeout": health.timeout,
             },
         }
-        agent = self._agent(ctx)
-        key = environment_key(ctx)
         op = agent.call("POST", f"/v1/environments/{key}/operations", json=body)
+        return self._follow(ctx, agent, key, op_id, op, cancellable)
+
+    def _follow(
+        self, ctx: StepContext, agent: AgentClient, key: str, op_id: str, op: dict[str, Any], cancellable: bool
+    ) -> StepOutcome:
         cancelled = False
         while op["state"] == "running":
             if cancellable and not cancelled and ctx.cancel_requested():

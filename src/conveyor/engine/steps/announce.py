@@ -10,7 +10,8 @@ from conveyor.engine.steps import step
 def announcement(ctx: StepContext) -> str:
     version = ctx.release.version if ctx.release else ctx.deployment.sha[:12]
     what = "Rollback" if ctx.deployment.kind == "rollback" else "Deployment"
-    lines = [f"✅ {what} complete: {ctx.service.name} {version} to {ctx.deployment.environment}"]
+    mark = "🚨 EMERGENCY " if ctx.deployment.emergency else "✅ "
+    lines = [f"{mark}{what} complete: {ctx.service.name} {version} to {ctx.deployment.environment}"]
     if ctx.deployment.notes:
         lines.append(f"- Notes: {ctx.deployment.notes}")
     if ctx.deployment.ticket:

@@ -10,6 +10,11 @@ BUILD_TIMEOUT = 900.0
 
 @step("prepare")
 def prepare(ctx: StepContext) -> StepOutcome:
+    if ctx.deployment.kind == "rollback" and ctx.release and ctx.env_spec.target.kind == "local":
+        from conveyor.targets.local import LocalTarget
+
+        if LocalTarget().is_warm(ctx, ctx.release):  # a quick rollback is a router switch
+            return StepOutcome(True, f"{ctx.release.version} is warm on the agent: nothing to prepare")
     workdir = ctx.workdir()
     ctx.repo.add_worktree(workdir, ctx.deployment.sha)
     if ctx.spec.build is None:
