@@ -5,10 +5,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
+# the flags SDK (sdk/python, package conveyor-flags) first: the server evaluates flags with it
+$(STAMP): pyproject.toml sdk/python/pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -U pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -e 'sdk/python[openfeature]' -e '.[dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -16,11 +17,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider sdk/python/tests
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples
-	$(VENV)/bin/ruff format --check src tests bench examples
+	$(VENV)/bin/ruff check src tests bench examples sdk
+	$(VENV)/bin/ruff format --check src tests bench examples sdk
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/mypy --strict sdk/python/src
 
 bench: $(STAMP)
 	$(PY) bench/engine.py
