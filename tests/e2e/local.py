@@ -22,7 +22,11 @@ DEMO_APP = Path(__file__).resolve().parents[2] / "examples" / "demo-app"
 
 
 def local_config(
-    staging_port: int, production_port: int, quick_rollback: str = "15m", strategy: str = "rolling"
+    staging_port: int,
+    production_port: int,
+    quick_rollback: str = "15m",
+    strategy: str = "rolling",
+    router: str = "builtin",
 ) -> str:
     return textwrap.dedent(
         f"""\
@@ -31,11 +35,11 @@ def local_config(
         health: {{path: /healthz, interval: 100ms, successes: 2, timeout: 10s}}
         environments:
           staging:
-            target: {{kind: local, port: {staging_port}, replicas: 2}}
+            target: {{kind: local, port: {staging_port}, replicas: 2, router: {router}}}
             rollout: {{strategy: {strategy}, max_surge: 1}}
             quick_rollback: {quick_rollback}
           production:
-            target: {{kind: local, port: {production_port}, replicas: 2}}
+            target: {{kind: local, port: {production_port}, replicas: 2, router: {router}}}
             rollout: {{strategy: blue_green}}
             quick_rollback: {quick_rollback}
             tag: {{bump: minor}}

@@ -1,6 +1,9 @@
 """The local target with real processes: the agent runs the demo app, health-gates a rolling or
 blue-green update with zero failed requests, restarts crashed instances, keeps serving while the
-server is killed, and rolls back by a router switch inside the quick-rollback window."""
+server is killed, and rolls back by a router switch inside the quick-rollback window.
+
+Every test runs with both routers: the built-in one and HAProxy (``router: haproxy``). HAProxy runs
+on SQLite only: the router never touches the database, so PostgreSQL adds time and no coverage."""
 
 from __future__ import annotations
 
@@ -15,6 +18,16 @@ import pytest
 from tests.conftest import wait_until
 from tests.e2e.harness import Server, commit, free_port
 from tests.e2e.local import Load, agent_api, get_version, local_config, make_web_repo, stop_agent
+
+from conveyor.agent.haproxy import HAProxyError, find_haproxy
+
+
+def _haproxy_missing() -> str:
+    try:
+        find_haproxy()
+    except HAProxyError:
+        return "HAProxy is not installed (apt-get install haproxy); skipping the router: haproxy runs"
+    return ""
 
 
 @dataclass
@@ -42,14 +55,25 @@ def make_web(tmp_path: Path, database_url: str, **config: str) -> Iterator[Web]:
         stop_agent(server.home)
 
 
-@pytest.fixture
-def web(tmp_path: Path, database_url: str) -> Iterator[Web]:
-    yield from make_web(tmp_path, database_url)
+@pytest.fixture(params=["builtin", "haproxy"])
+def router(request: pytest.FixtureRequest) -> str:
+    """The router kind written into each target; asked for before the database is made."""
+    if request.param == "haproxy":
+        if missing := _haproxy_missing():
+            pytest.skip(missing)
+        if getattr(request.node, "callspec", None) and request.node.callspec.params.get("database_url") == "postgres":
+            pytest.skip("router: haproxy runs on SQLite only (the router does not touch the database)")
+    return str(request.param)
 
 
 @pytest.fixture
-def web_short_window(tmp_path: Path) -> Iterator[Web]:
-    yield from make_web(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", quick_rollback="1s")
+def web(tmp_path: Path, router: str, database_url: str) -> Iterator[Web]:
+    yield from make_web(tmp_path, database_url, router=router)
+
+
+@pytest.fixture
+def web_short_window(tmp_path: Path, router: str) -> Iterator[Web]:
+    yield from make_web(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", quick_rollback="1s", router=router)
 
 
 def test_rolling_and_blue_green_updates_drop_no_request(web: Web) -> None:
@@ -70,6 +94,9 @@ def test_rolling_and_blue_green_updates_drop_no_request(web: Web) -> None:
     state = agent_api(web.server.home).get("/v1/environments/web.staging").json()
     assert [i["state"] for i in state["active"]["instances"]] == ["ready", "ready"]
     assert state["warm"]["version"] == v1  # kept warm for quick rollback
+    counters = state["counters"]  # per release, from either router
+    assert counters[v1]["requests"] > 0 and counters[second["version"]]["requests"] > 0, counters
+    assert all(c["failed"] == 0 and c["errors_5xx"] == 0 for c in counters.values()), counters
 
     # blue-green on production: all new instances first, then one switch
     assert web.deploy("production")["state"] == "succeeded"

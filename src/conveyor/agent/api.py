@@ -13,6 +13,7 @@ from conveyor.agent.environment import DeployPlan
 from conveyor.agent.host import Agent
 from conveyor.agent.metrics import render_metrics
 from conveyor.agent.supervisor import HealthConfig, ReleaseSpec
+from conveyor.errors import ConveyorError
 
 
 class EnvironmentConfig(BaseModel):
@@ -85,7 +86,7 @@ def create_app(agent: Agent) -> FastAPI:
     async def configure(key: str, body: EnvironmentConfig) -> dict[str, Any]:
         try:
             env = await agent.configure(key, body.host, body.port, body.router, body.max_body)
-        except (ValueError, OSError) as exc:  # unknown router kind, port taken, no haproxy binary
+        except (ValueError, OSError, ConveyorError) as exc:  # unknown router kind, port taken, no haproxy
             raise HTTPException(400, f"cannot configure {key}: {exc}") from exc
         result: dict[str, Any] = env.as_json()
         return result

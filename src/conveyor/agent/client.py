@@ -33,7 +33,10 @@ class AgentClient:
                 fix="check HOME/agent/agent.log, or run `conveyor agent`",
             ) from exc
         if response.status_code >= 400:
-            detail = response.json().get("detail") if response.content else response.reason_phrase
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = response.text[:500] or response.reason_phrase
             raise ConveyorError(f"the agent refused {method} {path}: {detail}")
         return response.json()
 

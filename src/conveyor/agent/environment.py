@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from conveyor.agent.routing import Backend, Router
 from conveyor.agent.supervisor import HealthConfig, Instance, InstanceState, ReleaseSpec
 
 DRAIN_TIMEOUT = 30.0
+log = logging.getLogger("conveyor.agent")
 STOP_GRACE = 10.0
 
 
@@ -98,13 +100,19 @@ class Environment:
 
     async def _sync(self) -> None:
         self._sync_pending = False
+        try:
+            await self._set_rotation()
+        except Exception:  # logged, and the next change tries again
+            log.exception("could not update the rotation of %s", self.key)
+
+    async def _set_rotation(self) -> None:
         await self.router.set_backends(
             [Backend(i.id, i.host, i.port, i.release.version) for i in self.serving if i.state == InstanceState.READY]
         )
 
     async def _serve(self, instances: list[Instance]) -> None:
         self.serving = instances
-        await self._sync()
+        await self._set_rotation()  # a rollout must know the switch happened: errors go to it
 
     async def _retire(self, instances: list[Instance], stop: bool) -> None:
         """Take instances out of rotation, wait for their in-flight requests, maybe stop them."""

@@ -126,7 +126,10 @@ class HAProxyRouter:
         loop = asyncio.get_running_loop()
         self._logs, _ = await loop.connect_read_pipe(lambda: _LogPipe(self), os.fdopen(read_fd, "rb", buffering=0))
         deadline = time.monotonic() + START_TIMEOUT
-        while not (await self._answers()):
+        while True:
+            with contextlib.suppress(OSError, TimeoutError):
+                if "Name: HAProxy" in await self.command("show info"):
+                    break
             if self._proc.returncode is not None or time.monotonic() > deadline:
                 said = (self.dir / "haproxy.err").read_text(errors="replace").strip().splitlines()
                 raise HAProxyError(
@@ -140,15 +143,11 @@ class HAProxyRouter:
         await self._apply()
         self._watch = asyncio.create_task(self._supervise(binary, self._proc))
 
-    async def _answers(self) -> bool:
-        try:
-            return "Name: HAProxy" in await self.command("show info")
-        except (OSError, TimeoutError):
-            return False
-
     async def _supervise(self, binary: str, proc: asyncio.subprocess.Process) -> None:
         """HAProxy died under us: start it again with the same rotation, until that works."""
-        await proc.wait()
+        code = await proc.wait()
+        if not self._stopping:
+            print(f"conveyor agent: HAProxy for {self.name} exited ({code}); starting it again", flush=True)
         while not self._stopping:
             if self._logs:
                 self._logs.close()
@@ -163,7 +162,7 @@ class HAProxyRouter:
         self._stopping = True
         if self._watch and self._watch is not asyncio.current_task():
             self._watch.cancel()
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch
         proc, self._proc = self._proc, None
         # soft stop first (close the listener, let running requests finish), then firmer
@@ -281,9 +280,10 @@ if {{ nbsrv(be_app) eq 0 }}
             if backend is None or self._proc is None:
                 return 0
             self._wanted.pop(backend_id, None)
-            self._ready.discard(backend_id)
             ref = self._server(backend)
-            await self.command(f"set server {ref} state drain")
+            if backend_id in self._ready:  # still in the rotation: take it out first
+                self._ready.discard(backend_id)
+                await self.command(f"set server {ref} state drain")
         deadline = time.monotonic() + timeout
         busy = await self._busy(ref)
         while busy and time.monotonic() < deadline:
