@@ -186,7 +186,7 @@ class Server:
         db.migrate()
         now = datetime.now(UTC)
         with db.begin() as conn:
-            token = create_token(conn, add_user(conn, "bench", ["admin"], now), now)
+            token = create_token(conn, add_user(conn, "bench", ["admin", "release_manager"], now), now)
         db.dispose()
         self.client.headers["Authorization"] = f"Bearer {token}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}

@@ -1,6 +1,6 @@
-"""Who may do what: every role tries deploy, approve, tick and verify on every environment.
-Refusals are 403 with the reason, change nothing, and are audited. (Overrides of the schedule are
-in test_calendar_gate.py.)"""
+"""Who may do what: every role tries deploy, approve, tick, verify and override (an emergency
+request that bypasses the schedule) on every environment. Refusals are 403 with the reason, change
+nothing, and are audited. (Who may approve an override is in test_calendar_gate.py.)"""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ ALLOWED = {
     ("verify", "development"): {"engineer", "release_manager", "manager"},
     ("verify", "staging"): {"engineer", "release_manager", "manager"},
     ("verify", "production"): {"release_manager"},
+    ("override", "development"): {"engineer", "release_manager", "manager"},
+    ("override", "staging"): {"engineer", "release_manager", "manager"},
+    ("override", "production"): {"release_manager"},
 }
 
 
@@ -71,6 +74,12 @@ def test_role_environment_action_matrix(gw: GateWorld) -> None:
                 "verify": lambda u=user, e=env: gw.as_(
                     u, "POST", "/verifications", json={"environment": e, "ref": "main"}
                 ),
+                "override": lambda u=user, e=env: gw.as_(
+                    u,
+                    "POST",
+                    "/deployments",
+                    json={"environment": e, "ref": "main", "emergency": True, "reason": "incident 42"},
+                ),
             }
             for action, attempt in attempts.items():
                 allowed = role in ALLOWED.get((action, env), set())
@@ -101,13 +110,15 @@ def test_editing_the_audit_log_by_hand_is_detected(gw: GateWorld) -> None:
 
     from conveyor.store.db import Database
 
-    gw.ok_as("eve", "POST", "/deployments", json={"environment": "staging", "ref": "main"})
+    d = gw.ok_as("eve", "POST", "/deployments", json={"environment": "staging", "ref": "main"})
+    gw.server.wait_finished(d["id"])  # its entries are all written
     env = gw.env_for("ada")
     ok = subprocess.run([sys.executable, "-m", "conveyor", "audit", "verify"], env=env, capture_output=True, text=True)
     assert ok.returncode == 0 and "intact" in ok.stdout
     db = Database(gw.server.database_url)
     with db.begin() as conn:
         victim = conn.execute(text("SELECT id FROM audit_log ORDER BY id LIMIT 1 OFFSET 2")).scalar()
+        assert victim is not None
         conn.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE id = :id"), {"id": victim})
     db.dispose()
     bad = subprocess.run([sys.executable, "-m", "conveyor", "audit", "verify"], env=env, capture_output=True, text=True)

@@ -66,7 +66,8 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
     if req.trigger == "manual":
         decision = may_deploy(req.actor, req.roles, req.environment, env)
         if not decision.allowed:
-            raise refuse(rt, req.actor, "deploy", f"{service.name}/{req.environment}", decision.reason)
+            action = "override" if req.emergency else "deploy"
+            raise refuse(rt, req.actor, action, f"{service.name}/{req.environment}", decision.reason)
     if req.emergency and not (req.reason or "").strip():
         raise InvalidInput("an emergency deployment needs a reason", fix='add --reason "what is on fire"')
     sha = req.sha or _repo(rt, service, fetch=True).resolve(req.ref)
