@@ -30,7 +30,11 @@ def latest(world: World, env: str) -> dict[str, Any] | None:
 def test_adding_a_service_deploys_followed_branches(world: World) -> None:
     added = add_service(world)
     assert added["service"] == "shop"
-    by_env = {d["environment"]: d for d in added["deployments"]}
+    # the add and the poller race to see the heads first; either way each deploys once
+    by_env = wait_until(
+        lambda: len(x := {d["environment"]: d for d in world.server.deployments()}) >= 2 and x,
+        what="both followed branches deployed",
+    )
     assert set(by_env) == {"development", "staging"}  # production is not auto_deploy
     for d in by_env.values():
         assert world.server.wait_finished(d["id"])["state"] == "succeeded"
