@@ -60,8 +60,12 @@ def test_production_waits_for_every_gate_then_starts_by_itself(gw: GateWorld) ->
     assert eng.returncode == 1 and "may not approve" in eng.stderr
     assert cli(gw, "ron", "approve", pending["id"], "--comment", "looks good").returncode == 0
     assert cli(gw, "rosa", "approve", pending["id"]).returncode == 0
-    d = gw.server.deployment(pending["id"])
-    assert d["state"] == "pending" and gw.gate(d, "approval")["passed"]
+    # the gates are evaluated again in the background the moment an approval arrives
+    d = wait_until(
+        lambda: (x := gw.server.deployment(pending["id"])) and gw.gate(x, "approval")["passed"] and x,
+        what="the approvals to count",
+    )
+    assert d["state"] == "pending"
     # the checklist; the last tick lets it start by itself
     r = cli(gw, "rita", "checklist", pending["id"], "--tick", "rollback_plan", "--tick", "stakeholders_notified")
     assert r.returncode == 0, r.stderr

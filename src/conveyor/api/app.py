@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from conveyor import __version__
-from conveyor.api import admin, calendar, deployments, errors, gates, hooks, metrics, services
+from conveyor.api import admin, calendar, deployments, errors, flags, gates, hooks, metrics, services
 from conveyor.api.limits import BodyLimit
 from conveyor.audit import log as audit
 from conveyor.auth.users import add_user, count_users, create_token
@@ -84,7 +84,7 @@ def create_app(rt: Runtime) -> FastAPI:
     )
     app.state.runtime = rt
     errors.install(app)
-    for module in (services, deployments, gates, calendar, hooks, admin, metrics):
+    for module in (services, deployments, gates, calendar, hooks, admin, metrics, flags):
         app.include_router(module.router)
 
     @app.get("/api/v1/health", tags=["health"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from conveyor.cli import admin, audit, calendar, demo, deploy, gates, server, services
+from conveyor.cli import admin, audit, calendar, demo, deploy, flags, gates, server, services
 
 app = typer.Typer(
     name="conveyor",
@@ -31,6 +31,7 @@ app.add_typer(calendar.freeze_app, name="freeze")
 app.add_typer(audit.app, name="audit")
 app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.tokens_app, name="tokens")
+app.add_typer(flags.app, name="flags")
 
 
 def main() -> None:

@@ -253,3 +253,62 @@ freezes = Table(
     Column("lifted_by", String(64)),
     Index("ix_freezes_service_environment", "service_id", "environment"),
 )
+
+
+# --- feature flags -----------------------------------------------------------------------------
+
+flags = Table(
+    "flags",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", ForeignKey("services.id"), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("type", String(16), nullable=False),  # boolean | string | number | json
+    Column("default_value", JSON, nullable=False),  # served when off or when no strategy matches
+    Column("on_value", JSON, nullable=False),  # served when on and no variant or strategy value applies
+    Column("variants", JSON, nullable=False, server_default="[]"),  # [{name, value, weight}]
+    Column("description", Text),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("service_id", "key", name="uq_flags_service_key"),
+)
+
+flag_environments = Table(
+    "flag_environments",
+    metadata,
+    Column("flag_id", ForeignKey("flags.id"), primary_key=True),
+    Column("environment", String(32), primary_key=True),
+    Column("enabled", Boolean, nullable=False, default=False, server_default=false()),
+    Column("strategies", JSON, nullable=False, server_default="[]"),  # see docs/flags-ruleset.md
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# one row per service and environment: the ruleset's version, bumped in every transaction that
+# changes what that environment serves (ETag of the ruleset; SSE subscribers compare it)
+flag_rulesets = Table(
+    "flag_rulesets",
+    metadata,
+    Column("service_id", ForeignKey("services.id"), primary_key=True),
+    Column("environment", String(32), primary_key=True),
+    Column("version", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+sdk_keys = Table(
+    "sdk_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", ForeignKey("services.id"), nullable=False),
+    Column("environment", String(32), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("name", String(64)),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_by", String(64)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Index("ix_sdk_keys_service_environment", "service_id", "environment"),
+)

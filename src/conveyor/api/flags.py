@@ -1,0 +1,280 @@
+"""Feature flags over HTTP: the admin REST API (/api/v1/flags, user tokens), the ruleset and its
+SSE stream for SDKs, and OFREP v1 (/ofrep/v1) for OpenFeature providers (both with SDK keys)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from conveyor.api.deps import RuntimeDep, UserDep
+from conveyor.errors import Forbidden
+from conveyor.flags import access, ofrep
+from conveyor.flags import service as ops
+from conveyor.flags.keys import SdkKey, authenticate_key, is_live, key_from_headers
+from conveyor.flags.live import Live, live_of
+from conveyor.flags.model import FlagType
+from conveyor.flags.ruleset import Scope, Snapshot
+from conveyor.flags.stream import events
+
+admin = APIRouter(prefix="/api/v1/flags", tags=["flags"])
+ofrep_api = APIRouter(prefix="/ofrep/v1", tags=["ofrep"])
+
+
+def get_live(request: Request, rt: RuntimeDep) -> Live:
+    return live_of(request.app.state, rt)
+
+
+LiveDep = Annotated[Live, Depends(get_live)]
+
+
+def sdk_key(request: Request, rt: RuntimeDep) -> SdkKey:
+    key = key_from_headers(request.headers.get("x-api-key"), request.headers.get("authorization"))
+    with rt.db.read() as conn:
+        return authenticate_key(conn, key)
+
+
+SdkKeyDep = Annotated[SdkKey, Depends(sdk_key)]
+
+
+def _scope(key: SdkKey, service_name: str | None = None, environment: str | None = None) -> Scope:
+    if (service_name and service_name != key.service) or (environment and environment != key.environment):
+        raise Forbidden(
+            f"this SDK key reads {key.service}/{key.environment}, "
+            f"not {service_name or key.service}/{environment or key.environment}",
+            fix="use a key of that environment (`conveyor flags key create --env ENV`)",
+        )
+    return Scope(key.service_id, key.service, key.environment)
+
+
+# --- admin -----------------------------------------------------------------------------------
+
+
+class NewFlag(BaseModel):
+    key: str = Field(min_length=1, max_length=128)
+    service: str | None = Field(None, max_length=64)
+    type: FlagType = "boolean"
+    default: Any = None
+    on_value: Any = None
+    variants: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
+    description: str | None = Field(None, max_length=2000)
+
+
+class FlagChanges(BaseModel):
+    type: FlagType | None = None
+    default: Any = None
+    on_value: Any = None
+    variants: list[dict[str, Any]] | None = Field(None, max_length=100)
+    description: str | None = Field(None, max_length=2000)
+
+
+class StateChanges(BaseModel):
+    enabled: bool | None = Field(None, description="omitted: unchanged")
+    strategies: list[dict[str, Any]] | None = Field(None, max_length=100, description="omitted: unchanged")
+
+
+class Kill(BaseModel):
+    reason: str | None = Field(None, max_length=2000)
+
+
+class Rollout(BaseModel):
+    percent: int = Field(ge=0, le=100)
+
+
+class NewKey(BaseModel):
+    environment: str = Field(min_length=1, max_length=32)
+    service: str | None = Field(None, max_length=64)
+    name: str | None = Field(None, max_length=64)
+
+
+Service = Annotated[str | None, Field(max_length=64)]
+
+
+@admin.get("")
+def list_flags(rt: RuntimeDep, _user: UserDep, service: Service = None) -> list[Any]:
+    return ops.list_flags(rt, service)
+
+
+@admin.post("", status_code=201)
+def create(body: NewFlag, rt: RuntimeDep, user: UserDep, live: LiveDep) -> dict[str, Any]:
+    definition = body.model_dump(exclude={"key", "service"})
+    return ops.create_flag(rt, user, live.notify, body.key, body.service, definition)
+
+
+@admin.get("/sdk-keys")
+def list_keys(rt: RuntimeDep, _user: UserDep, service: Service = None, environment: str | None = None) -> list[Any]:
+    return access.list_keys(rt, service, environment)
+
+
+@admin.post("/sdk-keys", status_code=201)
+def create_key(body: NewKey, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+    """A new SDK key for one service environment. The key is in this answer only."""
+    return access.create_key(rt, user, body.service, body.environment, body.name)
+
+
+@admin.delete("/sdk-keys/{key_id}")
+def revoke_key(key_id: int, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+    return access.revoke_key(rt, user, key_id)
+
+
+# --- for SDKs: the ruleset and its stream ----------------------------------------------------
+
+
+@admin.get("/ruleset", tags=["sdk"])
+def ruleset(
+    request: Request, key: SdkKeyDep, live: LiveDep, service: Service = None, environment: str | None = None
+) -> Response:
+    """The environment's ruleset (docs/flags-ruleset.md). ETag is the version; 304 when unchanged."""
+    snapshot = live.snapshot(_scope(key, service, environment))
+    headers = {"ETag": snapshot.etag, "Cache-Control": "no-cache"}
+    if ofrep.matches(request.headers.get("if-none-match"), snapshot.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(snapshot.text, media_type="application/json", headers=headers)
+
+
+@admin.get("/stream", tags=["sdk"])
+async def stream(
+    rt: RuntimeDep, key: SdkKeyDep, live: LiveDep, service: Service = None, environment: str | None = None
+) -> StreamingResponse:
+    """Server-sent events: ``event: ruleset`` with the whole ruleset now and after every change;
+    ``: keepalive`` comments every 15 s. Ends when the key is revoked."""
+    scope = _scope(key, service, environment)
+    first: Snapshot = await run_in_threadpool(live.snapshot, scope)
+
+    def key_live() -> bool:
+        with rt.db.read() as conn:
+            return is_live(conn, key.id)
+
+    async def still_allowed() -> bool:
+        return bool(await run_in_threadpool(key_live))
+
+    return StreamingResponse(
+        events(live.hub, scope, first, still_allowed),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+# --- one flag ----------------------------------------------------------------------------------
+
+
+@admin.get("/{key}")
+def show(key: str, rt: RuntimeDep, _user: UserDep, service: Service = None) -> dict[str, Any]:
+    """The flag, with its state and ruleset version in every environment of its service."""
+    return ops.detail(rt, key, service)
+
+
+@admin.patch("/{key}")
+def update(
+    key: str, body: FlagChanges, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None
+) -> dict[str, Any]:
+    """Change type, default, on_value, variants or description; fields left out stay."""
+    return ops.update_flag(rt, user, live.notify, key, service, body.model_dump(exclude_unset=True))
+
+
+@admin.delete("/{key}")
+def delete(key: str, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None) -> dict[str, Any]:
+    """Delete a flag that is off in every environment."""
+    return ops.delete_flag(rt, user, live.notify, key, service)
+
+
+@admin.put("/{key}/environments/{environment}")
+def put_state(
+    key: str,
+    environment: str,
+    body: StateChanges,
+    rt: RuntimeDep,
+    user: UserDep,
+    live: LiveDep,
+    service: Service = None,
+) -> dict[str, Any]:
+    """Set the flag's state in the environment: ``enabled`` and/or ``strategies`` (an omitted
+    field keeps its value, so new strategies never undo a kill)."""
+    ref = (key, service, environment)
+    return ops.set_state(rt, user, live.notify, ref, body.enabled, body.strategies)
+
+
+@admin.post("/{key}/environments/{environment}/on")
+def turn_on(key: str, environment: str, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None) -> Any:
+    """Serve the flag in the environment: to everyone, unless its strategies narrow it."""
+    return ops.switch(rt, user, live.notify, (key, service, environment), "on")
+
+
+@admin.post("/{key}/environments/{environment}/off")
+def turn_off(key: str, environment: str, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None) -> Any:
+    """Serve the flag's default in the environment."""
+    return ops.switch(rt, user, live.notify, (key, service, environment), "off")
+
+
+@admin.post("/{key}/environments/{environment}/kill")
+def kill(
+    key: str,
+    environment: str,
+    rt: RuntimeDep,
+    user: UserDep,
+    live: LiveDep,
+    body: Kill | None = None,
+    service: Service = None,
+) -> dict[str, Any]:
+    """The kill switch: off now, in one call. Managers may use it as well as the deployers."""
+    return ops.switch(rt, user, live.notify, (key, service, environment), "kill", body.reason if body else None)
+
+
+@admin.post("/{key}/environments/{environment}/rollout")
+def rollout(
+    key: str,
+    environment: str,
+    body: Rollout,
+    rt: RuntimeDep,
+    user: UserDep,
+    live: LiveDep,
+    service: Service = None,
+) -> dict[str, Any]:
+    """Set the percentage of the flag's rollout strategy (the first one without constraints; one
+    is added after the targeting rules if there is none). Does not turn the flag on."""
+    return ops.rollout(rt, user, live.notify, (key, service, environment), body.percent)
+
+
+# --- OFREP ---------------------------------------------------------------------------------------
+
+
+def _answer(answer: ofrep.Answer) -> Response:
+    if answer.body is None:
+        return Response(status_code=answer.status, headers=answer.headers)
+    return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+def _metadata(snapshot: Snapshot) -> dict[str, Any]:
+    scope = snapshot.scope
+    return {"service": scope.service, "environment": scope.environment, "version": snapshot.version}
+
+
+@ofrep_api.post("/evaluate/flags/{key}")
+async def ofrep_evaluate(key: str, request: Request, sdk: SdkKeyDep, live: LiveDep) -> Response:
+    """OFREP single flag evaluation: ``{"context": {...}}`` in, value/reason/variant out."""
+    raw = await request.body()
+    snapshot = await run_in_threadpool(live.snapshot, _scope(sdk))
+    return _answer(ofrep.evaluate_one(snapshot.ruleset, _metadata(snapshot), key, raw))
+
+
+@ofrep_api.post("/evaluate/flags")
+async def ofrep_bulk(request: Request, sdk: SdkKeyDep, live: LiveDep) -> Response:
+    """OFREP bulk evaluation of every flag of the environment; ETag and 304 on If-None-Match."""
+    raw = await request.body()
+    snapshot = await run_in_threadpool(live.snapshot, _scope(sdk))
+    return _answer(
+        ofrep.evaluate_bulk(snapshot.ruleset, _metadata(snapshot), raw, request.headers.get("if-none-match"))
+    )
+
+
+@ofrep_api.get("/configuration")
+def ofrep_configuration(_sdk: SdkKeyDep) -> dict[str, Any]:
+    return ofrep.configuration()
+
+
+router = APIRouter()
+router.include_router(admin)
+router.include_router(ofrep_api)

@@ -1,0 +1,140 @@
+"""OFREP v1 requests and answers, without a server: parsing, status codes, error codes, ETags."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from conveyor.flags import ofrep
+from conveyor.flags.evaluate import Ruleset, compile_ruleset
+
+META = {"service": "shop", "environment": "production", "version": 7}
+
+
+def flag(key: str, **fields: Any) -> dict[str, Any]:
+    return {"key": key, "service": "shop", "type": "boolean", "enabled": True, "default": False, "on_value": True,
+            "variants": [], "strategies": [], **fields}  # fmt: skip
+
+
+RULESET: Ruleset = compile_ruleset(
+    {
+        "environment": "production",
+        "version": 7,
+        "flags": {
+            "on": flag("on"),
+            "off": flag("off", enabled=False),
+            "se_only": flag(
+                "se_only", strategies=[{"constraints": [{"attribute": "country", "operator": "IN", "values": ["SE"]}]}]
+            ),
+            "colour": flag(
+                "colour",
+                type="string",
+                default="red",
+                on_value="red",
+                variants=[{"name": "blue", "value": "blue", "weight": 1}],
+            ),
+            "broken": flag("broken", type="number", default="x"),
+        },
+    }
+)
+
+
+def one(key: str, body: Any) -> ofrep.Answer:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return ofrep.evaluate_one(RULESET, META, key, raw)
+
+
+def test_success_bodies() -> None:
+    a = one("on", {"context": {"targetingKey": "u1"}})
+    assert a.status == 200
+    assert a.body == {"key": "on", "value": True, "reason": "STATIC", "variant": "on", "metadata": META}
+    assert one("off", {}).body == {
+        "key": "off",
+        "value": False,
+        "reason": "DISABLED",
+        "variant": "off",
+        "metadata": META,
+    }
+    assert one("se_only", {"context": {"country": "SE"}}).body["reason"] == "TARGETING_MATCH"  # type: ignore[index]
+    miss = one("se_only", {"context": {"country": "NO"}}).body
+    assert miss is not None and (miss["value"], miss["reason"], miss["variant"]) == (False, "DEFAULT", "default")
+    split = one("colour", {"context": {"targetingKey": "u1"}}).body
+    assert split is not None and (split["value"], split["reason"], split["variant"]) == ("blue", "SPLIT", "blue")
+
+
+@pytest.mark.parametrize("raw", [b"", b"  ", b"{}", b'{"context": null}', b'{"context": {}}'])
+def test_no_context_is_an_empty_context(raw: bytes) -> None:
+    assert one("on", raw).status == 200
+
+
+def test_targeting_key_is_the_user_id_unless_one_is_given() -> None:
+    assert ofrep.parse_context(b'{"context": {"targetingKey": "u1"}}') == {"targetingKey": "u1", "user_id": "u1"}
+    both = ofrep.parse_context(b'{"context": {"targetingKey": "u1", "user_id": "u2"}}')
+    assert both["user_id"] == "u2"
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"{not json", "PARSE_ERROR"),
+        (b"[1, 2]", "PARSE_ERROR"),
+        (b'"context"', "PARSE_ERROR"),
+        (b"\xff\xfe\x00garbage", "PARSE_ERROR"),
+        (b"[" * 100_000 + b"]" * 100_000, "PARSE_ERROR"),
+        (b'{"context": [1]}', "INVALID_CONTEXT"),
+        (b'{"context": "user=1"}', "INVALID_CONTEXT"),
+        (b'{"context": 5}', "INVALID_CONTEXT"),
+        (b'{"context": {"targetingKey": 5}}', "INVALID_CONTEXT"),
+    ],
+)
+def test_bad_requests_are_400_with_an_ofrep_error_code(raw: bytes, code: str) -> None:
+    a = one("on", raw)
+    assert a.status == 400 and a.body is not None
+    assert a.body["errorCode"] == code and a.body["key"] == "on" and a.body["errorDetails"]
+    bulk = ofrep.evaluate_bulk(RULESET, META, raw, None)
+    assert bulk.status == 400 and bulk.body is not None and bulk.body["errorCode"] == code and "key" not in bulk.body
+
+
+def test_unknown_flag_is_404_flag_not_found() -> None:
+    a = one("nope", {"context": {}})
+    assert a.status == 404 and a.body is not None
+    assert a.body["errorCode"] == "FLAG_NOT_FOUND" and a.body["key"] == "nope"
+
+
+def test_a_broken_flag_is_a_400_general_error_and_spoils_nothing_else() -> None:
+    a = one("broken", {})
+    assert a.status == 400 and a.body is not None and a.body["errorCode"] == "GENERAL"
+    bulk = ofrep.evaluate_bulk(RULESET, META, b"{}", None)
+    assert bulk.status == 200 and bulk.body is not None
+    by_key = {f["key"]: f for f in bulk.body["flags"]}
+    assert list(by_key) == sorted(by_key)
+    assert by_key["broken"]["errorCode"] == "GENERAL" and "value" not in by_key["broken"]
+    assert by_key["on"]["value"] is True and by_key["off"]["reason"] == "DISABLED"
+
+
+def test_odd_context_values_never_raise() -> None:
+    odd = {"country": {"nested": [1, {"x": None}]}, "user_id": ["a"], "age": 1e308, "t": True}
+    assert one("se_only", {"context": odd}).status == 200
+    deep: Any = "x"
+    for _ in range(500):
+        deep = [deep]
+    assert one("se_only", {"context": {"country": deep}}).status == 200
+
+
+def test_bulk_etag_depends_on_version_and_context() -> None:
+    first = ofrep.evaluate_bulk(RULESET, META, b'{"context": {"targetingKey": "u1"}}', None)
+    tag = first.headers["ETag"]
+    assert first.status == 200 and tag.startswith('"7-')
+    again = ofrep.evaluate_bulk(RULESET, META, b'{"context": {"targetingKey": "u1"}}', tag)
+    assert again.status == 304 and again.body is None and again.headers["ETag"] == tag
+    other = ofrep.evaluate_bulk(RULESET, META, b'{"context": {"targetingKey": "u2"}}', tag)
+    assert other.status == 200
+    assert ofrep.matches(f'W/{tag}, "x"', tag) and ofrep.matches("*", tag) and ofrep.matches(tag.strip('"'), tag)
+    assert not ofrep.matches(None, tag) and not ofrep.matches('"6-abc"', tag)
+
+
+def test_configuration() -> None:
+    conf = ofrep.configuration()
+    assert conf["name"] == "conveyor" and conf["capabilities"]["cacheInvalidation"]["polling"]["enabled"]
