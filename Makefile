@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(VENV)/bin/conveyor demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 3
 	$(PY) -m pytest -q -p no:cacheprovider sdk/python/tests
 
 lint: $(STAMP)
