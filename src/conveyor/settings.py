@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     output_tail_bytes: int = Field(16_384, description="how much of a step's output the journal keeps")
     agent_port: int = Field(0, description="port of the agent's loopback API (0: pick a free one)")
     executor_id: str = Field("local", description="DBOS executor id of this server (unique per replica)")
+    ticket_url: str | None = Field(
+        None, description="link for ticket keys on the dashboard, e.g. https://jira.example.com/browse/{ticket}"
+    )
 
     @cached_property
     def app_database_url(self) -> str:

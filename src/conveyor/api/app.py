@@ -1,4 +1,4 @@
-"""The server's ASGI app: REST API (and later the dashboard), with the engine started in its
+"""The server's ASGI app: REST API and the dashboard, with the engine started in its
 lifespan. ``conveyor server`` runs it under uvicorn."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from conveyor.engine import runtime as engine
 from conveyor.engine.requests import reconcile
 from conveyor.engine.runtime import Runtime
 from conveyor.engine.triggers import Poller
+from conveyor.web import install as install_dashboard
 
 log = logging.getLogger("conveyor.server")
 
@@ -86,6 +87,7 @@ def create_app(rt: Runtime) -> FastAPI:
     errors.install(app)
     for module in (services, deployments, gates, calendar, hooks, admin, metrics, flags):
         app.include_router(module.router)
+    install_dashboard(app)
 
     @app.get("/api/v1/health", tags=["health"])
     def health() -> dict[str, Any]:

@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 from conveyor.api.deps import RuntimeDep, UserDep
 from conveyor.auth.users import get_user
 from conveyor.engine import evidence_intake as intake
-from conveyor.engine.evidence import evaluate, gather
 from conveyor.engine.requests import refuse, resolve_id
+from conveyor.engine.why import why as why_answer
 from conveyor.errors import InvalidInput
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
@@ -72,33 +72,18 @@ def why(
     (default: the caller), without deploying."""
     if at is not None and at.utcoffset() is None:
         raise InvalidInput(f"--at {at.isoformat()} has no time zone", fix="add an offset, e.g. 2026-12-03T14:30-08:00")
-    with rt.db.begin() as conn:
-        svc = service_store.pick_service(conn, service)
+    with rt.db.read() as conn:
         subject = get_user(conn, as_user) if as_user else user
-    rt.spec_of(svc.config_text).environment(environment)
-    sha = GitRepo(Path(svc.repo_path)).resolve(ref)
-    with rt.db.begin() as conn:
-        ev = gather(
-            conn,
-            rt,
-            svc,
-            environment=environment,
-            sha=sha,
-            ref=ref,
-            requester=subject.name,
-            requester_roles=subject.roles,
-            at=at,
-        )
-    results = evaluate(rt, svc, ev)
+    answer = why_answer(rt, subject, service, environment, ref, at)
     return {
-        "service": svc.name,
+        "service": answer.service.name,
         "environment": environment,
         "ref": ref,
-        "sha": sha,
+        "sha": answer.sha,
         "as": subject.name,
-        "at": ev.now.isoformat(),
-        "deployable": all(r.passed for r in results),
-        "gates": [r.as_json() for r in results],
+        "at": answer.at.isoformat(),
+        "deployable": answer.deployable,
+        "gates": [r.as_json() for r in answer.gates],
     }
 
 

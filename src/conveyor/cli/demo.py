@@ -26,6 +26,13 @@ from conveyor.cli.output import console, fail
 from conveyor.store.db import Database
 
 FINISHED = {"succeeded", "failed", "rolled_back", "cancelled"}
+# dashboard users, one per role: (name, roles, password); admin also deploys the demo's releases
+DEMO_USERS = (
+    ("eve", ["engineer"], "eve-demo-pw"),
+    ("rita", ["release_manager"], "rita-demo-pw"),
+    ("max", ["manager"], "max-demo-pw"),
+    ("admin", ["admin", "release_manager"], "conveyor-demo"),
+)
 
 
 def demo_app_source() -> Path:
@@ -134,9 +141,8 @@ def demo(
     db.migrate()
     now = datetime.now(UTC)
     with db.begin() as conn:
-        token = create_token(
-            conn, add_user(conn, "admin", ["admin", "release_manager"], now, "conveyor-demo"), now, "demo"
-        )
+        users = {name: add_user(conn, name, roles, now, password) for name, roles, password in DEMO_USERS}
+        token = create_token(conn, users["admin"], now, "demo")
     db.dispose()
     url = f"http://127.0.0.1:{base_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
@@ -172,6 +178,7 @@ def _wait_finished(http: httpx.Client, d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(server: subprocess.Popen[bytes], url: str, token: str, repo: Path, workspace: Path, port: int) -> None:
+    users = "\n".join(f"            {n} / {pw}   ({', '.join(roles)})" for n, roles, pw in DEMO_USERS)
     http = httpx.Client(base_url=url + "/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
     def up() -> bool:
@@ -201,6 +208,8 @@ def _run(server: subprocess.Popen[bytes], url: str, token: str, repo: Path, work
     console.print(
         textwrap.dedent(f"""
         [bold green]Conveyor demo is up.[/bold green]
+          Dashboard:      {url}/   sign in as one of (user / password, role):
+{users}
           API:            {url}/api/v1   (OpenAPI: {url}/docs)
           development:    http://127.0.0.1:{port + 1}   (follows develop)
           staging:        http://127.0.0.1:{port + 2}   (follows main)

@@ -312,3 +312,18 @@ sdk_keys = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Index("ix_sdk_keys_service_environment", "service_id", "environment"),
 )
+
+
+# --- dashboard sign-in sessions ------------------------------------------------------------------
+
+# the cookie carries a random session id; only its SHA-256 is stored, next to the session's CSRF token
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_web_sessions_expires_at", "expires_at"),
+)

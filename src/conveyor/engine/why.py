@@ -1,0 +1,55 @@
+"""The gates for deploying a ref, without deploying: one evaluation behind ``conveyor why``
+(GET /api/v1/why) and the dashboard's deploy form and confirm step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from conveyor.auth.users import User
+from conveyor.engine.evidence import evaluate, gather
+from conveyor.engine.runtime import Runtime
+from conveyor.gates.base import GateResult
+from conveyor.store import services as service_store
+from conveyor.store.records import ServiceRecord
+from conveyor.vcs.git import GitRepo
+
+
+@dataclass(frozen=True)
+class Answer:
+    service: ServiceRecord
+    environment: str
+    ref: str
+    sha: str
+    subject: str
+    gates: list[GateResult]
+    at: datetime
+
+    @property
+    def deployable(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+
+def why(rt: Runtime, user: User, service: str | None, environment: str, ref: str, at: datetime | None = None) -> Answer:
+    """Every gate for ``ref`` to ``environment`` as ``user``, now or ``at``. Raises for an unknown
+    service, environment or ref."""
+    with rt.db.read() as conn:
+        svc = service_store.pick_service(conn, service)
+    rt.spec_of(svc.config_text).environment(environment)
+    repo = GitRepo(Path(svc.repo_path))
+    sha = repo.resolve(ref)
+    subject = repo.commit_message(sha).split("\n", 1)[0]
+    with rt.db.read() as conn:
+        ev = gather(
+            conn,
+            rt,
+            svc,
+            environment=environment,
+            sha=sha,
+            ref=ref,
+            requester=user.name,
+            requester_roles=user.roles,
+            at=at,
+        )
+    return Answer(svc, environment, ref, sha, subject, evaluate(rt, svc, ev), ev.now)

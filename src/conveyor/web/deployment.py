@@ -1,0 +1,113 @@
+"""A deployment's page: its gates with their live state and reasons, Approve / tick buttons for
+those allowed, the step timeline with live log output, Cancel and Rollback. Actions go through
+the engine's own functions (evidence_intake.approve / tick, requests.cancel), which check the
+user's rights again and raise Forbidden / Conflict / InvalidInput: those become pages with 403 /
+409 / 400 and change nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from conveyor.auth.sessions import COOKIE
+from conveyor.auth.users import User
+from conveyor.engine import evidence_intake as intake
+from conveyor.engine.process import read_tail
+from conveyor.engine.requests import cancel, resolve_id
+from conveyor.engine.runtime import Runtime
+from conveyor.store import deployments as store
+from conveyor.store import evidence
+from conveyor.store import services as service_store
+from conveyor.store.records import StepRecord
+from conveyor.web import live
+from conveyor.web.pages import PageRoute, digest, fragment, page, runtime
+from conveyor.web.session import PostDep, SessionDep, still_signed_in
+from conveyor.web.waiting import allowed
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+POLL_SECONDS = 0.25
+PARTS = {"panel": "_deployment_panel.html", "steps": "_steps.html"}
+
+
+@dataclass(frozen=True)
+class StepView:
+    step: StepRecord
+    output: str
+
+
+def _view(rt: Runtime, user: User, deployment_id: str) -> tuple[dict[str, Any], bool]:
+    """Everything the two live parts show, read in one transaction; and whether it is finished."""
+    with rt.db.read() as conn:
+        d = store.get_deployment(conn, deployment_id)
+        steps = store.get_steps(conn, deployment_id)
+        service = service_store.get_service_by_id(conn, d.service_id)
+        approvals = evidence.approvals_for(conn, d.id)
+        ticks = evidence.ticks_for(conn, d.id)
+    env = rt.spec_of(service.config_text).environment(d.environment)
+    runs = rt.settings.runs_dir / d.id
+    views = [
+        StepView(s, read_tail(runs / s.name / "output.log", rt.settings.output_tail_bytes) or s.output_tail or "")
+        for s in steps
+    ]
+    allow = allowed(user, d, env, {a.user for a in approvals}, set(ticks))
+    context = {"d": d, "steps": views, "allow": allow, "env": env, "approvals": approvals, "ticks": ticks}
+    return context, d.state.finished
+
+
+def _render(context: dict[str, Any], user: User, csrf: str, ticket_url: str | None) -> dict[str, str]:
+    full = {**context, "csrf": csrf, "ticket_url": ticket_url, "user": user}
+    return {name: fragment(template, full) for name, template in PARTS.items()}
+
+
+@router.get("/deployments/{deployment_id}")
+def show(deployment_id: str, request: Request, session: SessionDep) -> Response:
+    rt = runtime(request)
+    full_id = resolve_id(rt, deployment_id)
+    context, finished = _view(rt, session.user, full_id)
+    parts = _render(context, session.user, session.csrf_token, rt.settings.ticket_url)
+    query = "&".join(f"{name}={digest(html)}" for name, html in parts.items())
+    return page(request, "deployment.html", {**context, "parts": parts, "live": None if finished else query})
+
+
+@router.get("/deployments/{deployment_id}/events")
+def events(deployment_id: str, request: Request, session: SessionDep) -> StreamingResponse:
+    rt = runtime(request)
+    full_id = resolve_id(rt, deployment_id)
+
+    def render() -> tuple[dict[str, str], bool]:
+        context, finished = _view(rt, session.user, full_id)
+        return _render(context, session.user, session.csrf_token, rt.settings.ticket_url), finished
+
+    return live.stream(request, render, POLL_SECONDS, still_signed_in(rt, request.cookies.get(COOKIE)))
+
+
+async def _act(request: Request, deployment_id: str, action: Callable[[str], object]) -> Response:
+    rt = runtime(request)
+    full_id = await run_in_threadpool(resolve_id, rt, deployment_id)
+    await run_in_threadpool(action, full_id)
+    return RedirectResponse(f"/deployments/{full_id}", status_code=303)
+
+
+@router.post("/deployments/{deployment_id}/approve")
+async def approve(deployment_id: str, request: Request, session: PostDep) -> Response:
+    rt = runtime(request)
+    return await _act(request, deployment_id, lambda i: intake.approve(rt, i, session.user, None))
+
+
+@router.post("/deployments/{deployment_id}/tick")
+async def tick(
+    deployment_id: str, request: Request, session: PostDep, item: Annotated[str, Form(max_length=64)]
+) -> Response:
+    rt = runtime(request)
+    return await _act(request, deployment_id, lambda i: intake.tick(rt, i, item, session.user))
+
+
+@router.post("/deployments/{deployment_id}/cancel")
+async def cancel_deployment(deployment_id: str, request: Request, session: PostDep) -> Response:
+    rt, user = runtime(request), session.user
+    return await _act(request, deployment_id, lambda i: cancel(rt, i, user.name, user.roles))
