@@ -42,6 +42,7 @@ ROUTES = {
     "/healthz": ("GET", "HEAD"),
     "/version": ("GET", "HEAD"),
     "/api/echo": ("GET", "HEAD", "POST"),
+    "/checkout": ("GET", "HEAD"),
 }
 
 
@@ -357,6 +358,11 @@ class DemoHandler(BaseHTTPRequestHandler):
             return self._send(200, self.server.index_page, "text/html; charset=utf-8")
         if path == "/version":
             return self._send_json(200, identity.as_json())
+        if path == "/checkout":
+            import checkout  # next to app.py; it uses the flags SDK when it is installed
+
+            user = dict(parse_qsl(urlsplit(self.path).query)).get("user", "guest")
+            return self._send(200, checkout.page(user, identity.version).encode(), "text/html; charset=utf-8")
         if self.command == "POST":
             content_type = self.headers.get("Content-Type", "application/octet-stream")
             return self._send(200, body, content_type)

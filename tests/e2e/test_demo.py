@@ -74,6 +74,13 @@ def test_demo_brings_up_the_server_with_two_environments_deployed(tmp_path: Path
         assert production["version"] == "v0.1.0"
         assert dev["sha"] == current["development"]["sha"] and staging["sha"] == current["staging"]["sha"]
         assert f"http://127.0.0.1:{base + 1}" in text and "conveyor deploy production" in text
+        # the demo app's checkout page follows the flag through the SDK: on in development, off in production
+        wait_until(
+            lambda: "New checkout flow" in httpx.get(f"http://127.0.0.1:{base + 1}/checkout?user=alice").text,
+            timeout=30,
+            what="the flag to reach the development instance",
+        )
+        assert "Classic checkout" in httpx.get(f"http://127.0.0.1:{base + 3}/checkout?user=alice").text
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -48,7 +48,7 @@ def demo_config(base_port: int) -> str:
         # The Conveyor demo service. Development follows develop, staging follows main,
         # production is deployed by hand (`conveyor deploy production --ref main`).
         service: demo-shop
-        run: python3 app.py --port $PORT
+        run: {sys.executable} app.py --port $PORT
         health: {{path: /healthz, interval: 500ms, successes: 2, timeout: 30s}}
         environments:
           development:
@@ -168,6 +168,22 @@ def demo(
         stop_apps(home)
 
 
+def setup_flags(http: httpx.Client, home: Path) -> None:
+    """The flag behind the demo's /checkout page: on in development, 50% in staging, off in
+    production; an SDK key per environment, in the file the demo app reads."""
+    http.post(
+        "/flags", json={"key": "new_checkout_flow", "service": "demo-shop", "description": "the one-page checkout"}
+    ).raise_for_status()
+    for env in ("development", "staging", "production"):
+        key = http.post("/flags/sdk-keys", json={"environment": env, "service": "demo-shop"}).raise_for_status()
+        state = home / "state" / "demo-shop" / env
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "flags.key").write_text(key.json()["key"])
+    http.post("/flags/new_checkout_flow/environments/development/on", json={}).raise_for_status()
+    http.post("/flags/new_checkout_flow/environments/staging/rollout", json={"percent": 50}).raise_for_status()
+    http.post("/flags/new_checkout_flow/environments/staging/on", json={}).raise_for_status()
+
+
 def _wait_finished(http: httpx.Client, d: dict[str, Any]) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         detail: dict[str, Any] = http.get(f"/deployments/{d['id']}").json()
@@ -203,6 +219,7 @@ def _run(server: subprocess.Popen[bytes], url: str, token: str, repo: Path, work
     finished.append(_wait_finished(http, production.raise_for_status().json()))
     for d in finished:
         console.print(f"  {d['environment']}: {d['state']} ({d['version']})", soft_wrap=True)
+    setup_flags(http, workspace / "home")
     if any(d["state"] != "succeeded" for d in finished):
         raise fail(f"a demo deployment did not succeed; see `conveyor logs ID` and {workspace / 'server.log'}")
     console.print(
@@ -214,6 +231,8 @@ def _run(server: subprocess.Popen[bytes], url: str, token: str, repo: Path, work
           development:    http://127.0.0.1:{port + 1}   (follows develop)
           staging:        http://127.0.0.1:{port + 2}   (follows main)
           production:     http://127.0.0.1:{port + 3}   (v0.1.0; deployed by hand)
+          feature flag:   http://127.0.0.1:{port + 1}/checkout?user=alice   (new_checkout_flow: on in
+                          development, 50% in staging, off in production)
           repository:     {repo}
 
         Use the CLI from another terminal:
@@ -227,6 +246,7 @@ def _run(server: subprocess.Popen[bytes], url: str, token: str, repo: Path, work
           conveyor deploy production --ref main --notes "second release" --ticket DEMO-2 --wait
           conveyor rollback production --wait                  # a router switch: v0.1.0 is warm
           conveyor maintenance production on
+          conveyor flags kill new_checkout_flow --env staging   # every staging instance sees it at once
           conveyor logs <deployment id>
 
         Press Ctrl-C to stop the demo (server and apps)."""),
