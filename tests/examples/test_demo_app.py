@@ -281,7 +281,7 @@ def test_bad_switch_value_stops_at_start(start_app: StartApp) -> None:
 
 
 def test_sigterm_finishes_in_flight_request_then_exits_0(start_app: StartApp) -> None:
-    app = start_app({"DEMO_SLOW_MS": "2500", "CONVEYOR_VERSION": "v3.1.4"})
+    app = start_app({"DEMO_SLOW_MS": "6000", "CONVEYOR_VERSION": "v3.1.4"})
     result: dict[str, Response] = {}
     slow = threading.Thread(target=lambda: result.setdefault("resp", app.get("/", timeout=20)))
     slow.start()
