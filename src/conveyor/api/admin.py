@@ -6,12 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from conveyor.api.deps import AdminDep, RuntimeDep, UserDep
 from conveyor.audit import log as audit
 from conveyor.auth.users import add_user, create_token, get_user
-from conveyor.store.tables import audit_log
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
@@ -67,26 +65,10 @@ def tokens_create(body: NewToken, rt: RuntimeDep, admin: AdminDep) -> dict[str, 
 
 @router.get("/audit")
 def audit_list(rt: RuntimeDep, _admin: AdminDep, limit: int = Query(100, ge=1, le=10_000)) -> dict[str, Any]:
-    with rt.db.begin() as conn:
-        rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)).all()
+    with rt.db.read() as conn:
+        entries = audit.recent(conn, limit)
         check = audit.verify(conn)
     return {
-        "chain": {
-            "ok": check.ok,
-            "entries": check.entries,
-            "bad_entry": check.bad_entry,
-            "problem": check.problem,
-        },
-        "entries": [
-            {
-                "id": r.id,
-                "at": r.at.isoformat(),
-                "actor": r.actor,
-                "action": r.action,
-                "subject": r.subject,
-                "details": r.details,
-                "hash": r.hash,
-            }
-            for r in rows
-        ],
+        "chain": {"ok": check.ok, "entries": check.entries, "bad_entry": check.bad_entry, "problem": check.problem},
+        "entries": entries,
     }

@@ -34,7 +34,8 @@ class NewRollback(BaseModel):
     to: str | None = Field(None, max_length=128, description="version to go back to; default the previous")
 
 
-def _detail(rt: RuntimeDep, deployment_id: str) -> dict[str, Any]:
+def deployment_detail(rt: RuntimeDep, deployment_id: str) -> dict[str, Any]:
+    """A deployment with its step journal, as every deployment endpoint answers."""
     with rt.db.read() as conn:
         d = store.get_deployment(conn, deployment_id)
         steps = store.get_steps(conn, deployment_id)
@@ -58,7 +59,7 @@ def deploy(body: NewDeployment, rt: RuntimeDep, user: UserDep) -> dict[str, Any]
             ticket=body.ticket,
         ),
     )
-    return _detail(rt, d.id)
+    return deployment_detail(rt, d.id)
 
 
 @router.post("/rollbacks", status_code=201)
@@ -66,7 +67,7 @@ def rollback(body: NewRollback, rt: RuntimeDep, user: UserDep) -> dict[str, Any]
     d = request_rollback(
         rt, environment=body.environment, actor=user.name, roles=user.roles, service=body.service, to=body.to
     )
-    return _detail(rt, d.id)
+    return deployment_detail(rt, d.id)
 
 
 @router.get("/deployments")
@@ -92,19 +93,19 @@ def history(
 
 @router.get("/deployments/{deployment_id}")
 def show(deployment_id: str, rt: RuntimeDep, _user: UserDep) -> dict[str, Any]:
-    return _detail(rt, resolve_id(rt, deployment_id))
+    return deployment_detail(rt, resolve_id(rt, deployment_id))
 
 
 @router.post("/deployments/{deployment_id}/cancel")
 def cancel_deployment(deployment_id: str, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     cancel(rt, resolve_id(rt, deployment_id), user.name, user.roles)
-    return _detail(rt, resolve_id(rt, deployment_id))
+    return deployment_detail(rt, resolve_id(rt, deployment_id))
 
 
 @router.get("/deployments/{deployment_id}/logs")
 def logs(deployment_id: str, rt: RuntimeDep, _user: UserDep) -> dict[str, Any]:
     """The step journal with each step's output; a running step's output is read live."""
-    detail = _detail(rt, resolve_id(rt, deployment_id))
+    detail = deployment_detail(rt, resolve_id(rt, deployment_id))
     with rt.db.read() as conn:
         steps = store.get_steps(conn, detail["id"])
     for out, step in zip(detail["steps"], steps, strict=True):

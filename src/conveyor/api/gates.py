@@ -10,13 +10,13 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from conveyor.api.deployments import deployment_detail
 from conveyor.api.deps import RuntimeDep, UserDep
 from conveyor.auth.users import get_user
 from conveyor.engine import evidence_intake as intake
 from conveyor.engine.requests import refuse, resolve_id
 from conveyor.engine.why import why as why_answer
 from conveyor.errors import InvalidInput
-from conveyor.store import deployments as store
 from conveyor.store import services as service_store
 from conveyor.vcs.git import GitRepo
 
@@ -51,13 +51,6 @@ class ReviewBody(BaseModel):
     state: str = Field("approved", max_length=32)
 
 
-def _detail(rt: RuntimeDep, deployment_id: str) -> dict[str, Any]:
-    with rt.db.read() as conn:
-        d = store.get_deployment(conn, deployment_id)
-        steps = store.get_steps(conn, deployment_id)
-    return {**d.as_json(), "steps": [s.as_json() for s in steps]}
-
-
 @router.get("/why")
 def why(
     rt: RuntimeDep,
@@ -90,13 +83,13 @@ def why(
 @router.post("/deployments/{deployment_id}/approvals", status_code=201)
 def approve(deployment_id: str, body: ApprovalBody, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     d = intake.approve(rt, resolve_id(rt, deployment_id), user, body.comment)
-    return _detail(rt, d.id)
+    return deployment_detail(rt, d.id)
 
 
 @router.post("/deployments/{deployment_id}/checklist", status_code=201)
 def tick(deployment_id: str, body: TickBody, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     d = intake.tick(rt, resolve_id(rt, deployment_id), body.item, user)
-    return _detail(rt, d.id)
+    return deployment_detail(rt, d.id)
 
 
 @router.post("/verifications", status_code=201)

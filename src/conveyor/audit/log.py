@@ -88,3 +88,20 @@ def verify(conn: Connection) -> ChainCheck:
             return ChainCheck(False, count, row.id, "its content does not match its hash (edited)")
         prev_hash = row.hash
     return ChainCheck(True, count)
+
+
+def recent(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` entries, newest first, as JSON-ready mappings."""
+    rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))
+    return [
+        {
+            "id": r.id,
+            "at": r.at.isoformat(),
+            "actor": r.actor,
+            "action": r.action,
+            "subject": r.subject,
+            "details": r.details,
+            "hash": r.hash,
+        }
+        for r in rows
+    ]

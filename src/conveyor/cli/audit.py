@@ -7,13 +7,11 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from conveyor.audit import log as audit
 from conveyor.cli.output import console, err, print_json
 from conveyor.settings import Settings
 from conveyor.store.db import Database
-from conveyor.store.tables import audit_log
 
 app = typer.Typer(help="The append-only, hash-chained audit log.", invoke_without_command=True)
 Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
@@ -34,20 +32,8 @@ def listing(
     """List audit entries, newest first."""
     if ctx.invoked_subcommand:
         return
-    with _db().begin() as conn:
-        rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)).all()
-    entries = [
-        {
-            "id": r.id,
-            "at": r.at.isoformat(),
-            "actor": r.actor,
-            "action": r.action,
-            "subject": r.subject,
-            "details": r.details,
-            "hash": r.hash,
-        }
-        for r in rows
-    ]
+    with _db().read() as conn:
+        entries = audit.recent(conn, limit)
     if json_out:
         print_json(entries)
         return
