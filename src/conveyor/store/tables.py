@@ -38,6 +38,9 @@ services = Table(
     Column("source", Text, nullable=False),  # the path or URL it was added from
     Column("repo_path", Text, nullable=False),  # the local repository Conveyor reads and tags
     Column("config_text", Text, nullable=False),  # conveyor.yml as registered
+    # the GitHub repository its evidence must come from: configured, or bound by the first verified delivery
+    Column("github_repository", String(255)),
+    Column("github_repository_id", BigInteger),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -169,6 +172,8 @@ pull_requests = Table(
     Column("merge_commit_sha", String(64)),
     Column("author", String(64), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("repository_id", BigInteger),
+    Column("event_at", DateTime(timezone=True)),  # the event's own time (GitHub's updated_at)
     Index("ix_pull_requests_merge_commit_sha", "merge_commit_sha"),
     Index("ix_pull_requests_head_sha", "head_sha"),
 )
@@ -184,7 +189,10 @@ reviews = Table(
     Column("author", String(64), nullable=False),
     Column("state", String(32), nullable=False),
     Column("source", String(16), nullable=False),  # github | api
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),  # when it arrived
+    Column("repository_id", BigInteger),
+    Column("event_at", DateTime(timezone=True)),  # the event's own time (submitted_at); orders evidence
+    Column("delivery_id", String(64)),
     Index("ix_reviews_sha", "sha"),
 )
 
@@ -197,8 +205,23 @@ checks = Table(
     Column("state", String(16), nullable=False),  # success | failure | pending
     Column("url", Text),
     Column("reported_by", String(64), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),  # when it arrived
+    Column("repository", String(255)),  # the GitHub repository it came from; None when reported through the API
+    Column("repository_id", BigInteger),
+    Column("event_at", DateTime(timezone=True)),  # the event's own time (completed_at, updated_at)
+    Column("delivery_id", String(64)),
     Index("ix_checks_sha_name", "sha", "name"),
+)
+
+# every X-GitHub-Delivery id seen: a replayed delivery is recognised and ignored
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("delivery_id", String(64), primary_key=True),
+    Column("event", String(64), nullable=False),
+    Column("repository", String(255)),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_webhook_deliveries_received_at", "received_at"),
 )
 
 approvals = Table(
