@@ -127,7 +127,7 @@ def last_lines(output: str, count: int = TAIL_LINES) -> str:
     return "\n".join(lines[-count:]) if output.strip() else ""
 
 
-def failure_summary(what: str, exit_code: int, output: str, logs_hint: str = "") -> str:
+def failure_summary(what: str, exit_code: int | None, output: str, logs_hint: str = "") -> str:
     """``<what> exited with code N: <error line>``, and where to read the rest when ``logs_hint`` says."""
     summary = f"{what} exited with code {exit_code}: {error_line(output)}"
     return f"{summary} ({logs_hint})" if logs_hint else summary

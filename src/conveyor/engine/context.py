@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conveyor.domain.failures import failure_summary
 from conveyor.engine.process import ProcessResult, run_durable
 from conveyor.store import deployments as store
 from conveyor.store.records import DeploymentRecord, ReleaseRecord, ServiceRecord
@@ -28,14 +29,13 @@ class StepOutcome:
     cancelled: bool = False
 
     @classmethod
-    def of(cls, result: ProcessResult, what: str) -> StepOutcome:
+    def of(cls, result: ProcessResult, what: str, logs_hint: str = "") -> StepOutcome:
         if result.verdict == "cancelled":
             return cls(False, f"{what} was stopped: the deployment was cancelled", result.output, True)
         if result.verdict == "timeout":
             return cls(False, f"{what} timed out and was stopped", result.output)
         if result.exit_code != 0:
-            last = result.output.strip().splitlines()[-1:] or ["(no output)"]
-            return cls(False, f"{what} exited with code {result.exit_code}: {last[0]}", result.output)
+            return cls(False, failure_summary(what, result.exit_code, result.output, logs_hint), result.output)
         return cls(True, f"{what} succeeded", result.output)
 
 
@@ -111,7 +111,7 @@ class StepContext:
             tail_bytes=self.runtime.settings.output_tail_bytes,
             rerun_interrupted=rerun_interrupted,
         )
-        return StepOutcome.of(result, f"`{command.run}`")
+        return StepOutcome.of(result, f"`{command.run}`", f"its output: conveyor logs {self.deployment.id[:8]}")
 
     def cancel_requested(self) -> bool:
         with self.runtime.db.read() as conn:
