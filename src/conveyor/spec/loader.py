@@ -17,6 +17,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
 from conveyor.errors import NotFound
+from conveyor.spec.bounds import MAX_BYTES, check_bounds, check_size
 from conveyor.spec.explain import explain
 from conveyor.spec.models import Loc, ServiceSpec
 from conveyor.spec.problems import Positions, Problem, SpecError, dotted, format_problems
@@ -28,14 +29,21 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 def load_spec(path: str | os.PathLike[str]) -> ServiceSpec:
     """The spec in the file at ``path``; raises NotFound or SpecError."""
+    name = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
+        with open(path, "rb") as file:
+            data = file.read(MAX_BYTES + 1)  # never more than the limit, whatever the file's size
     except FileNotFoundError:
-        raise NotFound(f"no such file: {os.fspath(path)}", "create a conveyor.yml or give its path") from None
+        raise NotFound(f"no such file: {name}", "create a conveyor.yml or give its path") from None
+    except OSError as error:
+        raise SpecError([Problem(name, 1, 1, f"cannot read the file: {error.strerror}")]) from None
+    if len(data) > MAX_BYTES:
+        check_size(os.path.getsize(path), name)
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise SpecError([Problem(os.fspath(path), 1, 1, f"not UTF-8 text: {error}")]) from None
-    return parse_spec(text, os.fspath(path))
+        raise SpecError([Problem(name, 1, 1, f"not UTF-8 text: {error}")]) from None
+    return parse_spec(text, name)
 
 
 def parse_spec(text: str, filename: str = "conveyor.yml") -> ServiceSpec:
@@ -69,6 +77,7 @@ class _Reader:
 
     def read(self, text: str) -> object:
         try:
+            check_bounds(text, self.positions.file)  # before composing, which recurses and expands aliases
             root = yaml.compose(text, Loader=yaml.SafeLoader)
             if root is None:
                 raise self._fail("the file is empty; it needs at least service and environments")
@@ -97,7 +106,15 @@ class _Reader:
             return self._mapping(node, path)
         if isinstance(node, SequenceNode):
             return [self._value(item, (*path, index)) for index, item in enumerate(node.value)]
-        return self._constructor.construct_object(node)
+        return self._scalar(node)
+
+    def _scalar(self, node: Node) -> Any:
+        """The plain value of ``node``; a value YAML's types cannot hold (2026-02-30, an integer of
+        5,000 digits) is a problem at that node rather than an exception."""
+        try:
+            return self._constructor.construct_object(node)
+        except (ValueError, OverflowError) as error:
+            raise SpecError([Problem(self.positions.file, *_where(node.start_mark), f"bad value: {error}")]) from None
 
     def _mapping(self, node: MappingNode, path: Loc) -> dict[Any, Any]:
         if id(node) not in self._checked:  # an alias visits the same node again
@@ -107,7 +124,7 @@ class _Reader:
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if isinstance(key_node, ScalarNode):
-                key = self._constructor.construct_object(key_node)
+                key = self._scalar(key_node)
                 self.positions.keys[(*path, key)] = _where(key_node.start_mark)
                 result[key] = self._value(value_node, (*path, key))
         return result
@@ -122,7 +139,7 @@ class _Reader:
             if not isinstance(key_node, ScalarNode):
                 self.problems.append(Problem(self.positions.file, *where, "a key must be a plain value"))
                 continue
-            key = self._constructor.construct_object(key_node)
+            key = self._scalar(key_node)
             if key in first_lines:
                 within = f"in {dotted(path)}" if path else "at top level"
                 message = f"duplicate key {key!r} {within} (first given on line {first_lines[key]})"
