@@ -178,6 +178,12 @@ def test_failed_and_refused_deploys_exit_1_with_the_reason(cli_world: CliWorld) 
     assert "production: failed" in text
     assert "failed migrate: `./scripts/step.sh migrate` exited with code 7" in text, text
     assert "migrate failing on purpose" in text  # the step's own output says why
+    # the summary names its error line and the command that shows the step's output
+    hint = re.search(r"exited with code 7: migrate failing on purpose \(its output: conveyor logs ([0-9a-f]{8})\)", text)
+    assert hint, text
+    shown = conveyor("logs", hint.group(1), env=env)
+    assert shown.returncode == 0 and "── migrate (failed)" in shown.stdout, shown.stdout + shown.stderr
+    assert "migrate failing on purpose" in shown.stdout.split("── migrate (failed)")[1]
     assert world.serving("production") == ""
 
 
