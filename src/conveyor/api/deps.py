@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from conveyor.auth.users import User, authenticate
+from conveyor.auth.users import User, identify, touch_token
 from conveyor.engine.runtime import Runtime
 from conveyor.errors import Forbidden
 
@@ -22,8 +22,13 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 def current_user(request: Request, rt: RuntimeDep) -> User:
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    with rt.db.begin() as conn:
-        return authenticate(conn, token)
+    with rt.db.read() as conn:  # a read: most requests write nothing here
+        credential = identify(conn, token)
+    now = rt.clock.now()
+    if credential.stale(now):  # last_used_at, written at most once a minute per token
+        with rt.db.begin() as conn:
+            touch_token(conn, credential.token_id, now)
+    return credential.user
 
 
 UserDep = Annotated[User, Depends(current_user)]

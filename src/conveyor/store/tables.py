@@ -350,3 +350,16 @@ web_sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("ix_web_sessions_expires_at", "expires_at"),
 )
+
+
+# --- sign-in throttling (one row per user name and per client address) ----------------------------
+
+# failures since the last success, and how long further attempts are refused; shared by every server
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", DateTime(timezone=True), nullable=False),
+    Column("locked_until", DateTime(timezone=True)),
+)
