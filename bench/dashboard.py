@@ -271,6 +271,7 @@ def server(home: Path, url: str) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     env.update(CONVEYOR_HOME=str(home), CONVEYOR_DATABASE_URL=url, CONVEYOR_POLL_INTERVAL="0", CONVEYOR_PORT=str(port))
+    env["CONVEYOR_SOURCE_LOCAL_ROOTS"] = str(home.parent)  # the benchmark's service checkout is here
     home.mkdir(parents=True, exist_ok=True)
     log = (home / "server.log").open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "conveyor", "server"], env=env, stdout=log, stderr=subprocess.STDOUT)

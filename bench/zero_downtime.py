@@ -138,6 +138,7 @@ class Server:
             CONVEYOR_DATABASE_URL=self.database_url,
             CONVEYOR_POLL_INTERVAL="0",
             CONVEYOR_PORT=str(self.port),
+            CONVEYOR_SOURCE_LOCAL_ROOTS=str(self.home.parent),  # the benchmark's service checkout is here
         )
         log = (self.home / "server.log").open("ab")
         self.proc = subprocess.Popen(

@@ -31,6 +31,26 @@ class Settings(BaseSettings):
     github_webhook_secret: str | None = Field(
         None, description="secret GitHub signs push webhooks with (X-Hub-Signature-256)"
     )
+    github_webhook_secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description='per-service webhook secrets as JSON, e.g. {"shop": "..."}; a service listed here takes '
+        "deliveries only at /api/v1/hooks/github/SERVICE, signed with its own secret",
+    )
+    service_admin_roles: str = Field(
+        "admin", description="comma-separated roles that may add or re-register services (admin always may)"
+    )
+    evidence_reporter_roles: str = Field(
+        "reporter", description="comma-separated roles that may report CI checks and reviews through the API"
+    )
+    source_schemes: str = Field(
+        "https", description="comma-separated URL schemes services may be cloned from (https, ssh, git, http, file)"
+    )
+    source_hosts: str = Field(
+        "", description="comma-separated hosts services may be cloned from (empty: any public host)"
+    )
+    source_local_roots: str = Field(
+        "", description="colon-separated directories local checkouts may be registered from (empty: none)"
+    )
     max_body_bytes: int = Field(1_048_576, description="largest request body the API accepts")
     output_tail_bytes: int = Field(16_384, description="how much of a step's output the journal keeps")
     agent_port: int = Field(0, description="port of the agent's loopback API (0: pick a free one)")

@@ -154,6 +154,7 @@ class Server:
             CONVEYOR_URL=self.url,
             CONVEYOR_TOKEN=self.token,
             CONVEYOR_PORT=str(self.port),
+            CONVEYOR_SOURCE_LOCAL_ROOTS=str(self.home.parent),  # tests register checkouts made next to HOME
         )
         if self.webhook_secret:
             env["CONVEYOR_GITHUB_WEBHOOK_SECRET"] = self.webhook_secret

@@ -115,7 +115,9 @@ def test_a_pending_deployment_expires_with_a_reason(gw: GateWorld, tmp_path) -> 
         (gw.repo / "conveyor.yml").read_text().replace("      checklist:", "      expire_after: 2s\n      checklist:")
     )
     commit(gw.repo, {"conveyor.yml": config}, "short expiry")
-    gw.ok_as("ada", "POST", "/services", json={"source": str(gw.repo)})
+    preview = gw.ok_as("ada", "POST", "/services", json={"source": str(gw.repo), "dry_run": True})
+    assert preview["changes"] == ["environments.production.gates.expire_after"]
+    gw.ok_as("ada", "POST", "/services", json={"source": str(gw.repo), "confirm_diff": preview["confirm"]})
     d = gw.ok_as("rita", "POST", "/deployments", json={"environment": "production", "ref": "main"})
     done = gw.server.wait_finished(d["id"], timeout=30)
     assert done["state"] == "cancelled" and done["reason"].startswith("expired after waiting 2s for:")

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from conveyor.api.deps import RuntimeDep, UserDep
 from conveyor.audit import log as audit
-from conveyor.engine.services import add_service
+from conveyor.engine.services import register
 from conveyor.engine.triggers import check_service
 from conveyor.errors import InvalidInput
 from conveyor.spec import LocalTarget as LocalTargetSpec
@@ -21,21 +21,45 @@ router = APIRouter(prefix="/api/v1", tags=["services"])
 
 
 class AddService(BaseModel):
-    source: str = Field(min_length=1, max_length=4096, description="path of a git checkout or a clone URL")
+    source: str = Field(min_length=1, max_length=4096, description="clone URL, or absolute path of a git checkout")
+    github_repository: str | None = Field(
+        None,
+        max_length=255,
+        description="owner/name its GitHub evidence must come from (default: a github.com source's)",
+    )
+    dry_run: bool = Field(False, description="only say what registering would change: the diff and its confirm hash")
+    confirm_diff: str | None = Field(
+        None, max_length=64, description="the confirm hash of the diff shown by a dry run; needed to apply a change"
+    )
 
 
 @router.post("/services", status_code=201)
 def add(body: AddService, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
-    service, created = add_service(rt, body.source, user.name)
-    started = check_service(rt, service)  # follow its branches from now on: deploy their heads
-    spec = rt.spec_of(service.config_text)
-    return {
-        "service": service.name,
-        "created": created,
-        "repository": service.repo_path,
-        "environments": list(spec.environments),
-        "deployments": [d.as_json() for d in started],
+    """Add a service, or re-register one. Needs a role in CONVEYOR_SERVICE_ADMIN_ROLES (default admin).
+    A re-registration that changes anything needs an admin and the ``confirm_diff`` of its dry run."""
+    plan, service = register(
+        rt,
+        user,
+        body.source,
+        github_repository=body.github_repository,
+        confirm=body.confirm_diff,
+        dry_run=body.dry_run,
+    )
+    result: dict[str, Any] = {
+        "service": plan.name,
+        "created": plan.created,
+        "dry_run": body.dry_run,
+        "changes": list(plan.changes),
+        "diff": plan.diff,
+        "confirm": plan.confirm,
+        "github_repository": plan.github_repository,
+        "environments": list(rt.spec_of(plan.text).environments),
+        "deployments": [],
     }
+    if service is not None:
+        started = check_service(rt, service)  # follow its branches from now on: deploy their heads
+        result["deployments"] = [d.as_json() for d in started]
+    return result
 
 
 @router.get("/services")
@@ -97,7 +121,11 @@ def status(
                     {
                         "service": s.name,
                         "environment": env,
-                        "current": current.as_json() if current else None,
+                        "current": (
+                            {**current.as_json(), "version": store.serving_version(conn, s.id, current)}
+                            if current
+                            else None
+                        ),
                         "latest": latest[0].as_json() if latest else None,
                     }
                 )

@@ -22,7 +22,7 @@ def _roles(allowed: list[str] | tuple[str, ...]) -> str:
 
 def deployers(env: EnvironmentSpec) -> tuple[str, ...]:
     """Roles that may deploy to (and roll back, tick the checklist of, verify in) the environment."""
-    return tuple(env.deployers) or tuple(r for r in ROLES if r != "admin")
+    return tuple(env.deployers) or tuple(r for r in ROLES if r not in ("admin", "reporter"))
 
 
 def may_deploy(user: str, roles: tuple[str, ...], environment: str, env: EnvironmentSpec) -> Decision:

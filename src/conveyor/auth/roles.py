@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from conveyor.errors import InvalidInput
 
-ROLES = ("engineer", "release_manager", "manager", "admin")
+# reporter: an integration (CI, a forge bridge) that reports check results and reviews; never a deployer
+ROLES = ("engineer", "release_manager", "manager", "admin", "reporter")
 
 
 def check_role(role: str) -> str:

@@ -152,6 +152,7 @@ def demo(
         CONVEYOR_PORT=str(base_port),
         CONVEYOR_URL=url,
         CONVEYOR_POLL_INTERVAL="2",
+        CONVEYOR_SOURCE_LOCAL_ROOTS=str(workspace),  # the demo registers its checkout from here
     )
     log = (workspace / "server.log").open("ab")
     server = subprocess.Popen(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from conveyor.cli.client import Client
-from conveyor.cli.output import console, handles_errors, print_json
+from conveyor.cli.output import console, err, handles_errors, print_json
+from conveyor.errors import ConveyorError
 
 app = typer.Typer(help="Services Conveyor deploys.", no_args_is_help=True)
 Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
@@ -17,11 +21,29 @@ Json = Annotated[bool, typer.Option("--json", help="print one JSON document on s
 @app.command("add")
 @handles_errors
 def add(
-    source: Annotated[str, typer.Argument(help="path of a git checkout, or a clone URL")],
+    source: Annotated[str, typer.Argument(help="clone URL, or path of a git checkout")],
+    github_repository: Annotated[
+        str | None, typer.Option("--github-repository", help="owner/name its GitHub reviews and checks must come from")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="apply a re-registration's changes without asking")] = False,
     json_out: Json = False,
 ) -> None:
-    """Add a service (or refresh its registered conveyor.yml). Its followed branches deploy."""
-    result = Client().post("/services", {"source": source})
+    """Add a service, or re-register it. A re-registration that changes anything shows the diff and
+    asks before applying it (needs an admin). Its followed branches deploy."""
+    if "://" not in source and not source.startswith("-") and Path(source).expanduser().exists():
+        source = str(Path(source).expanduser().resolve())  # the server needs an absolute path
+    client = Client()
+    body: dict[str, object] = {"source": source, "github_repository": github_repository}
+    preview = client.post("/services", {**body, "dry_run": True})
+    if preview["changes"] and not preview["created"]:
+        err.print(f"re-registering {preview['service']} changes: {', '.join(preview['changes'])}", highlight=False)
+        err.print(Text(preview["diff"]), soft_wrap=True)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise ConveyorError("not applied", fix="review the diff above, then run again with --yes")
+            if not typer.confirm("Apply these changes?", err=True):
+                raise ConveyorError("not applied: you declined")
+    result = client.post("/services", {**body, "confirm_diff": preview["confirm"]})
     if json_out:
         print_json(result)
         return

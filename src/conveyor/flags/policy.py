@@ -21,7 +21,7 @@ def _decide(user: str, roles: tuple[str, ...], allowed: tuple[str, ...], what: s
 
 
 def may_define(user: str, roles: tuple[str, ...]) -> Decision:
-    return _decide(user, roles, ROLES, "create, change or delete flags")
+    return _decide(user, roles, tuple(r for r in ROLES if r != "reporter"), "create, change or delete flags")
 
 
 def may_change(user: str, roles: tuple[str, ...], environment: str, env: EnvironmentSpec) -> Decision:

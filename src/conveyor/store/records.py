@@ -23,10 +23,20 @@ class ServiceRecord:
     source: str
     repo_path: str
     config_text: str
+    github_repository: str | None = None  # owner/name its GitHub evidence must come from
+    github_repository_id: int | None = None  # recorded at the first verified delivery, or configured
 
     @classmethod
     def of(cls, row: Row[Any]) -> ServiceRecord:
-        return cls(row.id, row.name, row.source, row.repo_path, row.config_text)
+        return cls(
+            row.id,
+            row.name,
+            row.source,
+            row.repo_path,
+            row.config_text,
+            row.github_repository,
+            row.github_repository_id,
+        )
 
 
 @dataclass(frozen=True)

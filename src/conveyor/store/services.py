@@ -13,11 +13,27 @@ from conveyor.store.tables import branch_heads, services
 
 
 def upsert_service(
-    conn: Connection, name: str, source: str, repo_path: str, config_text: str, now: datetime
+    conn: Connection,
+    name: str,
+    source: str,
+    repo_path: str,
+    config_text: str,
+    now: datetime,
+    *,
+    github_repository: str | None = None,
 ) -> tuple[ServiceRecord, bool]:
-    """Create the service or refresh its registered config; True when it is new."""
+    """Create the service or refresh its registered config; True when it is new. A changed GitHub
+    repository forgets the repository id bound before."""
     existing = conn.execute(select(services).where(services.c.name == name)).first()
-    values = {"source": source, "repo_path": repo_path, "config_text": config_text, "updated_at": now}
+    values: dict[str, object] = {
+        "source": source,
+        "repo_path": repo_path,
+        "config_text": config_text,
+        "updated_at": now,
+        "github_repository": github_repository,
+    }
+    if existing and existing.github_repository != github_repository:
+        values["github_repository_id"] = None
     if existing:
         conn.execute(update(services).where(services.c.id == existing.id).values(**values))
         created = False
@@ -33,6 +49,26 @@ def get_service(conn: Connection, name: str) -> ServiceRecord:
         known = ", ".join(s.name for s in list_services(conn)) or "none yet"
         raise NotFound(f"no service named {name!r} (known: {known})", fix="add it with `conveyor services add PATH`")
     return ServiceRecord.of(row)
+
+
+def find_service(conn: Connection, name: str) -> ServiceRecord | None:
+    row = conn.execute(select(services).where(services.c.name == name)).first()
+    return ServiceRecord.of(row) if row is not None else None
+
+
+def services_bound_to(conn: Connection, repository: str) -> list[ServiceRecord]:
+    """Services whose GitHub evidence must come from ``repository`` (owner/name, any case)."""
+    rows = conn.execute(select(services).where(services.c.github_repository == repository.lower()))
+    return [ServiceRecord.of(r) for r in rows]
+
+
+def bind_repository_id(conn: Connection, service_id: int, repository_id: int) -> None:
+    """Record the GitHub repository id of the first verified delivery (only while none is recorded)."""
+    conn.execute(
+        update(services)
+        .where(services.c.id == service_id, services.c.github_repository_id.is_(None))
+        .values(github_repository_id=repository_id)
+    )
 
 
 def get_service_by_id(conn: Connection, service_id: int) -> ServiceRecord:

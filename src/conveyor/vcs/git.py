@@ -275,13 +275,18 @@ class GitRepo:
     # --- remotes ----------------------------------------------------------------------------
 
     @classmethod
-    def clone_mirror(cls, url: str, dest: Path) -> GitRepo:
-        """``git clone --mirror URL DEST``; an existing mirror of the same URL is reused as is."""
+    def clone_mirror(cls, url: str, dest: Path, allow_protocols: str | None = None) -> GitRepo:
+        """``git clone --mirror URL DEST``; an existing mirror of the same URL is reused as is.
+
+        ``allow_protocols`` (e.g. ``"https:ssh"``) becomes GIT_ALLOW_PROTOCOL: git refuses any other
+        transport, including ones a redirect or a submodule would use.
+        """
         dest = Path(dest)
         if cls.is_repo(dest) and GitRepo(dest).origin_url() == url:
             return cls(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        _run(["clone", "--mirror", "--", url, str(dest)], timeout=NETWORK_TIMEOUT)
+        env = {"GIT_ALLOW_PROTOCOL": allow_protocols} if allow_protocols else None
+        _run(["clone", "--mirror", "--", url, str(dest)], timeout=NETWORK_TIMEOUT, env=env)
         return cls(dest)
 
     def origin_url(self) -> str | None:
