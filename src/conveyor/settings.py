@@ -54,9 +54,38 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, description="largest request body the API accepts")
     output_tail_bytes: int = Field(16_384, description="how much of a step's output the journal keeps")
     agent_port: int = Field(0, description="port of the agent's loopback API (0: pick a free one)")
+    router_header_timeout: float = Field(
+        10.0, gt=0, description="seconds a client has to send a request head to the built-in router (then 408)"
+    )
+    router_idle_timeout: float = Field(
+        60.0, gt=0, description="seconds the built-in router keeps an idle keep-alive client connection"
+    )
+    router_body_timeout: float = Field(
+        30.0, gt=0, description="longest pause (seconds) inside a request body to the built-in router (then 408)"
+    )
+    router_max_connections_per_ip: int = Field(
+        256, ge=1, description="open connections one client address may hold to one built-in router listener"
+    )
     executor_id: str = Field("local", description="DBOS executor id of this server (unique per replica)")
+    metrics_token: str | None = Field(
+        None, description="bearer token Prometheus may scrape /metrics with (any user's API token works too)"
+    )
+    audit_key: str | None = Field(
+        None,
+        description="HMAC key of the audit chain (16+ characters; the same on every server of one database); "
+        "default: HOME/audit.key, created on first start (0600)",
+    )
     ticket_url: str | None = Field(
         None, description="link for ticket keys on the dashboard, e.g. https://jira.example.com/browse/{ticket}"
+    )
+    instance_pass_env: str = Field(
+        "", description="server variables app instances also get, comma-separated; NAME or PREFIX* (never CONVEYOR_*)"
+    )
+    step_pass_env: str = Field(
+        "", description="server variables step commands also get, comma-separated; NAME or PREFIX* (never CONVEYOR_*)"
+    )
+    agent_run_as: str | None = Field(
+        None, description="unprivileged user the agent runs app instances as (the agent must run as root)"
     )
 
     @cached_property

@@ -6,13 +6,13 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from conveyor.agent.environment import DeployPlan
 from conveyor.agent.host import Agent
 from conveyor.agent.metrics import render_metrics
-from conveyor.agent.supervisor import HealthConfig, ReleaseSpec
+from conveyor.agent.supervisor import LOG_LINES, HealthConfig, ReleaseSpec
 from conveyor.errors import ConveyorError
 
 
@@ -153,6 +153,13 @@ def create_app(agent: Agent) -> FastAPI:
         return out
 
     @app.delete("/v1/environments/{key}")
+    @app.get("/v1/environments/{key}/output")
+    async def output(key: str, lines: int = Query(200, ge=0, le=LOG_LINES)) -> list[dict[str, Any]]:
+        """Each instance (serving, then warm) with its state and its last ``lines`` lines of
+        output; ``lines_seen`` counts every line so far, so a poller can print only new ones."""
+        result: list[dict[str, Any]] = env_or_404(key).output(lines)
+        return result
+
     async def remove(key: str) -> dict[str, str]:
         await agent.remove(key)
         return {"removed": key}

@@ -9,11 +9,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from conveyor.domain.process_env import PROCESS_BASICS, allowed
 from conveyor.errors import ConveyorError
 
 START_TIMEOUT = 30.0
@@ -57,6 +59,19 @@ def _client(agent_dir: Path) -> AgentClient | None:
     return client if client.alive() else None
 
 
+def find_agent(home: Path) -> AgentClient | None:
+    """The running agent of ``home``, or None when there is none (never starts one)."""
+    return _client(home.resolve() / "agent")
+
+
+def agent_environment(home: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """What the agent starts with: process basics, its own settings (CONVEYOR_AGENT_*) and
+    CONVEYOR_HOME; not the server's token, database URL, webhook secret or cloud keys."""
+    own = {k: v for k, v in environ.items() if k.startswith("CONVEYOR_AGENT_")}
+    extra = allowed(environ, ("PYTHONPATH",))  # how this Conveyor was found, when run from a checkout
+    return {**allowed(environ, PROCESS_BASICS), **extra, **own, "CONVEYOR_HOME": str(home.resolve())}
+
+
 def ensure_agent(home: Path) -> AgentClient:
     """The running agent of ``home``; started (detached, outliving the server) when there is none."""
     agent_dir = home.resolve() / "agent"
@@ -70,9 +85,9 @@ def ensure_agent(home: Path) -> AgentClient:
         if found:
             return found
         (agent_dir / "agent.json").unlink(missing_ok=True)
-        env = {**os.environ, "CONVEYOR_HOME": str(home.resolve())}
+        env = agent_environment(home, os.environ)
         with (agent_dir / "agent.log").open("ab") as log:
-            subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "conveyor", "agent"],
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -85,5 +100,11 @@ def ensure_agent(home: Path) -> AgentClient:
             found = _client(agent_dir)
             if found:
                 return found
+            if proc.poll() is not None:
+                tail = (agent_dir / "agent.log").read_text(errors="replace").strip().splitlines()[-3:]
+                raise ConveyorError(
+                    f"the agent exited with code {proc.returncode} at start: {' '.join(tail)}",
+                    fix=f"see {agent_dir / 'agent.log'}",
+                )
             time.sleep(0.05)
     raise ConveyorError(f"the agent did not start within {START_TIMEOUT:.0f}s", fix=f"see {agent_dir / 'agent.log'}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor.agent.routing import Backend, Router
+from conveyor.agent.run_as import RunAs
 from conveyor.agent.supervisor import HealthConfig, Instance, InstanceState, ReleaseSpec
 
 DRAIN_TIMEOUT = 30.0
@@ -86,6 +87,7 @@ class Environment:
         self.maintenance = False
         self.retry_after = 120
         self.operations: dict[str, Operation] = {}
+        self.run_as: RunAs | None = None  # the user instances run as (the agent's agent_run_as)
         self._lock = asyncio.Lock()
         self._sync_pending = False
         self._counter = 0
@@ -123,7 +125,8 @@ class Environment:
 
     def _new_instance(self, plan: DeployPlan) -> Instance:
         self._counter += 1
-        return Instance(f"{self.key}-{plan.release.version}-{self._counter}", plan.release, plan.health, self.changed)
+        instance_id = f"{self.key}-{plan.release.version}-{self._counter}"
+        return Instance(instance_id, plan.release, plan.health, self.changed, run_as=self.run_as)
 
     # --- operations -------------------------------------------------------------------------
 
@@ -319,6 +322,14 @@ class Environment:
             "rotation": [i.id for i in self.serving if i.state == InstanceState.READY],
             "counters": {release: c.as_json() for release, c in self.router.counters.items()},
         }
+    def output(self, lines: int) -> list[dict[str, Any]]:
+        """Each running instance's recent output: the serving release's first, then the warm one's."""
+        out = []
+        for role, rs in (("active", self.active), ("warm", self.warm)):
+            for inst in rs.instances if rs else []:
+                out.append({**inst.output(lines), "role": role})
+        return out
+
 
 
 RouterFactory = Callable[[str, str, int], Router]

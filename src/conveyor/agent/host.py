@@ -1,4 +1,5 @@
-"""The agent's state on this host: its environments (each with a router) and its token."""
+"""The agent's state on this host: its environments (each with a router) and its token.
+HOME/agent is private to the agent's user (0700) and the token file is 0600."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from pathlib import Path
 
 from conveyor.agent.environment import Environment
 from conveyor.agent.routing import ROUTERS
+from conveyor.agent.run_as import RunAs
 
 
 class Agent:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, run_as: RunAs | None = None) -> None:
         self.dir = home / "agent"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.dir.chmod(0o700)
+        self.run_as = run_as
         self.pid = os.getpid()
         self.token = self._token()
         self.environments: dict[str, Environment] = {}
@@ -26,6 +30,7 @@ class Agent:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(32))
+        path.chmod(0o600)  # a token file made by an older version may be wider
         return path.read_text().strip()
 
     async def configure(self, key: str, host: str, port: int, router: str, max_body: int) -> Environment:
@@ -40,6 +45,7 @@ class Agent:
         if env is None:
             await new_router.start()
             env = self.environments[key] = Environment(key, new_router)
+            env.run_as = self.run_as
         else:  # start the new listener first: if its port is taken, the old one keeps serving
             await new_router.start()
             new_router.counters = env.router.counters

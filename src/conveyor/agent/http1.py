@@ -1,21 +1,55 @@
-"""Just enough HTTP/1.1 for a reverse proxy: read a message head, re-encode it without hop-by-hop
-headers, and copy a body by its framing (Content-Length, chunked, or until close)."""
+"""Strict HTTP/1.1 message heads for a reverse proxy at the edge (RFC 9112).
+
+A head is read line by line; every line must end in CRLF, so a bare LF or CR, obs-fold, whitespace
+before a colon, a control byte (NUL included) or a malformed request/status line is a BadRequest,
+never a guess. Framing follows RFC 9112 6.3 strictly: in a request, Content-Length and
+Transfer-Encoding together, a repeated Content-Length, or a Transfer-Encoding other than exactly
+``chunked`` are rejected. Re-encoding writes the framing header from the parsed values, so a
+``Connection`` header can drop neither the framing nor Host. Bodies live in ``http1_body``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import html as html_lib
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-HEAD_LIMIT = 65_536
-COPY_CHUNK = 65_536
-HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade", b"trailer"}
+HEAD_LIMIT = 65_536  # bytes in a head, and in one line
+MAX_FIELDS = 100  # header lines in one head
+TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+FIELD_LINE = re.compile(
+    rb"(" + TOKEN + rb"):[\t ]*((?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?)[\t ]*\r\n"
+)
+_REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") (/[\x21-\x7e]*|\*) (HTTP/1\.[01])\r\n")
+_STATUS_LINE = re.compile(rb"(HTTP/1\.[01]) ([1-9][0-9][0-9])(?: [\t\x20-\x7e\x80-\xff]*)?\r\n")
+_TOKEN = re.compile(TOKEN)
+_HOST = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]*")
+_DIGITS = re.compile(rb"[0-9]{1,18}")
+# hop-by-hop (RFC 9110 7.6.1) and what only the proxy may say: never forwarded
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"upgrade",
+        b"trailer",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+        b"content-length",  # framing: written again from the parsed values
+        b"transfer-encoding",
+    }
+)
+# set by the router from the connection it accepted; a client's own values are dropped
+EDGE = frozenset({b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip"})
+_NEVER_NAMED = frozenset({b"host"})  # a Connection header may not remove these
 
 
 class BadRequest(Exception):
-    pass
+    """A message that breaks HTTP/1.1 syntax or framing: the connection can no longer be trusted."""
 
 
 class BodyTooLarge(Exception):
@@ -24,151 +58,147 @@ class BodyTooLarge(Exception):
 
 @dataclass
 class Message:
-    start: bytes  # the request line or status line
+    start: bytes  # the request line or status line, without CRLF
     headers: list[tuple[bytes, bytes]]
     version: bytes
     method: str = ""
     status: int = 0
     content_length: int | None = None
     is_chunked: bool = False
+    transfer_encoding: bytes = b""  # a response's Transfer-Encoding value, kept as the app sent it
     keep_alive: bool = True
     until_close: bool = False  # a response whose body ends when the connection closes
     no_body: bool = False
+    connection: frozenset[bytes] = frozenset()  # the Connection header's tokens, lower case
     extra: list[tuple[bytes, bytes]] = field(default_factory=list)
 
+    def header(self, name: bytes) -> bytes | None:
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
     def forwarded(self, client_ip: str, host: str, port: int) -> None:
-        prior = [v for k, v in self.headers if k.lower() == b"x-forwarded-for"]
-        self.headers = [(k, v) for k, v in self.headers if k.lower() not in (b"x-forwarded-for", b"x-forwarded-proto")]
-        chain = b", ".join([*prior, client_ip.encode()])
-        self.extra = [(b"X-Forwarded-For", chain), (b"X-Forwarded-Proto", b"http")]
-        if not any(k.lower() == b"x-forwarded-host" for k, _ in self.headers):
-            host_header = next((v for k, v in self.headers if k.lower() == b"host"), f"{host}:{port}".encode())
-            self.extra.append((b"X-Forwarded-Host", host_header))
+        """The router is the edge: X-Forwarded-For/Proto/Host come from the accepted connection, and
+        a client's Forwarded, X-Forwarded-* and X-Real-IP never reach the app."""
+        self.headers = [(k, v) for k, v in self.headers if k.lower() not in EDGE]
+        host_header = self.header(b"host")
+        self.extra = [
+            (b"X-Forwarded-For", client_ip.encode()),
+            (b"X-Forwarded-Proto", b"http"),
+            (b"X-Forwarded-Host", host_header if host_header else f"{host}:{port}".encode()),
+        ]
 
     def encode_head(self, keep_alive: bool) -> bytes:
-        # hop-by-hop: the fixed set, and every header the Connection header names (RFC 9110 7.6.1)
-        named = {t.strip().lower() for k, v in self.headers if k.lower() == b"connection" for t in v.split(b",")}
-        drop = HOP_BY_HOP | named
+        drop = HOP_BY_HOP | (self.connection - _NEVER_NAMED)
         lines = [self.start]
         lines += [k + b": " + v for k, v in self.headers if k.lower() not in drop]
+        if self.transfer_encoding:
+            lines.append(b"Transfer-Encoding: " + self.transfer_encoding)
+        elif self.content_length is not None:
+            lines.append(b"Content-Length: %d" % self.content_length)
         lines += [k + b": " + v for k, v in self.extra]
         lines.append(b"Connection: keep-alive" if keep_alive else b"Connection: close")
         return b"\r\n".join(lines) + b"\r\n\r\n"
 
-    async def discard_body(self, reader: asyncio.StreamReader) -> None:
-        sink = _Sink()
-        await copy_body(reader, sink, self)
 
-
-class _Sink:
-    def write(self, data: bytes) -> None:
-        pass
-
-    async def drain(self) -> None:
-        pass
-
-
-async def read_head(reader: asyncio.StreamReader, request: bool) -> Message | None:
-    """The next message head, or None when the peer closed the connection cleanly before one."""
+async def read_line(reader: asyncio.StreamReader) -> bytes:
+    """One CRLF-terminated line; a bare LF or CR anywhere in it is a BadRequest."""
     try:
-        raw = await reader.readuntil(b"\r\n\r\n")
+        line = await reader.readuntil(b"\n")
+    except asyncio.LimitOverrunError as exc:
+        raise BadRequest("request head too large") from exc
+    if line[-2:-1] != b"\r" or b"\r" in line[:-2]:
+        raise BadRequest(f"line not ended by CRLF (a bare LF or CR): {line[:80]!r}")
+    return line
+
+
+async def read_head(
+    reader: asyncio.StreamReader, request: bool, on_start: Callable[[], None] | None = None
+) -> Message | None:
+    """The next message head, or None when the peer closed the connection cleanly before one.
+    ``on_start`` is called once the start line is in (the router's header timeout begins then)."""
+    try:
+        start = await read_line(reader)
+        for _ in range(8):  # RFC 9112 2.2: empty lines before a request line are ignored
+            if start != b"\r\n":
+                break
+            start = await read_line(reader)
     except asyncio.IncompleteReadError as exc:
         if not exc.partial.strip():
             return None
         raise
-    except asyncio.LimitOverrunError as exc:
-        raise BadRequest("request head too large") from exc
-    lines = raw[:-4].split(b"\r\n")
-    start = lines[0]
+    if on_start is not None:
+        on_start()
+    lines: list[bytes] = []
+    size = len(start)
+    while (line := await read_line(reader)) != b"\r\n":
+        size += len(line)
+        if size > HEAD_LIMIT or len(lines) >= MAX_FIELDS:
+            raise BadRequest("request head too large")
+        lines.append(line)
+    return parse_head(start, lines, request)
+
+
+def parse_head(start: bytes, lines: Sequence[bytes], request: bool) -> Message:
+    """A head from its CRLF-terminated lines (pure: no I/O)."""
     headers: list[tuple[bytes, bytes]] = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip():
-            raise BadRequest(f"malformed header line {line[:80]!r}")
-        headers.append((name, value.strip()))
-    msg = Message(start, headers, b"")
-    parts = start.split(b" ", 2)
+    for line in lines:
+        m = FIELD_LINE.fullmatch(line)
+        if m is None:
+            raise BadRequest(f"malformed header line {line[:80]!r} (obs-fold, space before ':', or a control byte)")
+        headers.append((m[1], m[2]))
     if request:
-        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+        rm = _REQUEST_LINE.fullmatch(start)
+        if rm is None:
             raise BadRequest(f"malformed request line {start[:80]!r}")
-        msg.method, msg.version = parts[0].decode("latin-1"), parts[2]
+        msg = Message(start[:-2], headers, rm[3], method=rm[1].decode("ascii"))
     else:
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        sm = _STATUS_LINE.fullmatch(start)
+        if sm is None:
             raise ConnectionError(f"malformed status line {start[:80]!r}")
-        msg.version, msg.status = parts[0], int(parts[1])
-    connection = b""
-    for name, value in headers:
-        lname = name.lower()
-        if lname == b"content-length":
-            if not value.isdigit() or (msg.content_length is not None and msg.content_length != int(value)):
-                raise BadRequest("invalid Content-Length")
-            msg.content_length = int(value)
-        elif lname == b"transfer-encoding":
-            msg.is_chunked = value.lower().endswith(b"chunked")
-        elif lname == b"connection":
-            connection = value.lower()
-    if msg.is_chunked:
-        msg.content_length = None
-    if msg.version == b"HTTP/1.0":
-        msg.keep_alive = b"keep-alive" in connection
-    else:
-        msg.keep_alive = b"close" not in connection
-    if not request and msg.content_length is None and not msg.is_chunked:
-        msg.until_close = True
+        msg = Message(start[:-2], headers, sm[1], status=int(sm[2]))
+    _framing(msg, request)
     return msg
 
 
-async def read_body(reader: asyncio.StreamReader, msg: Message) -> bytes:
-    """A Content-Length body read whole (callers keep it small)."""
-    if not msg.content_length:
-        return b""
-    return await reader.readexactly(msg.content_length)
-
-
-async def copy_body(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter | _Sink, msg: Message, limit: int | None = None
-) -> None:
-    """Copy one message body by its framing; a chunked body over ``limit`` bytes raises BodyTooLarge."""
-    if msg.no_body:
-        if msg.until_close:
-            msg.until_close = False
-        return
-    if msg.is_chunked:
-        total = 0
-        while True:
-            size_line = await reader.readuntil(b"\r\n")
-            writer.write(size_line)
-            try:
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-            except ValueError as exc:
-                raise BadRequest(f"malformed chunk size {size_line[:40]!r}") from exc
-            total += size
-            if limit is not None and total > limit:
-                raise BodyTooLarge
-            if size == 0:
-                while True:  # trailers, then the empty line
-                    line = await reader.readuntil(b"\r\n")
-                    writer.write(line)
-                    if line == b"\r\n":
-                        return
-            await _copy_exact(reader, writer, size + 2)
-    elif msg.content_length is not None:
-        await _copy_exact(reader, writer, msg.content_length)
-    elif msg.until_close:
-        while chunk := await reader.read(COPY_CHUNK):
-            writer.write(chunk)
-            await writer.drain()
-
-
-async def _copy_exact(reader: asyncio.StreamReader, writer: asyncio.StreamWriter | _Sink, size: int) -> None:
-    while size > 0:
-        chunk = await reader.read(min(size, COPY_CHUNK))
-        if not chunk:
-            raise asyncio.IncompleteReadError(b"", size)
-        writer.write(chunk)
-        size -= len(chunk)
-        if size > 0:
-            await writer.drain()
+def _framing(msg: Message, request: bool) -> None:
+    lengths, encodings, hosts, connection = [], [], [], []
+    for name, value in msg.headers:
+        lname = name.lower()
+        if lname == b"content-length":
+            lengths.append(value)
+        elif lname == b"transfer-encoding":
+            encodings.append(value)
+        elif lname == b"host":
+            hosts.append(value)
+        elif lname == b"connection":
+            connection += [t.strip().lower() for t in value.split(b",") if t.strip()]
+    if not all(_TOKEN.fullmatch(t) for t in connection):
+        raise BadRequest("invalid Connection header")
+    msg.connection = frozenset(connection)
+    if lengths:
+        if len(lengths) > 1 or not _DIGITS.fullmatch(lengths[0]):
+            raise BadRequest(f"invalid Content-Length {b', '.join(lengths)[:80]!r}: send one decimal length")
+        msg.content_length = int(lengths[0])
+    if encodings:
+        if lengths:
+            raise BadRequest("Content-Length and Transfer-Encoding together: send one of them")
+        if msg.version == b"HTTP/1.0":
+            raise BadRequest("Transfer-Encoding in an HTTP/1.0 message")
+        codings = [c.strip().lower() for e in encodings for c in e.split(b",")]
+        if request and (len(encodings) > 1 or codings != [b"chunked"]):
+            raise BadRequest(f"unsupported Transfer-Encoding {b', '.join(encodings)[:80]!r}: only 'chunked'")
+        msg.is_chunked = codings[-1] == b"chunked"
+        msg.transfer_encoding = b"chunked" if request else b", ".join(encodings)
+        msg.until_close = not msg.is_chunked  # a response's body then runs until close (RFC 9112 6.3)
+    if request and (len(hosts) > 1 or (msg.version == b"HTTP/1.1" and not hosts)):
+        raise BadRequest("an HTTP/1.1 request needs exactly one Host header")
+    if hosts and not _HOST.fullmatch(hosts[0]):
+        raise BadRequest(f"invalid Host {hosts[0][:80]!r}")
+    if msg.version == b"HTTP/1.0":
+        msg.keep_alive = b"keep-alive" in msg.connection
+    else:
+        msg.keep_alive = b"close" not in msg.connection
+    if not request and msg.content_length is None and not msg.is_chunked:
+        msg.until_close = True
 
 
 async def simple_response(
@@ -181,6 +211,7 @@ async def simple_response(
 ) -> None:
     reason = {
         400: "Bad Request",
+        408: "Request Timeout",
         413: "Content Too Large",
         502: "Bad Gateway",
         503: "Service Unavailable",

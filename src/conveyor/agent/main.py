@@ -17,6 +17,7 @@ from conveyor.agent import haproxy as _haproxy  # noqa: F401  (registers router:
 from conveyor.agent import router as _builtin  # noqa: F401  (registers the built-in router)
 from conveyor.agent.api import create_app
 from conveyor.agent.host import Agent
+from conveyor.agent.run_as import resolve_run_as
 
 
 def _free_port() -> int:
@@ -33,8 +34,8 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(home: Path, port: int = 0) -> None:
-    agent = Agent(home)
+async def serve(home: Path, port: int = 0, run_as: str | None = None) -> None:
+    agent = Agent(home, resolve_run_as(run_as))
     port = port or _free_port()
     config = uvicorn.Config(create_app(agent), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = _Server(config)

@@ -1,10 +1,16 @@
 """The built-in router: an asyncio HTTP/1.1 reverse proxy, one listener per environment.
 
 Keep-alive on both sides (backend connections are pooled per instance), streaming bodies
-(Content-Length and chunked), X-Forwarded-For/Proto/Host, a request-size limit, round robin over
-the instances in rotation, draining, and maintenance mode. A request that fails on a pooled
-connection before any response byte arrived (the instance closed an idle connection) is sent
-again once on a fresh connection, so such races cost no request.
+(Content-Length and chunked), X-Forwarded-For/Proto/Host set at the edge, a request-size limit,
+round robin over the instances in rotation, draining, and maintenance mode. A request that fails on
+a pooled connection before any response byte arrived (the instance closed an idle connection) is
+sent again once on a fresh connection, so such races cost no request.
+
+Clients are held to strict HTTP/1.1 (``http1``): a malformed or ambiguous request gets 400 and the
+connection closes, before anything reaches an app or, for a chunked body, with the app connection
+closed too. A head must arrive within the header timeout, an idle keep-alive connection closes
+after the idle timeout, a stalled body gets 408, and one address may hold only so many connections
+(``edge.ClientLimits``). A client's fault is never counted against an instance.
 """
 
 from __future__ import annotations
@@ -16,16 +22,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from conveyor.agent.http1 import (
-    HEAD_LIMIT,
-    BadRequest,
-    BodyTooLarge,
-    Message,
-    copy_body,
-    read_body,
-    read_head,
-    simple_response,
-)
+from conveyor.agent.edge import ClientLimits, ConnectionCap
+from conveyor.agent.http1 import HEAD_LIMIT, BadRequest, BodyTooLarge, Message, read_head, simple_response
+from conveyor.agent.http1_body import Sink, SourceClosed, SourceTimeout, copy_body, read_body
 from conveyor.agent.routing import Backend, ReleaseCounters, register
 
 CONNECT_TIMEOUT = 3.0
@@ -33,6 +32,10 @@ RESPONSE_TIMEOUT = 60.0
 RETRY_BODY_LIMIT = 65_536
 POOL_SIZE = 64
 _ANSWER = {502: "the instance did not answer", 504: "the instance did not answer in time"}  # no internals
+_TOO_MANY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 42\r\n"
+    b"Connection: close\r\n\r\ntoo many connections from this address now\n"
+)
 
 
 class BackendGone(Exception):
@@ -42,6 +45,10 @@ class BackendGone(Exception):
         super().__init__(message)
         self.retry_safe = retry_safe  # the request cannot have reached the app, or the connection was a stale one
         self.status = status
+
+
+class ResponseBroken(Exception):
+    """The instance's response broke after its head went to the client: the client connection is spent."""
 
 
 @dataclass
@@ -58,8 +65,12 @@ class _Pool:
 
 
 class BuiltinRouter:
-    def __init__(self, name: str, host: str, port: int, max_body: int = 10 * 1024 * 1024) -> None:
+    def __init__(
+        self, name: str, host: str, port: int, max_body: int = 10 * 1024 * 1024, limits: ClientLimits | None = None
+    ) -> None:
         self.name, self.host, self.port, self.max_body = name, host, port, max_body
+        self.limits = limits or ClientLimits.from_settings()
+        self._cap = ConnectionCap(self.limits.max_connections_per_ip)
         self.counters: dict[str, ReleaseCounters] = {}
         self._rotation: list[_Pool] = []
         self._pools: dict[str, _Pool] = {}
@@ -112,26 +123,54 @@ class BuiltinRouter:
     # --- serving -----------------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._clients.add(writer)
         peer = writer.get_extra_info("peername")
         client_ip = peer[0] if peer else "unknown"
+        if not self._cap.admit(client_ip):
+            writer.write(_TOO_MANY)
+            writer.close()
+            return
+        self._clients.add(writer)
         try:
+            first = True
             while True:
-                try:
-                    request = await read_head(reader, request=True)
-                except BadRequest as exc:
-                    await simple_response(writer, 400, str(exc), close=True)
-                    return
+                request = await self._next_request(reader, writer, first)
                 if request is None:
                     return
-                keep = await self._handle(request, reader, writer, client_ip)
-                if not keep:
+                first = False
+                if not await self._handle(request, reader, writer, client_ip):
                     return
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        except BadRequest as exc:  # the client's request (head or body): nothing of it was answered yet
+            await simple_response(writer, 400, str(exc), close=True)
+        except SourceTimeout:
+            await simple_response(writer, 408, "the request body stalled", close=True)
+        except (ConnectionError, asyncio.IncompleteReadError, SourceClosed, ResponseBroken):
             return
         finally:
+            self._cap.release(client_ip)
             self._clients.discard(writer)
             writer.close()
+
+    async def _next_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bool
+    ) -> Message | None:
+        """The next request head. The first one must be whole within the header timeout of the
+        accept; a later one's request line may take the idle timeout, the rest the header timeout.
+        None when the client closed, or timed out before a request line (closed without an answer)."""
+        limits, started = self.limits, False
+
+        def start() -> None:
+            nonlocal started
+            started = True
+            if not first:
+                deadline.reschedule(asyncio.get_running_loop().time() + limits.header_timeout)
+
+        try:
+            async with asyncio.timeout(limits.header_timeout if first else limits.idle_timeout) as deadline:
+                return await read_head(reader, request=True, on_start=start)
+        except TimeoutError:
+            if started:
+                await simple_response(writer, 408, "the request head did not arrive in time", close=True)
+            return None
 
     async def _handle(
         self, request: Message, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client_ip: str
@@ -141,7 +180,7 @@ class BuiltinRouter:
             await simple_response(writer, 413, f"request body over {self.max_body} bytes", close=True)
             return False
         if self._maintenance is not None:
-            await request.discard_body(reader)
+            await copy_body(reader, Sink(), request, read_timeout=self.limits.body_timeout)
             await simple_response(
                 writer,
                 503,
@@ -152,7 +191,7 @@ class BuiltinRouter:
             )
             return keep
         if not self._rotation:
-            await request.discard_body(reader)
+            await copy_body(reader, Sink(), request, read_timeout=self.limits.body_timeout)
             await simple_response(writer, 503, "no healthy instance to serve this request", close=not keep)
             return keep
         request.forwarded(client_ip, self.host, self.port)
@@ -160,13 +199,16 @@ class BuiltinRouter:
         if request.is_chunked or (request.content_length or 0) > RETRY_BODY_LIMIT:
             body = None  # streamed once, no retry
         else:
-            body = await read_body(reader, request)
+            body = await read_body(reader, request, self.limits.body_timeout)
         started = time.perf_counter()
         pool = self._pick()
         try:
             status, keep_backend = await self._exchange(pool, request, body, reader, writer, keep)
         except BodyTooLarge:
             await simple_response(writer, 413, f"request body over {self.max_body} bytes", close=True)
+            return False
+        except ResponseBroken:
+            self._count(pool).failed += 1
             return False
         except BackendGone as gone:
             if body is None or not gone.retry_safe or not self._rotation:
@@ -232,19 +274,24 @@ class BuiltinRouter:
             b_reader, b_writer, reused = await self._connect(pool, fresh)
             try:
                 b_writer.write(request.encode_head(keep_alive=True))
-                if body is not None:
-                    if body:
-                        b_writer.write(body)
-                else:
-                    await copy_body(client_reader, b_writer, request, limit=self.max_body)
+                if body is None:
+                    limits = self.limits
+                    await copy_body(client_reader, b_writer, request, self.max_body, limits.body_timeout)
+                elif body:
+                    b_writer.write(body)
+            except (BadRequest, BodyTooLarge, SourceClosed):  # the client's fault: the app saw part of a request
+                b_writer.close()
+                raise
+            except (ConnectionError, OSError) as exc:
+                b_writer.close()
+                raise BackendGone(str(exc), retry_safe=reused) from exc
+            try:
                 await b_writer.drain()
-                response = await asyncio.wait_for(self._final_head(b_reader), RESPONSE_TIMEOUT)
+                async with asyncio.timeout(RESPONSE_TIMEOUT):
+                    response = await self._final_head(b_reader)
             except TimeoutError as exc:  # the app may be working on it: never send it again
                 b_writer.close()
                 raise BackendGone(f"no answer within {RESPONSE_TIMEOUT:.0f}s", retry_safe=False, status=504) from exc
-            except BodyTooLarge:
-                b_writer.close()
-                raise
             except BadRequest as exc:  # a malformed response
                 b_writer.close()
                 raise BackendGone(f"malformed response: {exc}", retry_safe=False) from exc
@@ -259,6 +306,9 @@ class BuiltinRouter:
             try:
                 await copy_body(b_reader, client_writer, response)
                 await client_writer.drain()
+            except (BadRequest, SourceClosed) as exc:
+                b_writer.close()
+                raise ResponseBroken(str(exc)) from exc
             except BaseException:
                 b_writer.close()  # the client or the app went away mid-response: the connection is spent
                 raise

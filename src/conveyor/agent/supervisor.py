@@ -1,5 +1,7 @@
 """App instances: one process per replica from the service's ``run`` command, in the release's
-worktree, with PORT and CONVEYOR_* variables. A crashed instance is restarted with backoff; each
+worktree, with an allow-listed environment (domain/process_env.py: the release's env, PORT and
+CONVEYOR_INSTANCE, never the agent's own secrets), as the ``agent_run_as`` user when one is set,
+and with its own process group. A crashed instance is restarted with backoff; each
 keeps the tail of its stdout/stderr; each is health-checked and is *ready* after N consecutive
 successes (and not ready again after ``failures`` consecutive failures)."""
 
@@ -18,6 +20,8 @@ from enum import StrEnum
 from typing import Any
 
 from conveyor.agent.health import check_http
+from conveyor.agent.run_as import RunAs
+from conveyor.domain.process_env import instance_environment
 
 LOG_LINES = 500
 BACKOFF_MAX = 30.0
@@ -72,11 +76,14 @@ class Instance:
         health: HealthConfig,
         on_change: Callable[[], None],
         host: str = "127.0.0.1",
+        run_as: RunAs | None = None,
     ) -> None:
         self.id, self.release, self.health, self.host = id, release, health, host
+        self.run_as = run_as
         self.port = free_port(host)
         self.state = InstanceState.STARTING
         self.logs: deque[str] = deque(maxlen=LOG_LINES)
+        self.lines_seen = 0  # every line ever kept, so a reader that polls can tell which are new
         self.restarts = 0
         self.last_health = ""
         self.started_at = 0.0
@@ -112,7 +119,9 @@ class Instance:
         self._tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._check_health())]
 
     async def _spawn(self) -> None:
-        env = {**os.environ, **self.release.env, "PORT": str(self.port), "CONVEYOR_INSTANCE": self.id}
+        home = self.run_as.home if self.run_as else None
+        env = instance_environment(os.environ, self.release.env, self.port, self.id, home)
+        user: dict[str, Any] = self.run_as.popen_args() if self.run_as else {}
         self._proc = await asyncio.create_subprocess_exec(
             "sh",
             "-c",
@@ -123,6 +132,7 @@ class Instance:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            **user,
         )
         self.started_at = time.monotonic()
         self._ok_streak = self._fail_streak = 0
@@ -132,7 +142,16 @@ class Instance:
     async def _pump(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
         while line := await proc.stdout.readline():
-            self.logs.append(line.decode("utf-8", "replace").rstrip("\n"))
+            self.log(line.decode("utf-8", "replace").rstrip("\n"))
+
+    def log(self, line: str) -> None:
+        self.logs.append(line)
+        self.lines_seen += 1
+
+    def output(self, lines: int) -> dict[str, Any]:
+        """The last ``lines`` lines of output, with the count of all lines so far."""
+        tail = list(self.logs)[-lines:] if lines > 0 else []
+        return {**self.as_json(), "lines_seen": self.lines_seen, "lines": tail}
 
     async def _watch(self) -> None:
         """Restart the process whenever it exits unless we are stopping it; back off 1, 2, 4 ... 30 s."""
@@ -144,7 +163,7 @@ class Instance:
                 return
             with contextlib.suppress(ProcessLookupError):  # what the shell left behind goes too
                 os.killpg(self._proc.pid, signal.SIGKILL)
-            self.logs.append(f"[conveyor] instance exited with code {code}; restarting in {backoff:.0f}s")
+            self.log(f"[conveyor] instance exited with code {code}; restarting in {backoff:.0f}s")
             self._set(InstanceState.CRASHED)
             self.restarts += 1
             await asyncio.sleep(backoff)

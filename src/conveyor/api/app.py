@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from conveyor import __version__
 from conveyor.api import admin, calendar, deployments, errors, flags, gates, hooks, metrics, services
+from conveyor.api import instances as instance_logs
 from conveyor.api.limits import BodyLimit
 from conveyor.audit import log as audit
 from conveyor.auth.users import add_user, count_users, create_token
@@ -87,6 +88,7 @@ def create_app(rt: Runtime) -> FastAPI:
     errors.install(app)
     for module in (services, deployments, gates, calendar, hooks, admin, metrics, flags):
         app.include_router(module.router)
+    app.include_router(instance_logs.router)
     install_dashboard(app)
 
     @app.get("/api/v1/health", tags=["health"])

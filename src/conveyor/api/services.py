@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 
 from conveyor.api.deps import RuntimeDep, UserDep
 from conveyor.audit import log as audit
+from conveyor.auth.policy import may_deploy
+from conveyor.engine.requests import refuse
 from conveyor.engine.services import register
 from conveyor.engine.triggers import check_service
 from conveyor.errors import InvalidInput
@@ -79,10 +81,15 @@ class Maintenance(BaseModel):
 
 @router.post("/environments/{environment}/maintenance")
 def maintenance(environment: str, body: Maintenance, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
-    """Answer every request of the environment with a 503 maintenance page (local targets)."""
+    """Answer every request of the environment with a 503 maintenance page (local targets).
+    Allowed to the environment's deployers, as deploying there is; a refusal is audited and changes nothing."""
     with rt.db.begin() as conn:
         service = service_store.pick_service(conn, body.service)
-    target = rt.spec_of(service.config_text).environment(environment).target
+    env = rt.spec_of(service.config_text).environment(environment)
+    decision = may_deploy(user.name, user.roles, environment, env)
+    if not decision.allowed:
+        raise refuse(rt, user.name, "maintenance", f"{service.name}/{environment}", decision.reason)
+    target = env.target
     if not isinstance(target, LocalTargetSpec):
         raise InvalidInput(
             f"{environment} uses a {target.kind!r} target; maintenance mode needs the local agent's router",

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from conveyor.cli.output import console, err
+from conveyor.cli.output import console, err, handles_errors
 from conveyor.settings import Settings
 from conveyor.spec import SpecError, load_spec
 
@@ -40,14 +40,17 @@ def server(
     )
 
 
+@handles_errors
 def agent() -> None:
     """Run the agent: app instances, health checks and routers of this host (HOME/agent)."""
     import asyncio
 
     from conveyor.agent.main import serve
+    from conveyor.agent.run_as import resolve_run_as
 
     settings = Settings()
-    asyncio.run(serve(settings.home.resolve(), settings.agent_port))
+    resolve_run_as(settings.agent_run_as)  # a bad setting fails here, before anything listens
+    asyncio.run(serve(settings.home.resolve(), settings.agent_port, settings.agent_run_as))
 
 
 def validate(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.domain.failures import failure_summary
+from conveyor.domain.process_env import STEP_BASICS, allowed, parse_names
 from conveyor.engine.process import ProcessResult, run_durable
 from conveyor.store import deployments as store
 from conveyor.store.records import DeploymentRecord, ReleaseRecord, ServiceRecord
@@ -69,7 +70,8 @@ class StepContext:
         release = release or self.release
         state_dir = self.runtime.settings.state_dir / self.service.name / self.deployment.environment
         state_dir.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+        # an allow-list of the server's variables, never its own secrets (domain/process_env.py)
+        env = allowed(os.environ, (*STEP_BASICS, *parse_names(self.runtime.settings.step_pass_env)))
         env.update(self.spec.env)
         env.update(self.env_spec.env)
         env.update(

@@ -6,11 +6,15 @@ runs the step again attaches to the operation already under way instead of start
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-from conveyor.agent.client import AgentClient, ensure_agent
+import httpx
+
+from conveyor.agent.client import AgentClient, ensure_agent, find_agent
+from conveyor.domain.process_env import parse_names, release_environment
 from conveyor.engine.context import StepContext, StepOutcome
 from conveyor.errors import ConveyorError
 from conveyor.spec import LocalTarget as LocalTargetSpec
@@ -25,6 +29,14 @@ def environment_key(ctx: StepContext) -> str:
 
 
 class LocalTarget:
+def instance_env(ctx: StepContext, release: ReleaseRecord, workdir: Path) -> dict[str, str]:
+    """The release's env for its instances: what the operator passes (instance_pass_env), the
+    service's env, the CONVEYOR_* variables that describe the release; nothing else of the server's."""
+    pass_env = parse_names(ctx.runtime.settings.instance_pass_env)
+    service_env = {**ctx.spec.env, **ctx.env_spec.env}
+    return release_environment(os.environ, pass_env, service_env, ctx.command_env(release, workdir))
+
+
     def _spec(self, ctx: StepContext) -> LocalTargetSpec:
         spec = ctx.env_spec.target
         assert isinstance(spec, LocalTargetSpec)
@@ -76,7 +88,7 @@ class LocalTarget:
                 "sha": release.sha,
                 "workdir": str(workdir),
                 "command": ctx.spec.run,
-                "env": ctx.command_env(release, workdir),
+                "env": instance_env(ctx, release, workdir),
             },
             "replicas": spec.replicas,
             "strategy": env_spec.rollout.strategy,
@@ -123,3 +135,21 @@ def set_maintenance(home: Path, service: str, environment: str, spec: LocalTarge
 
 
 register("local", LocalTarget)
+def instance_output(home: Path, service: str, environment: str, lines: int) -> list[dict[str, Any]] | None:
+    """Each running instance of the environment with its last ``lines`` lines of output, from the
+    agent; None when no agent is running. Never starts an agent: reading must not change anything."""
+    agent = find_agent(home)
+    if agent is None:
+        return None
+    try:
+        response = agent.http.get(f"/v1/environments/{service}.{environment}/output", params={"lines": lines})
+    except httpx.HTTPError:
+        return None
+    if response.status_code == 404:  # the agent has not run this environment since it started
+        return []
+    if response.status_code != 200:
+        raise ConveyorError(f"the agent refused the output of {service}.{environment}: {response.text[:300]}")
+    instances: list[dict[str, Any]] = response.json()
+    return instances
+
+
