@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from conveyor.api.deps import AdminDep, RuntimeDep, UserDep
 from conveyor.audit import log as audit
+from conveyor.auth import accounts
 from conveyor.auth.users import add_user, create_token, get_user
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
@@ -61,6 +62,81 @@ def tokens_create(body: NewToken, rt: RuntimeDep, admin: AdminDep) -> dict[str, 
             details={"prefix": token[:10]},
         )
     return {"user": user.name, "token": token}
+
+
+class Roles(BaseModel):
+    roles: list[str] = Field(min_length=1, max_length=8)
+
+
+class Password(BaseModel):
+    password: str = Field(min_length=accounts.MIN_PASSWORD, max_length=256)
+
+
+def _account_change(rt: RuntimeDep, admin: AdminDep, name: str, action: str, change: Any) -> dict[str, Any]:
+    """Run ``change(conn)`` and audit it as ``action`` in one transaction; answer with the account."""
+    now = rt.clock.now()
+    with rt.db.begin() as conn:
+        details = change(conn)
+        audit.append(conn, at=now, actor=admin.name, action=action, subject=name, details=details)
+        account = next(a for a in accounts.list_accounts(conn) if a.name == name)
+    return {**account.as_json(), "change": details}
+
+
+@router.get("/users")
+def users_list(rt: RuntimeDep, _admin: AdminDep) -> list[dict[str, Any]]:
+    with rt.db.read() as conn:
+        return [a.as_json() for a in accounts.list_accounts(conn)]
+
+
+@router.post("/users/{name}/disable")
+def users_disable(name: str, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
+    """Disable a user: their tokens and dashboard sessions stop working with the next request."""
+    return _account_change(rt, admin, name, "user.disabled", lambda c: accounts.set_disabled(c, name, True))
+
+
+@router.post("/users/{name}/enable")
+def users_enable(name: str, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
+    return _account_change(rt, admin, name, "user.enabled", lambda c: accounts.set_disabled(c, name, False))
+
+
+@router.put("/users/{name}/roles")
+def users_roles(name: str, body: Roles, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
+    """Replace a user's roles (the change applies to their next request)."""
+    return _account_change(rt, admin, name, "user.roles_changed", lambda c: accounts.set_roles(c, name, body.roles))
+
+
+@router.put("/users/{name}/password")
+def users_password(name: str, body: Password, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
+    """Set a user's dashboard password; their sessions end. The password is not audited."""
+    return _account_change(
+        rt, admin, name, "user.password_changed", lambda c: accounts.set_password(c, name, body.password)
+    )
+
+
+@router.get("/tokens")
+def tokens_list(
+    rt: RuntimeDep, _admin: AdminDep, user: str | None = Query(None, max_length=64)
+) -> list[dict[str, Any]]:
+    """Every API token (prefixes, never the secret), or those of one user."""
+    with rt.db.read() as conn:
+        return [t.as_json() for t in accounts.list_tokens(conn, user)]
+
+
+@router.post("/tokens/{token_id}/revoke")
+def tokens_revoke(token_id: int, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
+    """Revoke any user's token by its id: it stops working with the next request."""
+    now = rt.clock.now()
+    with rt.db.begin() as conn:
+        token = accounts.revoke_token(conn, token_id, now)
+        audit.append(
+            conn,
+            at=now,
+            actor=admin.name,
+            action="token.revoked",
+            subject=token.user,
+            details={"id": token.id, "prefix": token.prefix, "name": token.name},
+        )
+    return token.as_json()
 
 
 @router.get("/audit")

@@ -15,13 +15,16 @@ from starlette.concurrency import run_in_threadpool
 from conveyor import __version__
 from conveyor.api import admin, calendar, deployments, errors, flags, gates, hooks, metrics, services
 from conveyor.api import instances as instance_logs
+from conveyor.api.headers import SecurityHeaders
 from conveyor.api.limits import BodyLimit
+from conveyor.audit import keys as audit_keys
 from conveyor.audit import log as audit
 from conveyor.auth.users import add_user, count_users, create_token
 from conveyor.engine import runtime as engine
 from conveyor.engine.requests import reconcile
 from conveyor.engine.runtime import Runtime
 from conveyor.engine.triggers import Poller
+from conveyor.store.db import private_dir, private_sqlite
 from conveyor.web import install as install_dashboard
 
 log = logging.getLogger("conveyor.server")
@@ -48,7 +51,10 @@ def bootstrap_admin(rt: Runtime) -> str | None:
 
 def create_app(rt: Runtime) -> FastAPI:
     def start() -> Poller:
+        private_dir(rt.settings.home.resolve())  # 0700 when created; the SQLite files are 0600
+        private_sqlite(rt.settings.workflows_database_url)
         rt.db.migrate()
+        audit_keys.bind(rt.db, rt.settings)  # HOME/audit.key (0600), made on the first start
         token = bootstrap_admin(rt)
         if token:
             print(f"Bootstrap admin token (shown once, stored only as a hash): {token}", file=sys.stderr, flush=True)
@@ -96,4 +102,5 @@ def create_app(rt: Runtime) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # X-Frame-Options, nosniff, CSP on every response
     return app

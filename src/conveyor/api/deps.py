@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from conveyor.auth.users import User, identify, touch_token
+from conveyor.engine.requests import refuse
 from conveyor.engine.runtime import Runtime
 from conveyor.errors import Forbidden
 
@@ -34,9 +35,12 @@ def current_user(request: Request, rt: RuntimeDep) -> User:
 UserDep = Annotated[User, Depends(current_user)]
 
 
-def require_admin(user: UserDep) -> User:
+def require_admin(user: UserDep, rt: RuntimeDep, request: Request) -> User:
+    """The user, if an admin; otherwise 403, audited as ``forbidden`` with what was attempted."""
     if not user.has_role("admin"):
-        raise Forbidden(f"{user.name} is not an admin", fix="ask an admin to do this")
+        path = request.url.path
+        refused = refuse(rt, user.name, f"{request.method} {path}", path, f"{user.name} is not an admin")
+        raise Forbidden(refused.message, fix="ask an admin to do this")
     return user
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from conveyor.audit import keys as audit_keys
 from conveyor.audit import log as audit
 from conveyor.cli.output import console, err, print_json
 from conveyor.settings import Settings
@@ -44,15 +45,40 @@ def listing(
 
 
 @app.command("verify")
-def verify(json_out: Json = False) -> None:
-    """Check the hash chain: exit 0 when intact, 1 naming the first entry that was edited or deleted."""
-    with _db().begin() as conn:
-        check = audit.verify(conn)
+def verify(
+    expect: Annotated[
+        str | None,
+        typer.Option("--expect", help="a head hash printed earlier and kept elsewhere: it must be in the log"),
+    ] = None,
+    json_out: Json = False,
+) -> None:
+    """Check the HMAC chain and its anchor: exit 0 when intact, 1 naming the first entry that was
+    edited, deleted or inserted, or saying that the newest entries were cut off. Prints the head:
+    keep it somewhere else and pass it to --expect later."""
+    settings = Settings()
+    db = _db()
+    binding = audit_keys.bind(db, settings, create=False)  # checking never makes a key
+    with db.read() as conn:
+        check = audit.verify(conn, expect)
     if json_out:
-        print_json({"ok": check.ok, "entries": check.entries, "bad_entry": check.bad_entry, "problem": check.problem})
+        print_json({**check.as_json(), "key": binding.key_source if binding else None})
     elif check.ok:
-        console.print(f"audit log intact: {check.entries} entries")
+        keyed = check.entries - check.unkeyed
+        console.print(
+            f"audit log intact: {check.entries} entries ({keyed} with HMAC, {check.unkeyed} from before the key)",
+            highlight=False,
+        )
+        if check.head:
+            console.print(f"head: entry {check.head.id} {check.head.hash}", highlight=False)
+        if check.anchor:
+            console.print(f"anchor: entry {check.anchor.id} (HOME/audit.head) is in the chain", highlight=False)
     else:
-        err.print(f"audit log broken at entry {check.bad_entry}: {check.problem}", highlight=False)
+        where = f"at entry {check.bad_entry}" if check.bad_entry is not None else ""
+        err.print(f"audit log broken {where}: {check.problem}", highlight=False)
+    if binding is None and not json_out:
+        err.print(
+            "no audit key (HOME/audit.key or CONVEYOR_AUDIT_KEY): only entries from before the key can be checked",
+            highlight=False,
+        )
     if not check.ok:
         raise typer.Exit(1)

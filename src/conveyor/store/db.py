@@ -1,8 +1,11 @@
-"""The database handle: engine setup for SQLite and PostgreSQL, and schema migrations."""
+"""The database handle: engine setup for SQLite and PostgreSQL, and schema migrations.
+SQLite files are created readable by their owner only (0600; SQLite gives its -wal and -shm files
+the same mode), in a directory created 0700."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,34 @@ from sqlalchemy.engine import make_url
 from conveyor.errors import InvalidInput
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+AFTER_COMMIT = "conveyor_after_commit"  # conn.info key: callables run once the transaction committed
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) if missing; the directory itself is created 0700."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty with mode 0600 if missing, or narrow it to 0600 if it is ours and wider."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        if path.stat().st_uid == os.geteuid() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    return path
+
+
+def private_sqlite(url: str) -> None:
+    """For a SQLite file URL: its directory (0700 when created) and the file itself (0600)."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database)
+        private_dir(path.parent)
+        private_file(path)
 
 
 def normalize_url(url: str) -> str:
@@ -35,8 +66,7 @@ def make_engine(url: str) -> Engine:
             fix="use sqlite:///PATH or postgresql://USER@HOST:PORT/DB",
         ) from exc
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(url)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         # Let SQLAlchemy emit BEGIN itself so that "BEGIN IMMEDIATE" below takes the write lock
@@ -80,8 +110,17 @@ class Database:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
+        """A write transaction. Callables put in ``conn.info[AFTER_COMMIT]`` run after it committed
+        (the audit log's anchor file is written that way: never for a transaction that rolled back)."""
         with self.engine.begin() as conn:
-            yield conn
+            try:
+                yield conn
+            except BaseException:
+                conn.info.pop(AFTER_COMMIT, None)
+                raise
+            hooks: list[Callable[[], None]] = conn.info.pop(AFTER_COMMIT, [])
+        for hook in hooks:
+            hook()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
