@@ -96,7 +96,9 @@ def test_production_deploys_create_semver_tags_and_rollback_returns_the_previous
     assert "rollback production v0.1.0 from v0.2.0" in effects(world.effects)
     status = world.server.ok("GET", "/status", params={"environment": "production"})
     assert status[0]["current"]["version"] == "v0.1.0"
-    metrics = httpx.get(world.server.url + "/metrics").text
+    assert httpx.get(world.server.url + "/metrics").status_code == 401  # scraping needs a token
+    auth = {"Authorization": f"Bearer {world.server.token}"}
+    metrics = httpx.get(world.server.url + "/metrics", headers=auth).text
     assert 'conveyor_deployments{environment="production",service="shop",state="succeeded"} 3.0' in metrics
     # no new tag was made by the rollback, and migrations did not run for it
     assert git(world.repo, "tag", "--list", "v*").split() == ["v0.1.0", "v0.2.0"]

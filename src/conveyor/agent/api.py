@@ -66,7 +66,10 @@ def create_app(agent: Agent) -> FastAPI:
         if not hmac.compare_digest(sent.encode(), agent.token.encode()):
             raise HTTPException(401, "a valid agent token is required (HOME/agent/token)")
 
-    app = FastAPI(title="Conveyor agent", dependencies=[Depends(authorized)])
+    # no /docs, /redoc, /openapi.json: FastAPI serves those outside the token dependency
+    app = FastAPI(
+        title="Conveyor agent", dependencies=[Depends(authorized)], docs_url=None, redoc_url=None, openapi_url=None
+    )
 
     def env_or_404(key: str) -> Any:
         env = agent.environments.get(key)
