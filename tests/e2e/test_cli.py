@@ -133,6 +133,18 @@ def test_add_deploy_inspect_and_roll_back(cli_world: CliWorld) -> None:
     assert first["id"][:8] in table.stdout and history[0]["id"][:8] in table.stdout
     assert "v0.1.0" in table.stdout and "v0.2.0" in table.stdout
     assert not any(d["id"][:8] in table.stdout for d in history if d["environment"] != "production")
+    # at 80 columns no table cuts an id, a date or a version
+    narrow = {**env, "COLUMNS": "80"}
+    everything = conveyor("history", env=narrow)
+    assert everything.returncode == 0 and "…" not in everything.stdout, everything.stdout
+    assert max(len(line) for line in everything.stdout.splitlines()) <= 80, everything.stdout
+    for d in history:
+        for value in (d["id"][:8], d["created_at"][:19], d["version"] or d["sha"][:12]):
+            assert value in everything.stdout.split(), (value, everything.stdout)
+    now = conveyor("status", env=narrow)
+    assert now.returncode == 0 and "…" not in now.stdout, now.stdout
+    for row in status.values():
+        assert row["latest"]["id"][:8] in now.stdout.split() and row["current"]["version"] in now.stdout.split()
 
     logs = conveyor("logs", first["id"], env=env)
     assert logs.returncode == 0, logs.stderr
@@ -179,7 +191,7 @@ def test_failed_and_refused_deploys_exit_1_with_the_reason(cli_world: CliWorld) 
     assert "failed migrate: `./scripts/step.sh migrate` exited with code 7" in text, text
     assert "migrate failing on purpose" in text  # the step's own output says why
     # the summary names its error line and the command that shows the step's output
-    hint = re.search(r"exited with code 7: migrate failing on purpose \(its output: conveyor logs ([0-9a-f]{8})\)", text)
+    hint = re.search(r"code 7: migrate failing on purpose \(its output: conveyor logs ([0-9a-f]{8})\)", text)
     assert hint, text
     shown = conveyor("logs", hint.group(1), env=env)
     assert shown.returncode == 0 and "── migrate (failed)" in shown.stdout, shown.stdout + shown.stderr

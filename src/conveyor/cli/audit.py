@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from conveyor.audit import keys as audit_keys
 from conveyor.audit import log as audit
-from conveyor.cli.output import console, err, print_json
+from conveyor.cli.output import Table, console, err, print_json
 from conveyor.settings import Settings
 from conveyor.store.db import Database
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from conveyor.cli.client import Client
 from conveyor.cli.deploy import Json, Service
-from conveyor.cli.output import console, handles_errors, print_json
+from conveyor.cli.output import Table, console, handles_errors, print_json
 
 freeze_app = typer.Typer(help="One-off deploy freezes.", no_args_is_help=True)
 

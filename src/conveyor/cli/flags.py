@@ -8,11 +8,10 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.table import Table
 
 from conveyor.cli.client import Client
 from conveyor.cli.deploy import Json, Service
-from conveyor.cli.output import console, err, handles_errors, print_json
+from conveyor.cli.output import Table, console, err, handles_errors, print_json
 from conveyor.flags.text import describe_strategies, read_json, read_value
 
 app = typer.Typer(

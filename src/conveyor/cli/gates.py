@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from conveyor.cli.client import Client
 from conveyor.cli.deploy import Json, Service, _finish
-from conveyor.cli.output import console, handles_errors, print_json
+from conveyor.cli.output import Table, console, handles_errors, print_json
 
 checks_app = typer.Typer(help="CI checks on commits.", no_args_is_help=True)
 
