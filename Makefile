@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# `make demo PORT=9000`: the demo's server on 9000, its environments on 9001-9003
+PORT ?= 8000
 
 .PHONY: demo test lint bench clean
 
@@ -13,7 +15,7 @@ $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/conveyor demo
+	$(VENV)/bin/conveyor demo --port $(PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -n 3

@@ -1,10 +1,12 @@
-"""`conveyor demo` (what `make demo` runs) in a temp dir: the server comes up with development
-and staging deployed and answering, and SIGTERM stops the server and the apps."""
+"""The demo as the README starts it (`make demo PORT=N`, the command make runs for it) in a temp
+dir: the server comes up on that port with development and staging deployed and answering, and
+SIGTERM stops the server and the apps."""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -13,6 +15,8 @@ from pathlib import Path
 
 import httpx
 from tests.conftest import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_block(size: int = 4) -> int:
@@ -39,13 +43,28 @@ def answers(url: str) -> bool:
         return False
 
 
+def readme_demo_command(port: int) -> list[str]:
+    """The README's own `make demo PORT=N` line (among its first lines), with a free port for N, as
+    the command that make runs for it."""
+    head = (REPO / "README.md").read_text().splitlines()[:12]
+    line = next((text for text in head if re.match(r"make demo PORT=\d+ ", text)), None)
+    assert line, "the README's first lines show no `make demo PORT=N`"
+    words = [f"PORT={port}" if w.startswith("PORT=") else w for w in shlex.split(line.split("#")[0])]
+    dry = subprocess.run([*words, "-n", "-s"], cwd=REPO, capture_output=True, text=True, check=True)
+    recipe = shlex.split(dry.stdout.strip().splitlines()[-1])
+    assert recipe[0].endswith("/conveyor") and recipe[1] == "demo", dry.stdout
+    return [sys.executable, "-m", "conveyor", *recipe[1:]]
+
+
 def test_demo_brings_up_the_server_with_two_environments_deployed(tmp_path: Path) -> None:
     base = free_block()
     out = tmp_path / "demo.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    command = readme_demo_command(base)
+    assert command[-2:] == ["--port", str(base)], command
     with out.open("wb") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor", "demo", "--workspace", str(tmp_path / "ws"), "--base-port", str(base)],
+            [*command, "--workspace", str(tmp_path / "ws")],
             cwd=tmp_path,
             env=env,
             stdout=sink,
@@ -74,6 +93,7 @@ def test_demo_brings_up_the_server_with_two_environments_deployed(tmp_path: Path
         assert production["version"] == "v0.1.0"
         assert dev["sha"] == current["development"]["sha"] and staging["sha"] == current["staging"]["sha"]
         assert f"http://127.0.0.1:{base + 1}" in text and "conveyor deploy production" in text
+        assert f"Dashboard:      http://127.0.0.1:{base}/" in text
         # the demo app's checkout page follows the flag through the SDK: on in development, off in production
         wait_until(
             lambda: "New checkout flow" in httpx.get(f"http://127.0.0.1:{base + 1}/checkout?user=alice").text,

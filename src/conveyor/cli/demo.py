@@ -125,7 +125,9 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 def demo(
     workspace: Annotated[Path, typer.Option(help="where to create the demo")] = Path("demo-workspace"),
-    base_port: Annotated[int, typer.Option(help="server port; environments use the next three")] = 8000,
+    base_port: Annotated[
+        int, typer.Option("--port", "--base-port", help="server port; environments use the next three")
+    ] = 8000,
 ) -> None:
     """Create a demo workspace, start the server on it, and deploy develop and main."""
     signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly on SIGTERM as on Ctrl-C
