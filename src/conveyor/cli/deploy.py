@@ -8,7 +8,7 @@ import typer
 
 from conveyor.cli.client import Client
 from conveyor.cli.output import Table, console, handles_errors, print_json
-from conveyor.cli.watch import follow_logs, wait_for
+from conveyor.cli.watch import wait_for
 
 Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 Service = Annotated[str | None, typer.Option("--service", "-s", help="service name (default: the only one)")]
@@ -143,12 +143,3 @@ def history(
         )
     console.print(table)
 
-
-@handles_errors
-def logs(
-    deployment_id: Annotated[str, typer.Argument(help="deployment id (or its first 6+ characters)")],
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until it finishes")] = False,
-) -> None:
-    """The step journal and each step's output."""
-    detail = follow_logs(Client(), deployment_id, follow)
-    console.print(f"deployment {detail['id'][:8]}: [bold]{detail['state']}[/bold]", highlight=False)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from conveyor.cli import admin, audit, calendar, demo, deploy, flags, gates, server, services
+from conveyor.cli import admin, audit, calendar, demo, deploy, flags, gates, logs, server, services
+from conveyor.cli.agent import app as agent_app
 
 app = typer.Typer(
     name="conveyor",
@@ -15,12 +16,13 @@ app = typer.Typer(
 )
 app.command()(server.server)
 app.command()(server.validate)
-app.command()(server.agent)
+app.add_typer(agent_app, name="agent")
 app.command()(demo.demo)
 app.add_typer(services.app, name="services")
 app.command()(services.maintenance)
-for command in (deploy.deploy, deploy.rollback, deploy.cancel, deploy.status, deploy.history, deploy.logs):
+for command in (deploy.deploy, deploy.rollback, deploy.cancel, deploy.status, deploy.history):
     app.command()(command)
+app.command()(logs.logs)
 app.command()(gates.why)
 app.command()(gates.approve)
 app.command()(gates.checklist)
