@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from conveyor.cli import admin, audit, calendar, demo, deploy, flags, gates, logs, server, services
+from conveyor.cli.agent import app as agent_app
 
 app = typer.Typer(
     name="conveyor",
@@ -15,7 +16,7 @@ app = typer.Typer(
 )
 app.command()(server.server)
 app.command()(server.validate)
-app.command()(server.agent)
+app.add_typer(agent_app, name="agent")
 app.command()(demo.demo)
 app.add_typer(services.app, name="services")
 app.command()(services.maintenance)
