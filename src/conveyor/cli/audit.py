@@ -72,8 +72,8 @@ def verify(
         if check.anchor:
             console.print(f"anchor: entry {check.anchor.id} (HOME/audit.head) is in the chain", highlight=False)
     else:
-        where = f"at entry {check.bad_entry}" if check.bad_entry is not None else ""
-        err.print(f"audit log broken {where}: {check.problem}", highlight=False)
+        where = f" at entry {check.bad_entry}" if check.bad_entry is not None else ""
+        err.print(f"audit log broken{where}: {check.problem}", highlight=False, soft_wrap=True)
     if binding is None and not json_out:
         err.print(
             "no audit key (HOME/audit.key or CONVEYOR_AUDIT_KEY): only entries from before the key can be checked",
