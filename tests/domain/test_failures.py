@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.domain.failures import MAX_LINE, error_line, failure_summary, last_lines
+from conveyor.domain.failures import MAX_LINE, error_line, failure_summary
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "failures"
 CASES: dict[str, dict[str, object]] = json.loads((FIXTURES / "cases.json").read_text())
@@ -64,10 +64,7 @@ def test_a_long_error_line_is_cut() -> None:
     assert len(line) == MAX_LINE and line.endswith("…")
 
 
-def test_summary_without_a_hint_and_the_last_lines() -> None:
+def test_summary_without_a_hint() -> None:
     assert failure_summary("`make`", 2, "make: *** [Makefile:3: all] Error 1\n") == (
         "`make` exited with code 2: make: *** [Makefile:3: all] Error 1"
     )
-    output = "".join(f"line {i}\n" for i in range(100))
-    assert last_lines(output).splitlines() == [f"line {i}" for i in range(60, 100)]
-    assert last_lines("") == ""

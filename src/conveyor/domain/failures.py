@@ -23,7 +23,6 @@ import re
 from collections.abc import Callable, Sequence
 
 MAX_LINE = 300  # a summary line longer than this is cut, with an ellipsis
-TAIL_LINES = 40  # how many lines of output a reader is pointed to
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\):\s*$")
@@ -119,12 +118,6 @@ def error_line(output: str) -> str:
             line = lines[index].strip()
             return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
     return "(no output)"
-
-
-def last_lines(output: str, count: int = TAIL_LINES) -> str:
-    """The last ``count`` lines of ``output`` (what a reader sees first after the summary)."""
-    lines = output.rstrip("\n").split("\n")
-    return "\n".join(lines[-count:]) if output.strip() else ""
 
 
 def failure_summary(what: str, exit_code: int | None, output: str, logs_hint: str = "") -> str:
