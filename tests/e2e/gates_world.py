@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import textwrap
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +27,9 @@ ROLES = {
     "rosa": "release_manager",
     "max": "manager",
     "ada": "admin",
+    "ci": "reporter",
 }
+REPOSITORY = {"full_name": "acme/shop", "id": 4242}
 
 
 def gated_config(effects: Path) -> str:
@@ -83,7 +86,12 @@ class GateWorld:
             self.server.url + "/api/v1/hooks/github",
             content=body,
             timeout=30,
-            headers={"X-GitHub-Event": event, "X-Hub-Signature-256": sig, "Content-Type": "application/json"},
+            headers={
+                "X-GitHub-Event": event,
+                "X-GitHub-Delivery": str(uuid.uuid4()),
+                "X-Hub-Signature-256": sig,
+                "Content-Type": "application/json",
+            },
         )
 
     def review(self, sha: str, reviewer: str, author: str = "dev", state: str = "approved", pr: int = 7) -> None:
@@ -91,7 +99,7 @@ class GateWorld:
             "action": "submitted",
             "review": {"state": state, "commit_id": sha, "user": {"login": reviewer}},
             "pull_request": {"number": pr, "user": {"login": author}, "head": {"sha": sha}},
-            "repository": {"full_name": "acme/shop"},
+            "repository": REPOSITORY,
         }
         r = self.github("pull_request_review", payload)
         assert r.status_code == 202, r.text
@@ -121,7 +129,7 @@ def make_gate_world(
     server.token = tokens["ada"]
     server.start()
     world = GateWorld(repo, effects, server, tokens)
-    world.ok_as("ada", "POST", "/services", json={"source": str(repo)})
+    world.ok_as("ada", "POST", "/services", json={"source": str(repo), "github_repository": "acme/shop"})
     try:
         yield world
     finally:

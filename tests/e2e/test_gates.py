@@ -47,9 +47,9 @@ def test_production_waits_for_every_gate_then_starts_by_itself(gw: GateWorld) ->
     )
     assert "author's own approval does not count" in gw.gate(d, "reviews")["reason"]
     gw.review(sha, "carol")
-    # checks by `conveyor checks report`
+    # checks by `conveyor checks report`, from CI's reporter account
     for name in ("tests", "lint", "security"):
-        r = cli(gw, "eve", "checks", "report", "--sha", sha, "--name", name, "--state", "success")
+        r = cli(gw, "ci", "checks", "report", "--sha", sha, "--name", name, "--state", "success")
         assert r.returncode == 0, r.stderr
     # staging by a real staging deploy
     assert staging_deploy(gw, sha)["state"] == "succeeded"
@@ -84,13 +84,13 @@ def test_a_failing_check_blocks_the_start_and_approvals_do_not_carry_over(gw: Ga
     for reviewer in ("bob", "carol"):
         gw.review(sha_a, reviewer)
     for name in ("tests", "lint", "security"):
-        gw.ok_as("eve", "POST", "/checks", json={"sha": sha_a, "name": name, "state": "success"})
+        gw.ok_as("ci", "POST", "/checks", json={"sha": sha_a, "name": name, "state": "success"})
     staging_deploy(gw, sha_a)
     first = gw.ok_as("rita", "POST", "/deployments", json={"environment": "production", "ref": sha_a})
     gw.ok_as("ron", "POST", f"/deployments/{first['id']}/approvals", json={})
     gw.ok_as("rosa", "POST", f"/deployments/{first['id']}/approvals", json={})
     # lint turns red after the approvals: the deployment stays pending, `why` says so
-    gw.ok_as("eve", "POST", "/checks", json={"sha": sha_a, "name": "lint", "state": "failure"})
+    gw.ok_as("ci", "POST", "/checks", json={"sha": sha_a, "name": "lint", "state": "failure"})
     for item in ("rollback_plan", "stakeholders_notified"):
         gw.ok_as("rita", "POST", f"/deployments/{first['id']}/checklist", json={"item": item})
     d = wait_until(

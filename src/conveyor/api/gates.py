@@ -47,8 +47,8 @@ class CheckBody(BaseModel):
 class ReviewBody(BaseModel):
     sha: str = Field(min_length=7, max_length=64)
     reviewer: str = Field(min_length=1, max_length=64)
-    author: str = Field(min_length=1, max_length=64)
     state: str = Field("approved", max_length=32)
+    service: str | None = Field(None, max_length=64, description="whose repository the commit is in")
 
 
 @router.get("/why")
@@ -102,16 +102,19 @@ def verify(body: VerifyBody, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
 
 @router.post("/checks", status_code=201)
 def report_check(body: CheckBody, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
+    """A CI result. Needs a reporter role (CONVEYOR_EVIDENCE_REPORTER_ROLES, default reporter)."""
+    intake.require_reporter(rt, user, "check", body.sha)
     intake.report_check(rt, user.name, body.sha, body.name, body.state, body.url)
     return {"sha": body.sha.lower(), "name": body.name, "state": body.state}
 
 
 @router.post("/reviews", status_code=201)
 def report_review(body: ReviewBody, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
-    """A review from a forge without webhooks. Only an admin (an integration) may speak for others."""
-    if body.reviewer != user.name and not user.has_role("admin"):
-        raise refuse(rt, user.name, "review", body.sha, f"{user.name} may only report their own reviews")
-    intake.report_review(
-        rt, user.name, sha=body.sha.lower(), reviewer=body.reviewer, author=body.author, state=body.state, source="api"
-    )
-    return {"sha": body.sha.lower(), "reviewer": body.reviewer, "state": body.state}
+    """A review from a forge without webhooks. Needs a reporter role; the commit's author comes from
+    git (a reviewer who is the author's git name or e-mail is the author), never from the caller."""
+    intake.require_reporter(rt, user, "review", body.sha)
+    with rt.db.read() as conn:
+        svc = service_store.pick_service(conn, body.service)
+    sha, author = intake.commit_author(GitRepo(Path(svc.repo_path)), body.sha, body.reviewer)
+    intake.report_review(rt, user.name, sha=sha, reviewer=body.reviewer, author=author, state=body.state, source="api")
+    return {"sha": sha, "reviewer": body.reviewer, "author": author, "state": body.state}

@@ -17,9 +17,43 @@ from conveyor.spec import EnvironmentSpec
 from conveyor.store import deployments as store
 from conveyor.store import evidence
 from conveyor.store import services as service_store
+from conveyor.store.evidence import Provenance
 from conveyor.store.records import DeploymentRecord
+from conveyor.vcs.git import GitRepo
 
 CHECK_STATES = ("success", "failure", "pending")
+
+
+def require_reporter(rt: Runtime, user: User, what: str, subject: str) -> None:
+    """Checks and reviews come from integrations holding a reporter role, not from people."""
+    allowed = tuple(r.strip() for r in rt.settings.evidence_reporter_roles.split(",") if r.strip())
+    if not any(user.has_role(r) for r in allowed):
+        reason = f"{user.name} may not report {what}s; only {', '.join(allowed) or 'no role'} may (CI integrations)"
+        raise refuse(rt, user.name, f"report {what}", subject[:64], reason)
+
+
+def commit_author(repo: GitRepo, sha: str, reviewer: str) -> tuple[str, str]:
+    """The commit's full SHA, and its author as the reviews gate compares it: the reviewer's own
+    name when the reviewer is the git author (by name, e-mail or the e-mail's local part), else the
+    author's e-mail."""
+    if len(sha) < 7 or any(c not in "0123456789abcdef" for c in sha.lower()):
+        raise InvalidInput(f"{sha!r} is not a commit SHA", fix="pass the full 40-character SHA")
+    try:
+        full = repo.resolve(sha.lower())
+        name, email = repo.commit_author(full)
+    except InvalidInput:
+        raise InvalidInput(f"{sha} is not a commit of the service", fix="pass a commit of its repository") from None
+    ids = {name.casefold(), email.casefold(), email.partition("@")[0].casefold()} - {""}
+    return full, reviewer if reviewer.casefold() in ids else (email or name)
+
+
+def _provenance(origin: Provenance) -> dict[str, object]:
+    if origin.repository is None:
+        return {}
+    at = origin.event_at.isoformat() if origin.event_at else None
+    return {"repository": origin.repository, "event_at": at, "delivery": origin.delivery_id}
+
+
 REVIEW_STATES = ("approved", "changes_requested", "commented", "dismissed")
 
 
@@ -105,21 +139,23 @@ def verify(rt: Runtime, user: User, environment: str, sha: str, service_name: st
     return {"service": service.name, "environment": environment, "sha": sha, "verified_by": user.name}
 
 
-def report_check(rt: Runtime, reporter: str, sha: str, name: str, state: str, url: str | None) -> None:
+def report_check(
+    rt: Runtime, reporter: str, sha: str, name: str, state: str, url: str | None, origin: Provenance = Provenance()
+) -> None:
     if state not in CHECK_STATES:
         raise InvalidInput(f"check state {state!r} is not known", fix=f"use one of: {', '.join(CHECK_STATES)}")
     if len(sha) < 7 or any(c not in "0123456789abcdef" for c in sha.lower()):
         raise InvalidInput(f"{sha!r} is not a commit SHA", fix="pass the full 40-character SHA")
     now = rt.clock.now()
     with rt.db.begin() as conn:
-        evidence.record_check(conn, sha.lower(), name, state, url, reporter, now)
+        evidence.record_check(conn, sha.lower(), name, state, url, reporter, now, origin)
         audit.append(
             conn,
             at=now,
             actor=reporter,
             action="check.reported",
             subject=sha.lower(),
-            details={"name": name, "state": state, "url": url},
+            details={"name": name, "state": state, "url": url, **_provenance(origin)},
         )
     gating.nudge_sha(rt, sha.lower())
 
@@ -133,8 +169,8 @@ def report_review(
     author: str,
     state: str,
     source: str,
-    repository: str | None = None,
     pr_number: int | None = None,
+    origin: Provenance = Provenance(),
 ) -> None:
     if state not in REVIEW_STATES:
         raise InvalidInput(f"review state {state!r} is not known", fix=f"use one of: {', '.join(REVIEW_STATES)}")
@@ -148,8 +184,8 @@ def report_review(
             state=state,
             source=source,
             at=now,
-            repository=repository,
             pr_number=pr_number,
+            origin=origin,
         )
         audit.append(
             conn,
@@ -157,14 +193,32 @@ def report_review(
             actor=reporter,
             action="review.recorded",
             subject=sha,
-            details={"reviewer": reviewer, "author": author, "state": state, "pr": pr_number},
+            details={"reviewer": reviewer, "author": author, "state": state, "pr": pr_number, **_provenance(origin)},
         )
     gating.nudge_sha(rt, sha)
 
 
-def record_merge(rt: Runtime, repository: str, number: int, head_sha: str, merge_sha: str | None, author: str) -> None:
+def record_merge(
+    rt: Runtime,
+    repository: str,
+    number: int,
+    head_sha: str,
+    merge_sha: str | None,
+    author: str,
+    origin: Provenance = Provenance(),
+) -> None:
     now = rt.clock.now()
     with rt.db.begin() as conn:
-        evidence.record_pull_request(conn, repository, number, head_sha, merge_sha, author, now)
+        evidence.record_pull_request(
+            conn,
+            repository,
+            number,
+            head_sha,
+            merge_sha,
+            author,
+            now,
+            repository_id=origin.repository_id,
+            event_at=origin.event_at,
+        )
     if merge_sha:
         gating.nudge_sha(rt, merge_sha)

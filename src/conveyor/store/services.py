@@ -62,13 +62,24 @@ def services_bound_to(conn: Connection, repository: str) -> list[ServiceRecord]:
     return [ServiceRecord.of(r) for r in rows]
 
 
-def bind_repository_id(conn: Connection, service_id: int, repository_id: int) -> None:
-    """Record the GitHub repository id of the first verified delivery (only while none is recorded)."""
-    conn.execute(
+def bind_repository(conn: Connection, service_id: int, repository: str, repository_id: int) -> bool:
+    """Bind a service to the GitHub repository of its first verified delivery: the name while none
+    is configured, the id while none is recorded. True when this call bound something."""
+    unbound = conn.execute(
         update(services)
-        .where(services.c.id == service_id, services.c.github_repository_id.is_(None))
+        .where(services.c.id == service_id, services.c.github_repository.is_(None))
+        .values(github_repository=repository.lower(), github_repository_id=repository_id)
+    ).rowcount
+    no_id = conn.execute(
+        update(services)
+        .where(
+            services.c.id == service_id,
+            services.c.github_repository == repository.lower(),
+            services.c.github_repository_id.is_(None),
+        )
         .values(github_repository_id=repository_id)
-    )
+    ).rowcount
+    return bool(unbound or no_id)
 
 
 def get_service_by_id(conn: Connection, service_id: int) -> ServiceRecord:

@@ -267,6 +267,12 @@ class GitRepo:
         """The full message of a commit, without the trailing newline."""
         return self._git("show", "-s", "--no-show-signature", "--format=%B", self.resolve(sha)).rstrip("\n")
 
+    def commit_author(self, sha: str) -> tuple[str, str]:
+        """The ``(name, email)`` git records as the commit's author."""
+        out = self._git("show", "-s", "--no-show-signature", "--format=%an%x00%ae", self.resolve(sha))
+        name, _, email = out.rstrip("\n").partition("\0")
+        return name, email
+
     def show_file(self, ref: str, path: str) -> str | None:
         """The text of ``path`` at ``ref``, or None when the file is not there."""
         proc = self._proc("show", f"{self.resolve(ref)}:{path}")

@@ -16,7 +16,7 @@ from conveyor.gates.base import Check
 from conveyor.store import deployments as store
 from conveyor.store import evidence
 from conveyor.store import services as service_store
-from conveyor.store.records import DeploymentRecord
+from conveyor.store.records import DeploymentRecord, ServiceRecord
 from conveyor.store.tables import releases
 from conveyor.vcs.git import Commit, GitRepo
 from conveyor.web import queries
@@ -47,15 +47,15 @@ class EnvView:
     may_deploy: bool
 
 
-def _commit_views(conn: Any, commits: list[Commit]) -> list[CommitView]:
+def _commit_views(conn: Any, commits: list[Commit], service: ServiceRecord) -> list[CommitView]:
     out = []
     for c in commits:
         latest: dict[str, Any] = {}
-        for r in evidence.reviews_for(conn, c.sha):
+        for r in evidence.reviews_for(conn, c.sha, service):
             latest[r.reviewer] = r
         approved = [n for n, r in latest.items() if r.state == "approved" and n != r.author]
         changes = [n for n, r in latest.items() if r.state == "changes_requested"]
-        checks = sorted(evidence.checks_for(conn, c.sha).values(), key=lambda k: k.name)
+        checks = sorted(evidence.checks_for(conn, c.sha, service).values(), key=lambda k: k.name)
         out.append(CommitView(c, checks, approved, changes))
     return out
 
@@ -84,7 +84,7 @@ def service_page(name: str, request: Request, session: SessionDep) -> Response:
                     may_deploy(user.name, user.roles, env_name, env).allowed,
                 )
             )
-        branches = {b: _commit_views(conn, commits) for b, commits in history.items()}
+        branches = {b: _commit_views(conn, commits, svc) for b, commits in history.items()}
         rows = conn.execute(
             select(releases).where(releases.c.service_id == svc.id).order_by(releases.c.id.desc()).limit(30)
         ).all()
