@@ -14,6 +14,7 @@ from sqlalchemy import Connection, delete, false, select, update
 
 from conveyor.auth.roles import check_role
 from conveyor.auth.users import User, get_user, hash_password
+from conveyor.domain.clock import as_utc
 from conveyor.errors import Conflict, InvalidInput, NotFound
 from conveyor.store.tables import tokens, users, web_sessions
 
@@ -71,7 +72,9 @@ def list_accounts(conn: Connection) -> list[Account]:
         live[row.user_id] = live.get(row.user_id, 0) + 1
     rows = conn.execute(select(users).order_by(users.c.name))
     return [
-        Account(r.name, tuple(r.roles), bool(r.disabled), bool(r.password_hash), r.created_at, live.get(r.id, 0))
+        Account(
+            r.name, tuple(r.roles), bool(r.disabled), bool(r.password_hash), as_utc(r.created_at), live.get(r.id, 0)
+        )
         for r in rows
     ]
 

@@ -6,14 +6,26 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from conveyor.web import audit, deploy, deployment, flags, history, overview, rollback, service, signin, tokens
+from conveyor.web import (
+    audit,
+    deploy,
+    deployment,
+    flags,
+    history,
+    overview,
+    rollback,
+    service,
+    signin,
+    tokens,
+    users,
+)
 from conveyor.web.pages import HERE
 from conveyor.web.timing import ServerTiming
 
 
 def install(app: FastAPI) -> None:
     """Add the dashboard's routes, its static files under /static, and the Server-Timing header."""
-    for module in (signin, overview, service, deploy, deployment, rollback, history, flags, audit, tokens):
+    for module in (signin, overview, service, deploy, deployment, rollback, history, flags, audit, tokens, users):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(ServerTiming)
