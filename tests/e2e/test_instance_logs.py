@@ -31,6 +31,13 @@ SECRETS = {
     "SLACK_WEBHOOK_URL": "https://hooks.slack.example/secret-path",
 }
 WEBHOOK_SECRET = "github-webhook-secret-5678"
+# what the operator hands on by name: SENTRY_DSN to instances, AWS_ACCESS_KEY_ID to step commands
+PASSED = {
+    "SENTRY_DSN": "https://key@sentry.example/1",
+    "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+    "CONVEYOR_INSTANCE_PASS_ENV": "SENTRY_DSN,CONVEYOR_*",
+    "CONVEYOR_STEP_PASS_ENV": "AWS_ACCESS_KEY_ID",
+}
 APP = textwrap.dedent(
     """\
     import http.server, json, os
@@ -56,6 +63,7 @@ def config(port: int) -> str:
         f"""\
         service: shop
         run: python3 app.py
+        build: python3 -c "import json, os; print('STEPENV ' + json.dumps(dict(os.environ)))"
         env: {{GREETING: hello from conveyor.yml}}
         health: {{path: /healthz, interval: 100ms, successes: 2, timeout: 20s}}
         environments:
@@ -97,7 +105,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         engineer = create_token(conn, add_user(conn, "eve", ["engineer"], now, "eve-secret-pw"), now)
     db.dispose()
     original_env = server.env
-    server.env = lambda: {**original_env(), **SECRETS}  # type: ignore[method-assign]
+    server.env = lambda: {**original_env(), **SECRETS, **PASSED}  # type: ignore[method-assign]
     server.start()
     try:
         server.ok("POST", "/services", json={"source": str(repo)})
@@ -154,6 +162,23 @@ def test_an_instance_sees_its_release_env_and_none_of_the_servers_secrets(world:
         assert name not in env, name
     everything = "\n".join(env.values())
     for secret in (world.server.token, WEBHOOK_SECRET, world.server.database_url, *SECRETS.values()):
+        assert secret not in everything
+    assert env["SENTRY_DSN"] == PASSED["SENTRY_DSN"]  # named in CONVEYOR_INSTANCE_PASS_ENV
+    assert "AWS_ACCESS_KEY_ID" not in env  # passed to steps only
+
+
+def test_a_step_command_gets_the_allow_list_too(world: World) -> None:
+    detail = logs_json(world, world.deployment["id"])
+    prepare = next(s for s in detail["steps"] if s["name"] == "prepare")
+    env_line = next(line for line in prepare["output"].splitlines() if line.startswith("STEPENV "))
+    env = json.loads(env_line[8:])
+    assert env["CONVEYOR_VERSION"] == world.deployment["version"] and env["PATH"]
+    assert env["GREETING"] == "hello from conveyor.yml"
+    assert env["AWS_ACCESS_KEY_ID"] == PASSED["AWS_ACCESS_KEY_ID"]  # named in CONVEYOR_STEP_PASS_ENV
+    for name in ("CONVEYOR_TOKEN", "CONVEYOR_HOME", "CONVEYOR_DATABASE_URL", "SENTRY_DSN", *SECRETS):
+        assert name not in env, name
+    everything = "\n".join(env.values())
+    for secret in (world.server.token, WEBHOOK_SECRET, *SECRETS.values()):
         assert secret not in everything
 
 
