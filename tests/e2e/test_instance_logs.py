@@ -229,3 +229,26 @@ def test_the_service_page_shows_each_instances_output(world: World) -> None:
         assert log, section
         assert "hello from instance shop.production-" in unescape(log.group(1))
     assert "<script" not in section
+
+
+def test_follow_prints_new_lines_as_they_come(world: World, tmp_path_factory: pytest.TempPathFactory) -> None:
+    out_path = tmp_path_factory.mktemp("follow") / "follow.out"
+    env = {**world.server.env(), "CONVEYOR_TOKEN": world.engineer_token, "PYTHONUNBUFFERED": "1"}
+    with out_path.open("w") as out:
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "conveyor", "logs", "production", "--follow"], env=env, stdout=out, stderr=out
+        )
+    try:
+        wait_until(lambda: "── shop.production #2" in out_path.read_text(), what="the instances' headers")
+        for n in range(4):
+            assert httpx.get(f"http://127.0.0.1:{world.port}/followed-{n}", timeout=10).status_code == 200
+        text = wait_until(
+            lambda: (t := out_path.read_text()) and all(f"served /followed-{n}" in t for n in range(4)) and t,
+            what="the new request lines in the followed output",
+        )
+        assert follower.poll() is None  # still following
+        followed = [line for line in text.splitlines() if "served /followed-" in line]
+        assert len(followed) == 4 and all(re.match(r"\[#[12]\] served /followed-\d$", line) for line in followed)
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
