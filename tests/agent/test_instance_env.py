@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from conveyor.agent.client import AgentClient, ensure_agent
+from conveyor.agent.client import AgentClient, agent_environment, ensure_agent
 from conveyor.agent.run_as import resolve_run_as
 from conveyor.agent.supervisor import HealthConfig, Instance, InstanceState, ReleaseSpec
 from conveyor.errors import InvalidInput
@@ -196,3 +196,19 @@ def test_run_as_refuses_a_user_it_cannot_switch_to() -> None:
         with pytest.raises(InvalidInput, match="needs the agent to run as root"):
             resolve_run_as("nobody", euid=12345)
         assert resolve_run_as("nobody", euid=nobody.pw_uid) is None  # already that user
+
+
+def test_the_embedded_agent_starts_with_its_own_settings_and_no_secret(tmp_path: Path) -> None:
+    server_env = {
+        **SECRETS,
+        "PATH": "/usr/bin",
+        "CONVEYOR_HOME": "/elsewhere",
+        "CONVEYOR_AGENT_RUN_AS": "conveyor-app",
+        "CONVEYOR_ROUTER_HEADER_TIMEOUT": "5",
+    }
+    assert agent_environment(tmp_path, server_env) == {
+        "PATH": "/usr/bin",
+        "CONVEYOR_AGENT_RUN_AS": "conveyor-app",
+        "CONVEYOR_ROUTER_HEADER_TIMEOUT": "5",
+        "CONVEYOR_HOME": str(tmp_path.resolve()),
+    }

@@ -19,6 +19,7 @@ from conveyor.domain.process_env import PROCESS_BASICS, allowed
 from conveyor.errors import ConveyorError
 
 START_TIMEOUT = 30.0
+AGENT_SETTINGS = ("CONVEYOR_AGENT_", "CONVEYOR_ROUTER_")  # the settings the agent process reads
 
 
 class AgentClient:
@@ -65,9 +66,10 @@ def find_agent(home: Path) -> AgentClient | None:
 
 
 def agent_environment(home: Path, environ: Mapping[str, str]) -> dict[str, str]:
-    """What the agent starts with: process basics, its own settings (CONVEYOR_AGENT_*) and
-    CONVEYOR_HOME; not the server's token, database URL, webhook secret or cloud keys."""
-    own = {k: v for k, v in environ.items() if k.startswith("CONVEYOR_AGENT_")}
+    """What the agent starts with: process basics, its own settings (CONVEYOR_AGENT_* and
+    CONVEYOR_ROUTER_*) and CONVEYOR_HOME; not the server's token, database URL, webhook secret or
+    cloud keys."""
+    own = {k: v for k, v in environ.items() if k.startswith(AGENT_SETTINGS)}
     extra = allowed(environ, ("PYTHONPATH",))  # how this Conveyor was found, when run from a checkout
     return {**allowed(environ, PROCESS_BASICS), **extra, **own, "CONVEYOR_HOME": str(home.resolve())}
 
