@@ -283,6 +283,7 @@ async def test_chunked_body_is_copied_in_canonical_form_with_trailers() -> None:
         b"-5\r\nhello\r\n0\r\n\r\n",
         b" 5\r\nhello\r\n0\r\n\r\n",  # leading space
         b"5 5\r\nhello\r\n0\r\n\r\n",
+        b"5 \r\nhello\r\n0\r\n\r\n",  # whitespace after the size without an extension
         b"\r\nhello\r\n0\r\n\r\n",  # no size at all
         b"g\r\nhello\r\n0\r\n\r\n",
         b"1" + b"0" * 16 + b"\r\n",  # 17 hex digits: a size no body needs

@@ -28,7 +28,7 @@ _CHUNK_LINE = re.compile(
     + TOKEN
     + rb"|"
     + _QUOTED
-    + rb"))?)*)[\t ]*\r\n"
+    + rb"))?)*)\r\n"
 )
 _NOT_IN_TRAILERS = HOP_BY_HOP | {b"host"}
 

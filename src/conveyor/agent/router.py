@@ -32,9 +32,10 @@ RESPONSE_TIMEOUT = 60.0
 RETRY_BODY_LIMIT = 65_536
 POOL_SIZE = 64
 _ANSWER = {502: "the instance did not answer", 504: "the instance did not answer in time"}  # no internals
+_TOO_MANY_TEXT = b"too many connections from this address now\n"
 _TOO_MANY = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 42\r\n"
-    b"Connection: close\r\n\r\ntoo many connections from this address now\n"
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_TOO_MANY_TEXT), _TOO_MANY_TEXT)
 )
 
 
