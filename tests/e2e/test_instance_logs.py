@@ -220,6 +220,7 @@ def test_the_service_page_shows_each_instances_output(world: World) -> None:
         )
         assert signed_in.status_code in (200, 303), signed_in.text
         page = browser.get("/services/shop")
+        refreshed = browser.get("/services/shop/output/production")
     assert page.status_code == 200
     html = page.text
     assert 'href="#output-production"' in html
@@ -229,6 +230,11 @@ def test_the_service_page_shows_each_instances_output(world: World) -> None:
         assert log, section
         assert "hello from instance shop.production-" in unescape(log.group(1))
     assert "<script" not in section
+    assert 'hx-get="/services/shop/output/production" hx-trigger="every 3s"' in html
+    assert refreshed.status_code == 200
+    assert 'id="output-production"' in refreshed.text and "hello from instance shop.production-" in refreshed.text
+    anonymous = httpx.get(world.server.url + "/services/shop/output/production", timeout=10)
+    assert "hello from instance" not in anonymous.text  # signed-in users only
 
 
 def test_follow_prints_new_lines_as_they_come(world: World, tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -1,17 +1,24 @@
 """Instance output on the service page: each environment's running instances and their recent
-lines, read from the agent through the same function as the API route (any signed-in user)."""
+lines, read from the agent through the same function as the API route (any signed-in user). Each
+environment's section refreshes itself from ``GET /services/NAME/output/ENV`` every 3 s."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import APIRouter, Request, Response
+
 from conveyor.api.instances import environment_output
 from conveyor.engine.runtime import Runtime
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, InvalidInput
 from conveyor.spec import ServiceSpec
+from conveyor.store import services as service_store
+from conveyor.web.pages import PageRoute, runtime, templates
+from conveyor.web.session import SessionDep
 
 LINES = 40
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 @dataclass(frozen=True)
@@ -21,19 +28,34 @@ class EnvironmentOutput:
     note: str = ""  # why there is nothing to show
 
 
+def one_output(rt: Runtime, service: str, environment: str, lines: int = LINES) -> EnvironmentOutput:
+    try:
+        doc = environment_output(rt, service, environment, lines)
+    except ConveyorError as exc:  # the agent answered with an error: say so, keep the page
+        return EnvironmentOutput(environment, note=exc.message)
+    note = ""
+    if not doc["instances"]:
+        note = "No instance is running." if doc["agent"] else "No agent is running on the server's host."
+    return EnvironmentOutput(environment, doc["instances"], note)
+
+
 def environment_outputs(rt: Runtime, service: str, spec: ServiceSpec, lines: int = LINES) -> list[EnvironmentOutput]:
     """One entry per environment that runs on the agent (``local`` targets), in config order."""
-    out = []
-    for name, env in spec.environments.items():
-        if env.target.kind != "local":
-            continue
-        try:
-            doc = environment_output(rt, service, name, lines)
-        except ConveyorError as exc:  # the agent answered with an error: say so, keep the page
-            out.append(EnvironmentOutput(name, note=exc.message))
-            continue
-        note = ""
-        if not doc["instances"]:
-            note = "No instance is running." if doc["agent"] else "No agent is running on the server's host."
-        out.append(EnvironmentOutput(name, doc["instances"], note))
-    return out
+    return [
+        one_output(rt, service, name, lines) for name, env in spec.environments.items() if env.target.kind == "local"
+    ]
+
+
+@router.get("/services/{name}/output/{environment}")
+def output_section(name: str, environment: str, request: Request, _session: SessionDep) -> Response:
+    """One environment's section, for the page's periodic refresh."""
+    rt = runtime(request)
+    with rt.db.read() as conn:
+        svc = service_store.get_service(conn, name)
+    env = rt.spec_of(svc.config_text).environment(environment)
+    if env.target.kind != "local":
+        raise InvalidInput(
+            f"{name}.{environment} does not run on the agent", fix="pick an environment with a local target"
+        )
+    context = {"o": one_output(rt, svc.name, environment), "service": svc.name, "lines": LINES}
+    return templates.TemplateResponse(request, "_instance_output.html", context)

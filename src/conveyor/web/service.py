@@ -20,13 +20,16 @@ from conveyor.store.records import DeploymentRecord, ServiceRecord
 from conveyor.store.tables import releases
 from conveyor.vcs.git import Commit, GitRepo
 from conveyor.web import queries
+from conveyor.web.instances import LINES as OUTPUT_LINES
 from conveyor.web.instances import environment_outputs
+from conveyor.web.instances import router as output_router
 from conveyor.web.pages import PageRoute, page, runtime
 from conveyor.web.refs import branch_commits
 from conveyor.web.session import SessionDep
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 COMMITS = 15
+router.include_router(output_router)  # GET /services/{name}/output/{environment}: a section's refresh
 
 
 @dataclass(frozen=True)
@@ -114,5 +117,6 @@ def service_page(name: str, request: Request, session: SessionDep) -> Response:
             "releases": release_rows,
             "deployable": deployable,
             "outputs": environment_outputs(rt, svc.name, spec),
+            "output_lines": OUTPUT_LINES,
         },
     )
