@@ -32,6 +32,7 @@ USERS = {
     "max": ["engineer"],
     "pat": ["engineer"],
     "tim": ["engineer"],
+    "kim": ["engineer"],
 }
 
 
@@ -252,3 +253,54 @@ def test_home_database_and_key_files_are_private(world: World) -> None:
         assert (home / name).stat().st_mode & 0o777 == 0o600, name
     db_file = Path(world.database_url.removeprefix("sqlite:///"))
     assert db_file.stat().st_mode & 0o777 == 0o600
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def test_the_users_page_lets_admins_cut_off_users_and_tokens(world: World) -> None:
+    engineer: httpx.Client = world.login("eve", "eve's old password").extensions["client"]
+    assert engineer.get("/users").status_code == 403
+    own_csrf = _csrf(engineer.get("/tokens").text)
+    refused = engineer.post("/users/kim/disable", data={"csrf_token": own_csrf})
+    assert refused.status_code == 403
+    assert world.ok("kim", "GET", "/me")["name"] == "kim"
+    signed_in = world.login("ada", "ada's old password")
+    assert signed_in.status_code == 303
+    admin: httpx.Client = signed_in.extensions["client"]
+    listing = admin.get("/users")
+    assert listing.status_code == 200 and 'data-user="kim"' in listing.text
+    assert world.tokens["kim"] not in listing.text and world.tokens["kim"][:10] in listing.text
+    csrf = _csrf(listing.text)
+    assert admin.post("/users/kim/disable", data={}).status_code == 403  # no CSRF token: nothing changes
+    assert world.ok("kim", "GET", "/me")["name"] == "kim"
+    assert admin.post("/users/kim/disable", data={"csrf_token": csrf}).status_code == 303
+    assert world.as_("kim", "GET", "/me").status_code == 401
+    admin.post("/users/kim/enable", data={"csrf_token": csrf})
+    roles = admin.post("/users/kim/roles", data={"csrf_token": csrf, "role": ["engineer", "manager"]})
+    assert roles.status_code == 303 and world.ok("kim", "GET", "/me")["roles"] == ["engineer", "manager"]
+    [token] = world.ok("ada", "GET", "/tokens", params={"user": "kim"})
+    assert admin.post(f"/users/tokens/{token['id']}/revoke", data={"csrf_token": csrf}).status_code == 303
+    assert world.as_("kim", "GET", "/me").status_code == 401
+    entries = [(e["actor"], e["action"], e["subject"]) for e in world.audit()]
+    for expected in [
+        ("eve", "forbidden", "/users/kim/disable"),
+        ("ada", "user.disabled", "kim"),
+        ("ada", "user.enabled", "kim"),
+        ("ada", "user.roles_changed", "kim"),
+        ("ada", "token.revoked", "kim"),
+    ]:
+        assert expected in entries, expected
+
+
+def test_an_admin_is_no_manager_for_freezes(world: World) -> None:
+    body = {"environment": "production", "reason": "year-end freeze"}
+    r = world.as_("ada", "POST", "/freezes", json=body)  # before the fix `admin` passed the manager check
+    assert r.status_code == 403 and "ada may not freeze production" in r.json()["message"]
+    freeze = world.ok("rita", "POST", "/freezes", json=body)
+    r = world.as_("ada", "DELETE", f"/freezes/{freeze['id']}")
+    assert r.status_code == 403 and "may not lift freezes" in r.json()["message"]
+    assert world.ok("rita", "DELETE", f"/freezes/{freeze['id']}")["id"] == freeze["id"]

@@ -89,7 +89,14 @@ def _tokens(conn: Connection, where: Any) -> list[TokenInfo]:
     if where is not None:
         query = query.where(where)
     rows = conn.execute(query.order_by(tokens.c.id))
-    return [TokenInfo(r.id, r.user_name, r.prefix, r.name, r.created_at, r.last_used_at, r.revoked_at) for r in rows]
+    return [
+        TokenInfo(r.id, r.user_name, r.prefix, r.name, as_utc(r.created_at), _utc(r.last_used_at), _utc(r.revoked_at))
+        for r in rows
+    ]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return as_utc(value) if value is not None else None
 
 
 def _enabled_admins(conn: Connection) -> list[str]:
