@@ -4,9 +4,17 @@ how long a request body may stall, and how many connections one client address m
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
+from conveyor.agent.http1 import Message, read_head, simple_response
 from conveyor.settings import Settings
+
+_TOO_MANY_TEXT = b"too many connections from this address now\n"
+TOO_MANY = (  # written at once to a connection over the cap, which is then closed
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_TOO_MANY_TEXT), _TOO_MANY_TEXT)
+)
 
 
 @dataclass(frozen=True)
@@ -47,3 +55,27 @@ class ConnectionCap:
             self.open[ip] = count
         else:
             self.open.pop(ip, None)
+
+
+async def next_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limits: ClientLimits, first: bool
+) -> Message | None:
+    """The next request head. The first one must be whole within the header timeout of the accept;
+    a later one's request line may take the idle timeout, the rest of its head the header timeout.
+    None when the client closed, or timed out before a request line (then it is closed without an
+    answer); a head started but not finished in time gets 408."""
+    started = False
+
+    def start() -> None:
+        nonlocal started
+        started = True
+        if not first:
+            deadline.reschedule(asyncio.get_running_loop().time() + limits.header_timeout)
+
+    try:
+        async with asyncio.timeout(limits.header_timeout if first else limits.idle_timeout) as deadline:
+            return await read_head(reader, request=True, on_start=start)
+    except TimeoutError:
+        if started:
+            await simple_response(writer, 408, "the request head did not arrive in time", close=True)
+        return None

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 HEAD_LIMIT = 65_536  # bytes in a head, and in one line
 MAX_FIELDS = 100  # header lines in one head
 TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-FIELD_LINE = re.compile(
-    rb"(" + TOKEN + rb"):[\t ]*((?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?)[\t ]*\r\n"
-)
+_VALUE = rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?"  # no CTL, no NUL, no CR/LF
+FIELD_LINE = re.compile(rb"(" + TOKEN + rb"):[\t ]*(" + _VALUE + rb")[\t ]*\r\n")
+_FIELD_BLOCK = re.compile(rb"(?:" + TOKEN + rb":[\t ]*" + _VALUE + rb"[\t ]*\r\n)+\r\n")  # every line, then CRLF
 _REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") (/[\x21-\x7e]*|\*) (HTTP/1\.[01])\r\n")
 _STATUS_LINE = re.compile(rb"(HTTP/1\.[01]) ([1-9][0-9][0-9])(?: [\t\x20-\x7e\x80-\xff]*)?\r\n")
 _TOKEN = re.compile(TOKEN)
@@ -87,7 +87,7 @@ class Message:
         ]
 
     def encode_head(self, keep_alive: bool) -> bytes:
-        drop = HOP_BY_HOP | (self.connection - _NEVER_NAMED)
+        drop = HOP_BY_HOP | (self.connection - _NEVER_NAMED) if self.connection else HOP_BY_HOP
         lines = [self.start]
         lines += [k + b": " + v for k, v in self.headers if k.lower() not in drop]
         if self.transfer_encoding:
@@ -99,52 +99,58 @@ class Message:
         return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
-async def read_line(reader: asyncio.StreamReader) -> bytes:
-    """One CRLF-terminated line; a bare LF or CR anywhere in it is a BadRequest."""
-    try:
-        line = await reader.readuntil(b"\n")
-    except asyncio.LimitOverrunError as exc:
-        raise BadRequest("request head too large") from exc
-    if line[-2:-1] != b"\r" or b"\r" in line[:-2]:
-        raise BadRequest(f"line not ended by CRLF (a bare LF or CR): {line[:80]!r}")
-    return line
+def _bare(line: bytes) -> bool:
+    return line[-2:-1] != b"\r" or b"\r" in line[:-2]
 
 
 async def read_head(
     reader: asyncio.StreamReader, request: bool, on_start: Callable[[], None] | None = None
 ) -> Message | None:
     """The next message head, or None when the peer closed the connection cleanly before one.
-    ``on_start`` is called once the start line is in (the router's header timeout begins then)."""
+    ``on_start`` is called once the start line is in (the router's header timeout begins then).
+
+    Three reads whatever the number of fields: the start line (so a head with bare LF line ends
+    is refused at once, not after a timeout), two bytes (CRLF: no fields), then up to CRLFCRLF."""
     try:
-        start = await read_line(reader)
+        start = await reader.readuntil(b"\n")
         for _ in range(8):  # RFC 9112 2.2: empty lines before a request line are ignored
             if start != b"\r\n":
                 break
-            start = await read_line(reader)
+            start = await reader.readuntil(b"\n")
     except asyncio.IncompleteReadError as exc:
         if not exc.partial.strip():
             return None
         raise
+    except asyncio.LimitOverrunError as exc:
+        raise BadRequest("request head too large") from exc
+    if _bare(start):
+        raise BadRequest(f"line not ended by CRLF (a bare LF or CR): {start[:80]!r}")
     if on_start is not None:
         on_start()
-    lines: list[bytes] = []
-    size = len(start)
-    while (line := await read_line(reader)) != b"\r\n":
-        size += len(line)
-        if size > HEAD_LIMIT or len(lines) >= MAX_FIELDS:
-            raise BadRequest("request head too large")
-        lines.append(line)
-    return parse_head(start, lines, request)
+    block = await reader.readexactly(2)
+    if block != b"\r\n":
+        if b"\r" in block or b"\n" in block:
+            raise BadRequest(f"a bare LF or CR after the start line: {block!r}")
+        try:
+            block += await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError as exc:
+            raise BadRequest("request head too large") from exc
+    return parse_head(start, block, request)
 
 
-def parse_head(start: bytes, lines: Sequence[bytes], request: bool) -> Message:
-    """A head from its CRLF-terminated lines (pure: no I/O)."""
-    headers: list[tuple[bytes, bytes]] = []
-    for line in lines:
-        m = FIELD_LINE.fullmatch(line)
-        if m is None:
-            raise BadRequest(f"malformed header line {line[:80]!r} (obs-fold, space before ':', or a control byte)")
-        headers.append((m[1], m[2]))
+def parse_head(start: bytes, block: bytes, request: bool) -> Message:
+    """A head from its start line and its field block, both with their CRLFs (pure: no I/O)."""
+    if block == b"\r\n":
+        headers: list[tuple[bytes, bytes]] = []
+    elif _FIELD_BLOCK.fullmatch(block):
+        headers = FIELD_LINE.findall(block)
+        if len(headers) > MAX_FIELDS:
+            raise BadRequest(f"more than {MAX_FIELDS} header fields")
+    else:
+        bad = next((ln for ln in block.split(b"\r\n") if ln and not FIELD_LINE.fullmatch(ln + b"\r\n")), block)
+        raise BadRequest(
+            f"malformed header line {bad[:80]!r} (a bare LF or CR, obs-fold, space before ':', or a control byte)"
+        )
     if request:
         rm = _REQUEST_LINE.fullmatch(start)
         if rm is None:
@@ -171,9 +177,10 @@ def _framing(msg: Message, request: bool) -> None:
             hosts.append(value)
         elif lname == b"connection":
             connection += [t.strip().lower() for t in value.split(b",") if t.strip()]
-    if not all(_TOKEN.fullmatch(t) for t in connection):
-        raise BadRequest("invalid Connection header")
-    msg.connection = frozenset(connection)
+    if connection:
+        if not all(_TOKEN.fullmatch(t) for t in connection):
+            raise BadRequest("invalid Connection header")
+        msg.connection = frozenset(connection)
     if lengths:
         if len(lengths) > 1 or not _DIGITS.fullmatch(lengths[0]):
             raise BadRequest(f"invalid Content-Length {b', '.join(lengths)[:80]!r}: send one decimal length")

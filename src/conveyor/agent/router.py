@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from conveyor.agent.edge import ClientLimits, ConnectionCap
+from conveyor.agent.edge import TOO_MANY, ClientLimits, ConnectionCap, next_request
 from conveyor.agent.http1 import HEAD_LIMIT, BadRequest, BodyTooLarge, Message, read_head, simple_response
 from conveyor.agent.http1_body import Sink, SourceClosed, SourceTimeout, copy_body, read_body
 from conveyor.agent.routing import Backend, ReleaseCounters, register
@@ -32,11 +32,6 @@ RESPONSE_TIMEOUT = 60.0
 RETRY_BODY_LIMIT = 65_536
 POOL_SIZE = 64
 _ANSWER = {502: "the instance did not answer", 504: "the instance did not answer in time"}  # no internals
-_TOO_MANY_TEXT = b"too many connections from this address now\n"
-_TOO_MANY = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
-    b"Content-Length: %d\r\n\r\n%s" % (len(_TOO_MANY_TEXT), _TOO_MANY_TEXT)
-)
 
 
 class BackendGone(Exception):
@@ -127,14 +122,14 @@ class BuiltinRouter:
         peer = writer.get_extra_info("peername")
         client_ip = peer[0] if peer else "unknown"
         if not self._cap.admit(client_ip):
-            writer.write(_TOO_MANY)
+            writer.write(TOO_MANY)
             writer.close()
             return
         self._clients.add(writer)
         try:
             first = True
             while True:
-                request = await self._next_request(reader, writer, first)
+                request = await next_request(reader, writer, self.limits, first)
                 if request is None:
                     return
                 first = False
@@ -150,28 +145,6 @@ class BuiltinRouter:
             self._cap.release(client_ip)
             self._clients.discard(writer)
             writer.close()
-
-    async def _next_request(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bool
-    ) -> Message | None:
-        """The next request head. The first one must be whole within the header timeout of the
-        accept; a later one's request line may take the idle timeout, the rest the header timeout.
-        None when the client closed, or timed out before a request line (closed without an answer)."""
-        limits, started = self.limits, False
-
-        def start() -> None:
-            nonlocal started
-            started = True
-            if not first:
-                deadline.reschedule(asyncio.get_running_loop().time() + limits.header_timeout)
-
-        try:
-            async with asyncio.timeout(limits.header_timeout if first else limits.idle_timeout) as deadline:
-                return await read_head(reader, request=True, on_start=start)
-        except TimeoutError:
-            if started:
-                await simple_response(writer, 408, "the request head did not arrive in time", close=True)
-            return None
 
     async def _handle(
         self, request: Message, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client_ip: str
