@@ -127,9 +127,14 @@ def test_an_older_commit_never_runs_over_a_newer_one(world: World) -> None:
     new = commit(world.repo, {"app.txt": "new\n"}, "new")
     d = world.server.ok("POST", "/deployments", json={"environment": "production", "ref": new})
     assert world.server.wait_finished(d["id"])["state"] == "succeeded"
-    stale = world.server.ok("POST", "/deployments", json={"environment": "production", "ref": old})
-    stale = world.server.wait_finished(stale["id"])
-    assert stale["state"] == "cancelled" and "superseded" in stale["reason"]
+    # `why` and the request agree, before anything is queued: the same sentence, and nothing recorded
+    why = world.server.api("GET", "/why", params={"environment": "production", "ref": old}).json()
+    blocked = [g for g in why["gates"] if not g["passed"]]
+    assert [g["gate"] for g in blocked] == ["history"] and "superseded" in blocked[0]["reason"]
+    before = len(world.server.deployments("production"))
+    stale = world.server.api("POST", "/deployments", json={"environment": "production", "ref": old})
+    assert stale.status_code == 409 and stale.json()["message"] == blocked[0]["reason"]
+    assert len(world.server.deployments("production")) == before
     assert serving(world, "production") == new
 
 

@@ -53,6 +53,7 @@ class SwitchBody(BaseModel):
     id: str = Field(min_length=1, max_length=200)
     version: str
     sha: str
+    quick_rollback: float = Field(default=900.0, ge=0)  # how long the release switched away from stays warm
 
 
 class MaintenanceBody(BaseModel):
@@ -116,7 +117,7 @@ def create_app(agent: Agent) -> FastAPI:
     @app.post("/v1/environments/{key}/switch", status_code=202)
     async def switch(key: str, body: SwitchBody) -> dict[str, Any]:
         """A quick rollback: 409 unless that release is warm (running, healthy, out of the rotation)."""
-        op = env_or_404(key).switch(body.id, body.version, body.sha)
+        op = env_or_404(key).switch(body.id, body.version, body.sha, body.quick_rollback)
         if op is None:
             raise HTTPException(409, f"{body.version} is not warm in {key}")
         result: dict[str, Any] = op.as_json()

@@ -33,6 +33,7 @@ class ReleaseSet:
         return {
             "version": self.release.version,
             "sha": self.release.sha,
+            "workdir": self.release.workdir,
             "instances": [i.as_json() for i in self.instances],
             "warm_for_seconds": None if self.warm_until is None else round(self.warm_until - time.monotonic(), 1),
         }
@@ -159,15 +160,19 @@ class Environment:
         warm = self.warm
         return bool(warm and (warm.release.version, warm.release.sha) == (version, sha) and warm.all_ready())
 
-    def switch(self, op_id: str, version: str, sha: str) -> Operation | None:
-        """Put the warm release back in the rotation (a quick rollback), or None when it is not warm."""
+    def switch(self, op_id: str, version: str, sha: str, quick_rollback: float = 900.0) -> Operation | None:
+        """Put the warm release back in the rotation (a quick rollback), or None when it is not warm.
+
+        The release it replaces stays warm for ``quick_rollback`` seconds, so a failed rollback
+        (a smoke test that fails on the older release) goes back by another switch."""
         existing = self.operations.get(op_id)
         if existing is not None:
             return existing
         if not self.is_warm(version, sha):
             return None
         assert self.warm is not None
-        return self.submit(op_id, DeployPlan(self.warm.release))
+        plan = DeployPlan(self.warm.release, replicas=len(self.warm.instances), quick_rollback=quick_rollback)
+        return self.submit(op_id, plan)
 
     def cancel(self, op_id: str) -> Operation | None:
         op = self.operations.get(op_id)
@@ -204,7 +209,12 @@ class Environment:
         await self._serve(list(warm.instances))
         warm.warm_until = None
         self.active, self.warm = warm, None
-        if old:
+        if old and op.plan.quick_rollback > 0 and old.all_ready():
+            await self._retire(old.instances, stop=False)
+            old.warm_until = time.monotonic() + op.plan.quick_rollback
+            self.warm = old
+            op.say(f"{old.release.version} stays warm for {op.plan.quick_rollback:.0f}s for quick rollback")
+        elif old:
             await self._retire(old.instances, stop=True)
         return f"switched to warm {warm.release.version}"
 

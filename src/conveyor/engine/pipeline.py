@@ -15,9 +15,11 @@ from conveyor.domain.deployment import DeploymentKind, DeploymentState, StepStat
 from conveyor.engine import gating
 from conveyor.engine.context import StepContext, StepOutcome
 from conveyor.engine.evidence import has_gates
+from conveyor.engine.history import superseded
 from conveyor.engine.process import InterruptedRun
 from conveyor.engine.runtime import QUEUE_NAME, Runtime, runtime
 from conveyor.engine.steps import STEPS, load_builtin_steps
+from conveyor.engine.steps.tag import promote
 from conveyor.errors import ConveyorError
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
@@ -76,8 +78,33 @@ def deployment_workflow(deployment_id: str) -> str:
 
 @DBOS.step()
 def begin(deployment_id: str) -> list[str] | None:
-    """Take the environment: move queued -> running, or stop if cancelled or superseded."""
+    """Take the environment: move queued -> running, or stop if cancelled or superseded.
+
+    Anything that goes wrong here (an unknown commit, a repository gone) fails the deployment
+    with the reason: it never stays queued."""
     rt = runtime()
+    try:
+        return _begin(rt, deployment_id)
+    except Exception as exc:
+        text = str(exc) if isinstance(exc, ConveyorError) else f"{type(exc).__name__}: {exc}"
+        reason = f"could not start: {text}"
+        now = rt.clock.now()
+        with rt.db.begin() as conn:
+            moved = store.move(conn, deployment_id, to=DeploymentState.FAILED, when=_ACTIVE, now=now, reason=reason)
+            store.skip_pending_steps(conn, deployment_id, StepState.SKIPPED)
+            if moved:
+                audit.append(
+                    conn,
+                    at=now,
+                    actor="conveyor",
+                    action="deployment.failed",
+                    subject=deployment_id,
+                    details={"reason": reason},
+                )
+        return None
+
+
+def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
     now = rt.clock.now()
     with rt.db.begin() as conn:
         d = store.get_deployment(conn, deployment_id)
@@ -97,16 +124,10 @@ def begin(deployment_id: str) -> list[str] | None:
         service = service_store.get_service_by_id(conn, d.service_id)
         current = store.current_release(conn, d.service_id, d.environment)
     ctx = context_for(rt, deployment_id)
-    if (
-        d.kind == DeploymentKind.DEPLOY
-        and current is not None
-        and current.sha != d.sha
-        and ctx.repo.is_ancestor(d.sha, current.sha)
-    ):
-        reason = (
-            f"superseded: {d.environment} already runs {current.version} ({current.sha[:12]}), "
-            f"which contains {d.sha[:12]}; to go back, use `conveyor rollback {d.environment}`"
-        )
+    with rt.db.read() as conn:
+        behind = superseded(conn, ctx.repo, service, d.environment, d.sha) if d.kind == DeploymentKind.DEPLOY else None
+    if behind is not None:
+        reason = behind
         with rt.db.begin() as conn:
             store.move(conn, d.id, to=DeploymentState.CANCELLED, when=_ACTIVE, now=now, reason=reason)
             store.skip_pending_steps(conn, d.id, StepState.SKIPPED)
@@ -192,8 +213,13 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
     d = ctx.deployment
     if d.state.finished:
         return d.state.value
+    tagged: str | None = None
     if failed is None:
         state, reason = DeploymentState.SUCCEEDED, None
+        try:  # the release serves and passed its checks: only now does its tag say so
+            tagged = promote(ctx)
+        except ConveyorError as exc:
+            reason = f"{ctx.release.version if ctx.release else d.sha[:12]} serves, but its tag was not made: {exc}"
     else:
         state = DeploymentState.CANCELLED if cancelled else DeploymentState.FAILED
         reason = f"{failed}: {message}"
@@ -204,8 +230,9 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
             if restored.ok:
                 with rt.db.begin() as conn:
                     store.set_current_release(conn, d.service_id, d.environment, ctx.previous.id, d.id, rt.clock.now())
-                reason += f"; {ctx.previous.version} restored"
-                if not cancelled and failed != "rollout":
+                reason += f"; {ctx.previous.version} restored and serving"
+                # a rollback that failed is a failed deployment, not one that was rolled back
+                if not cancelled and failed != "rollout" and d.kind == DeploymentKind.DEPLOY:
                     state = DeploymentState.ROLLED_BACK
             else:
                 reason += f"; restoring {ctx.previous.version} failed too: {restored.message}"
@@ -221,7 +248,12 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
             actor=d.actor,
             action=f"deployment.{state.value}",
             subject=d.id,
-            details={"reason": reason, "sha": d.sha, "version": ctx.release.version if ctx.release else None},
+            details={
+                "reason": reason,
+                "sha": d.sha,
+                "version": ctx.release.version if ctx.release else None,
+                **({"tag": tagged} if state == DeploymentState.SUCCEEDED and tagged else {}),
+            },
         )
     if state == DeploymentState.SUCCEEDED:
         gating.nudge_sha(rt, d.sha)  # a staging run may be what a production deployment waits for

@@ -12,6 +12,7 @@ from conveyor.auth.policy import may_deploy
 from conveyor.domain.deployment import ROLLBACK_STEPS, DeploymentKind, DeploymentState, StepState
 from conveyor.engine import gating, pipeline
 from conveyor.engine.evidence import evaluate, gather, has_gates
+from conveyor.engine.history import superseded
 from conveyor.engine.runtime import Runtime
 from conveyor.errors import Conflict, Forbidden, InvalidInput, NotFound
 from conveyor.store import deployments as store
@@ -70,7 +71,17 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
             raise refuse(rt, req.actor, action, f"{service.name}/{req.environment}", decision.reason)
     if req.emergency and not (req.reason or "").strip():
         raise InvalidInput("an emergency deployment needs a reason", fix='add --reason "what is on fire"')
-    sha = req.sha or _repo(rt, service, fetch=True).resolve(req.ref)
+    repo = _repo(rt, service, fetch=req.sha is None)
+    sha = req.sha or repo.resolve(req.ref)
+    try:
+        with rt.db.read() as conn:
+            behind = superseded(conn, repo, service, req.environment, sha)
+    except InvalidInput:
+        if req.sha is None:
+            raise
+        behind = None  # a trigger's commit this clone lacks: recorded, and its start fails with the reason
+    if behind is not None:  # refused now, with the sentence `why` gives, rather than queued and cancelled
+        raise Conflict(behind)
     if not req.emergency and not req.when_open:
         check_schedule_now(rt, service, req, sha)
     gated = has_gates(rt, service, req.environment)

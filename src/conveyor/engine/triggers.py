@@ -39,21 +39,22 @@ def on_new_head(
     with rt.db.begin() as conn:
         if not service_store.advance_head(conn, service.id, branch, sha, rt.clock.now()):
             return []
-    return [
-        request_deployment(
-            rt,
-            DeployRequest(
-                environment=env,
-                ref=branch,
-                actor=actor,
-                service=service.name,
-                trigger=trigger,
-                sha=sha,
-                notes=f"{trigger}: new head of {branch}",
-            ),
+    started: list[DeploymentRecord] = []
+    for env in environments:
+        request = DeployRequest(
+            environment=env,
+            ref=branch,
+            actor=actor,
+            service=service.name,
+            trigger=trigger,
+            sha=sha,
+            notes=f"{trigger}: new head of {branch}",
         )
-        for env in environments
-    ]
+        try:
+            started.append(request_deployment(rt, request))
+        except ConveyorError as exc:  # e.g. a branch moved back behind what the environment runs
+            log.warning("%s: not deploying %s to %s: %s", service.name, sha[:12], env, exc)
+    return started
 
 
 def check_service(rt: Runtime, service: ServiceRecord) -> list[DeploymentRecord]:

@@ -8,7 +8,9 @@ from datetime import datetime
 from pathlib import Path
 
 from conveyor.auth.users import User
+from conveyor.domain.horizon import within_calendar
 from conveyor.engine.evidence import evaluate, gather
+from conveyor.engine.history import superseded
 from conveyor.engine.runtime import Runtime
 from conveyor.gates.base import GateResult
 from conveyor.store import services as service_store
@@ -33,7 +35,9 @@ class Answer:
 
 def why(rt: Runtime, user: User, service: str | None, environment: str, ref: str, at: datetime | None = None) -> Answer:
     """Every gate for ``ref`` to ``environment`` as ``user``, now or ``at``. Raises for an unknown
-    service, environment or ref."""
+    service, environment or ref, and an ``at`` outside the years the calendar covers."""
+    if at is not None:
+        within_calendar(at, "at")
     with rt.db.read() as conn:
         svc = service_store.pick_service(conn, service)
     rt.spec_of(svc.config_text).environment(environment)
@@ -52,4 +56,8 @@ def why(rt: Runtime, user: User, service: str | None, environment: str, ref: str
             requester_roles=user.roles,
             at=at,
         )
-    return Answer(svc, environment, ref, sha, subject, evaluate(rt, svc, ev), ev.now)
+        behind = superseded(conn, repo, svc, environment, sha)
+    gates = evaluate(rt, svc, ev)
+    if behind is not None:  # the request would be refused with this sentence: say it here too
+        gates = [*gates, GateResult("history", False, behind, waitable=False)]
+    return Answer(svc, environment, ref, sha, subject, gates, ev.now)

@@ -93,8 +93,10 @@ def get_deployment(conn: Connection, deployment_id: str) -> DeploymentRecord:
 
 
 def find_deployments(conn: Connection, prefix: str) -> list[str]:
-    """Ids that start with ``prefix`` (the CLI accepts short ids, like git)."""
-    rows = conn.execute(select(deployments.c.id).where(deployments.c.id.like(prefix + "%")).limit(2))
+    """Ids that start with ``prefix`` (the CLI accepts short ids, like git). ``%`` and ``_`` in the
+    prefix are plain characters, never LIKE wildcards."""
+    query = select(deployments.c.id).where(deployments.c.id.startswith(prefix, autoescape=True))
+    rows = conn.execute(query.limit(2))
     return [r.id for r in rows]
 
 
@@ -245,3 +247,44 @@ def active_deployments(conn: Connection) -> list[DeploymentRecord]:
         states=[DeploymentState.PENDING, DeploymentState.QUEUED, DeploymentState.RUNNING],
         limit=10_000,
     )
+
+
+def built_deployments(conn: Connection, service_id: int, environment: str, sha: str) -> list[str]:
+    """Ids of deployments of ``sha`` in this environment whose prepare step (worktree and build)
+    succeeded, newest first: their worktrees hold that commit built for this environment."""
+    rows = conn.execute(
+        select(deployments.c.id)
+        .join(steps, steps.c.deployment_id == deployments.c.id)
+        .where(
+            deployments.c.service_id == service_id,
+            deployments.c.environment == environment,
+            deployments.c.sha == sha,
+            steps.c.name == "prepare",
+            steps.c.state == StepState.SUCCEEDED.value,
+        )
+        .order_by(deployments.c.seq.desc())
+    )
+    return [r.id for r in rows]
+
+
+def service_releases(conn: Connection, service_id: int) -> list[ReleaseRecord]:
+    """Every release of the service, oldest first."""
+    rows = conn.execute(select(releases).where(releases.c.service_id == service_id).order_by(releases.c.id))
+    return [ReleaseRecord.of(r) for r in rows]
+
+
+def set_release_tag(conn: Connection, release_id: int, tag: str) -> None:
+    conn.execute(update(releases).where(releases.c.id == release_id).values(tag=tag))
+
+
+def serving_version(conn: Connection, service_id: int, release: ReleaseRecord) -> str:
+    """What to show for a serving release: its tag, or the tag its commit got since (a staging
+    release deployed before production tagged the same commit), else its version."""
+    if release.tag:
+        return release.tag
+    tagged = conn.execute(
+        select(releases.c.tag)
+        .where(releases.c.service_id == service_id, releases.c.sha == release.sha, releases.c.tag.is_not(None))
+        .order_by(releases.c.id.desc())
+    ).first()
+    return str(tagged.tag) if tagged else release.version

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from conveyor.domain.deployment import DeploymentKind
 from conveyor.engine.context import StepContext, StepOutcome
+from conveyor.engine.worktrees import ensure_built
 from conveyor.spec import CommandTarget as CommandTargetSpec
 from conveyor.targets.base import register
 
@@ -34,8 +35,9 @@ class CommandTarget:
 
     def restore(self, ctx: StepContext, release: ReleaseRecord) -> StepOutcome:
         spec = self._spec(ctx)
-        workdir = ctx.workdir(release.sha)
-        ctx.repo.add_worktree(workdir, release.sha)
+        workdir, built = ensure_built(ctx, release, "restore-build")  # never a checkout that was not built
+        if not built.ok:
+            return built
         return ctx.run(
             "restore",
             spec.rollback or spec.deploy,

@@ -16,6 +16,7 @@ import httpx
 from conveyor.agent.client import AgentClient, ensure_agent, find_agent
 from conveyor.domain.process_env import parse_names, release_environment
 from conveyor.engine.context import StepContext, StepOutcome
+from conveyor.engine.worktrees import ensure_built
 from conveyor.errors import ConveyorError
 from conveyor.spec import LocalTarget as LocalTargetSpec
 from conveyor.store.records import ReleaseRecord
@@ -52,16 +53,40 @@ def instance_env(ctx: StepContext, release: ReleaseRecord, workdir: Path) -> dic
         )
         return agent
 
+    def _state(self, ctx: StepContext) -> dict[str, Any]:
+        state: dict[str, Any] = self._agent(ctx).call("GET", f"/v1/environments/{environment_key(ctx)}")
+        return state
+
     def is_warm(self, ctx: StepContext, release: ReleaseRecord) -> bool:
         """True when the agent keeps this release warm, so going back to it is a router switch."""
-        state = self._agent(ctx).call("GET", f"/v1/environments/{environment_key(ctx)}")
-        warm = state.get("warm") or {}
-        return bool(warm.get("version") == release.version and warm.get("sha") == release.sha)
+        return self.warm_workdir(ctx, release) is not None
+
+    def warm_workdir(self, ctx: StepContext, release: ReleaseRecord) -> Path | None:
+        """The built worktree the warm instances of ``release`` run from, when it is warm."""
+        warm = self._state(ctx).get("warm") or {}
+        if warm.get("version") == release.version and warm.get("sha") == release.sha and warm.get("workdir"):
+            return Path(warm["workdir"])
+        return None
+
+    def _serving(self, ctx: StepContext, release: ReleaseRecord) -> bool:
+        active = self._state(ctx).get("active") or {}
+        instances = active.get("instances") or []
+        return bool(
+            active.get("version") == release.version
+            and active.get("sha") == release.sha
+            and instances
+            and all(i.get("state") == "ready" for i in instances)
+        )
 
     def _switch(
         self, ctx: StepContext, agent: AgentClient, op_id: str, release: ReleaseRecord
     ) -> dict[str, Any] | None:
-        body = {"id": op_id, "version": release.version, "sha": release.sha}
+        body = {
+            "id": op_id,
+            "version": release.version,
+            "sha": release.sha,
+            "quick_rollback": ctx.env_spec.quick_rollback,  # the release switched away from stays warm
+        }
         try:
             result: dict[str, Any] = agent.call("POST", f"/v1/environments/{environment_key(ctx)}/switch", json=body)
         except ConveyorError:  # 409: not warm; the full path below starts it again
@@ -78,8 +103,14 @@ def instance_env(ctx: StepContext, release: ReleaseRecord, workdir: Path) -> dic
             if switched is not None:
                 return self._follow(ctx, agent, key, op_id, switched, cancellable)
         spec, env_spec = self._spec(ctx), ctx.env_spec
-        workdir = ctx.workdir(release.sha)
-        ctx.repo.add_worktree(workdir, release.sha)
+        if release.sha == ctx.deployment.sha:
+            workdir = ctx.workdir()  # prepared (and built) by this deployment's prepare step
+        else:  # a restore: the release that served, from the worktree it was built in
+            if self._serving(ctx, release):
+                return StepOutcome(True, f"{release.version} is still serving")
+            workdir, built = ensure_built(ctx, release, "restore-build")
+            if not built.ok:
+                return built
         health = ctx.spec.health
         body: dict[str, Any] = {
             "id": op_id,

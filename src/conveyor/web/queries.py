@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from conveyor.domain.clock import as_utc
 from conveyor.domain.deployment import DeploymentState
@@ -31,11 +31,19 @@ class Serving:
 
 
 def serving(conn: Connection) -> dict[tuple[int, str], Serving]:
+    tagged = releases.alias("tagged")
+    tag_of_commit = (  # the version shown is the commit's release tag when it has one
+        select(tagged.c.tag)
+        .where(tagged.c.service_id == releases.c.service_id, tagged.c.sha == releases.c.sha, tagged.c.tag.is_not(None))
+        .order_by(tagged.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     rows = conn.execute(
         select(
             environments.c.service_id,
             environments.c.name,
-            releases.c.version,
+            func.coalesce(releases.c.tag, tag_of_commit, releases.c.version).label("version"),
             releases.c.sha,
             deployments.c.id,
             deployments.c.actor,

@@ -1,4 +1,11 @@
-"""tag: the next semver tag on the exact commit, created once and recorded as the release."""
+"""tag: the release's version, reserved now; the git tag itself is made when the release serves.
+
+The next semver version is reserved for the commit as a release record (so rollout, smoke and
+the app itself see ``CONVEYOR_VERSION``), but the annotated tag that says "deployed to
+production" is created only by ``promote`` once the deployment has succeeded: a failed or
+cancelled deployment leaves no tag. A version number is given out once: retrying the same commit
+reuses its reserved version, another commit gets the next one.
+"""
 
 from __future__ import annotations
 
@@ -15,26 +22,44 @@ def tag(ctx: StepContext) -> StepOutcome:
         return StepOutcome(True, "tagging is not configured for this environment")
     repo, sha = ctx.repo, ctx.deployment.sha
     with repo.lock():  # two environments tagging at once must not pick the same version
-        # an existing version tag on this commit is the release (a redeploy, a hotfix tag, or a
-        # crash after the tag was made but before it was recorded): never make a second one
-        existing = repo.version_tag_at(sha, spec.prefix)
-        if existing:
-            name, created = existing, False
-        else:
-            versions = [v for v, _tag, _sha in repo.version_tags(spec.prefix)]
-            bump = spec.bump
-            hotfix = ctx.spec.hotfix
-            if hotfix and ctx.deployment.ref.startswith(hotfix.branch_prefix):
-                bump = "patch"
-            name = next_version(versions, bump).tag(spec.prefix)
-            message = f"{ctx.service.name} {name} deployed to {ctx.deployment.environment} by {ctx.deployment.actor}"
-            created = repo.create_tag(name, sha, message)
-    if created:
-        repo.push_tag(name)
-    version = Version.parse(name, spec.prefix)
-    assert version is not None
+        existing = repo.version_tag_at(sha, spec.prefix)  # a redeploy, or a hotfix tag made by hand
+        with ctx.runtime.db.begin() as conn:
+            known = store.service_releases(conn, ctx.service.id)
+            reserved = [
+                r.version for r in known if r.sha == sha and r.tag is None and Version.parse(r.version, spec.prefix)
+            ]
+            if existing:
+                name, verb = existing, "reused tag"
+            elif reserved:
+                name, verb = reserved[-1], "reused the version reserved for"
+            else:
+                versions = [v for v, _tag, _sha in repo.version_tags(spec.prefix)]
+                versions += [v for r in known if (v := Version.parse(r.version, spec.prefix)) is not None]
+                bump = spec.bump
+                hotfix = ctx.spec.hotfix
+                if hotfix and ctx.deployment.ref.startswith(hotfix.branch_prefix):
+                    bump = "patch"
+                name, verb = next_version(versions, bump).tag(spec.prefix), "reserved"
+            release = store.ensure_release(
+                conn, ctx.service.id, sha, name, name if existing else None, ctx.runtime.clock.now()
+            )
+            store.set_fields(conn, ctx.deployment.id, release_id=release.id)
+    later = "" if existing else "; the tag is created when it serves"
+    return StepOutcome(True, f"{verb} {name} on {sha[:12]}{later}")
+
+
+def promote(ctx: StepContext) -> str | None:
+    """Create and push the release's tag, now that it serves (idempotent). Returns the tag made,
+    or None when there is nothing to tag."""
+    spec, release = ctx.env_spec.tag, ctx.release
+    if spec is None or release is None or release.tag is not None or ctx.deployment.kind == "rollback":
+        return None
+    repo = ctx.repo
+    message = f"{ctx.service.name} {release.version} deployed to {ctx.deployment.environment} by {ctx.deployment.actor}"
+    with repo.lock():
+        created = repo.create_tag(release.version, release.sha, message)
+    if created or repo.version_tag_at(release.sha, spec.prefix) == release.version:
+        repo.push_tag(release.version)
     with ctx.runtime.db.begin() as conn:
-        release = store.ensure_release(conn, ctx.service.id, sha, name, name, ctx.runtime.clock.now())
-        store.set_fields(conn, ctx.deployment.id, release_id=release.id)
-    verb = "created" if created else "reused"
-    return StepOutcome(True, f"{verb} tag {name} on {sha[:12]}")
+        store.set_release_tag(conn, release.id, release.version)
+    return release.version
