@@ -29,7 +29,6 @@ def environment_key(ctx: StepContext) -> str:
     return f"{ctx.service.name}.{ctx.deployment.environment}"
 
 
-class LocalTarget:
 def instance_env(ctx: StepContext, release: ReleaseRecord, workdir: Path) -> dict[str, str]:
     """The release's env for its instances: what the operator passes (instance_pass_env), the
     service's env, the CONVEYOR_* variables that describe the release; nothing else of the server's."""
@@ -38,6 +37,7 @@ def instance_env(ctx: StepContext, release: ReleaseRecord, workdir: Path) -> dic
     return release_environment(os.environ, pass_env, service_env, ctx.command_env(release, workdir))
 
 
+class LocalTarget:
     def _spec(self, ctx: StepContext) -> LocalTargetSpec:
         spec = ctx.env_spec.target
         assert isinstance(spec, LocalTargetSpec)
@@ -165,7 +165,6 @@ def set_maintenance(home: Path, service: str, environment: str, spec: LocalTarge
     return result
 
 
-register("local", LocalTarget)
 def instance_output(home: Path, service: str, environment: str, lines: int) -> list[dict[str, Any]] | None:
     """Each running instance of the environment with its last ``lines`` lines of output, from the
     agent; None when no agent is running. Never starts an agent: reading must not change anything."""
@@ -184,3 +183,4 @@ def instance_output(home: Path, service: str, environment: str, lines: int) -> l
     return instances
 
 
+register("local", LocalTarget)
