@@ -293,12 +293,28 @@ async def test_deploying_the_warm_release_is_a_switch(rig: Rig) -> None:
     state = rig.env.as_json()
     assert state["active"]["version"] == "v1"
     assert state["active"]["warm_for_seconds"] is None
-    assert state["warm"] is None
+    # the release switched away from stays warm, out of the rotation: a failed rollback goes back by a switch
+    assert state["warm"]["version"] == "v2" and state["warm"]["warm_for_seconds"] > 0
+    for inst in rig.of("v2"):
+        assert inst.state == InstanceState.READY
+        assert inst.id not in rig.rotation()
+    assert load.failures == []
+    assert all(seen[-1] == "v1" for seen in load.versions)
+
+    again = await rig.deploy("d4", rig.plan("v2"))
+    assert again.message == "switched to warm v2" and len(rig.instances) == 4
+    assert rig.env.as_json()["warm"]["version"] == "v1"
+
+
+async def test_a_switch_with_quick_rollback_zero_stops_the_release_it_leaves(rig: Rig) -> None:
+    await rig.deploy("d1", rig.plan("v1"))
+    assert (await rig.deploy("d2", rig.plan("v2"))).state == "succeeded"
+    back = await rig.deploy("d3", rig.plan("v1", quick_rollback=0))
+    assert back.message == "switched to warm v1"
+    assert rig.env.as_json()["warm"] is None
     for inst in rig.of("v2"):
         assert inst.state == InstanceState.STOPPED
         assert not port_open(inst.port)
-    assert load.failures == []
-    assert all(seen[-1] == "v1" for seen in load.versions)
 
 
 async def test_quick_rollback_zero_stops_the_old_release(rig: Rig) -> None:
@@ -406,3 +422,19 @@ async def test_cancelling_a_queued_operation_marks_it_cancelled(rig: Rig) -> Non
     assert slow.state == "cancelled"
     assert queued.state == "cancelled"
     assert queued.finished is not None
+
+
+async def test_the_switch_endpoint_names_the_real_replica_count_and_keeps_the_other_release_warm(rig: Rig) -> None:
+    await rig.deploy("d1", rig.plan("v1"))
+    assert (await rig.deploy("d2", rig.plan("v2"))).state == "succeeded"
+    op = rig.env.switch("back", "v1", "sha-v1", 600.0)
+    assert op is not None and op.task is not None
+    await asyncio.wait_for(asyncio.shield(op.task), 60)
+    assert op.state == "succeeded", op.message
+    assert "deploying v1" in op.log[0] and "2 replica(s)" in op.log[0], op.log
+    assert rig.env.as_json()["warm"]["version"] == "v2"
+    assert rig.env.switch("forth", "v1", "sha-v1") is None  # v1 serves: it is not warm
+    forth = rig.env.switch("forth", "v2", "sha-v2")
+    assert forth is not None and forth.task is not None
+    await asyncio.wait_for(asyncio.shield(forth.task), 60)
+    assert forth.message == "switched to warm v2" and len(rig.instances) == 4
