@@ -123,7 +123,8 @@ class GitRepo:
         sha = self._peel(_plain_ref(ref))
         if sha is None:
             raise InvalidInput(
-                f"unknown ref '{ref}' in {self.path}", fix="use a branch, tag or commit SHA that exists there"
+                f"unknown ref '{ref}' in the repository",
+                fix="use a branch, tag or commit SHA that exists there",
             )
         return sha
 
@@ -191,7 +192,7 @@ class GitRepo:
         existing = self._peel(f"refs/tags/{tag}")
         if existing != commit:
             raise Conflict(
-                f"tag '{tag}' already exists in {self.path} on {existing or 'a non-commit object'}, not on {commit}",
+                f"tag '{tag}' already exists on {existing or 'a non-commit object'}, not on {commit}",
                 fix="choose the next version, or delete the stray tag if it was made by mistake",
             )
         return True
@@ -315,7 +316,7 @@ class GitRepo:
         proc = self._proc(*args, timeout=NETWORK_TIMEOUT)
         if proc.returncode != 0 and "already exists" in proc.stderr:
             raise Conflict(
-                f"tag '{tag}' already exists on origin of {self.path} on another commit",
+                f"tag '{tag}' already exists on origin on another commit",
                 fix="fetch, then choose the next version",
             )
         if proc.returncode != 0:
