@@ -16,7 +16,7 @@ from conveyor import __version__
 from conveyor.api import admin, calendar, deployments, errors, flags, gates, hooks, metrics, services
 from conveyor.api import instances as instance_logs
 from conveyor.api.headers import SecurityHeaders
-from conveyor.api.limits import BodyLimit
+from conveyor.api.limits import BodyLimit, UrlLimit
 from conveyor.audit import keys as audit_keys
 from conveyor.audit import log as audit
 from conveyor.auth.users import add_user, count_users, create_token
@@ -102,5 +102,6 @@ def create_app(rt: Runtime) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
+    app.add_middleware(UrlLimit)
     app.add_middleware(SecurityHeaders)  # X-Frame-Options, nosniff, CSP on every response
     return app

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from conveyor.api.deps import RuntimeDep, UserDep
 from conveyor.audit import log as audit
 from conveyor.auth.policy import may_deploy
 from conveyor.domain.calendar import Freeze, build_schedule, spans
+from conveyor.domain.horizon import within_calendar
 from conveyor.engine import gating
 from conveyor.engine.requests import refuse
 from conveyor.errors import InvalidInput
@@ -40,7 +41,7 @@ def _env(rt: RuntimeDep, service: str | None, environment: str) -> tuple[Service
 def _aware(value: datetime | None, what: str) -> datetime | None:
     if value is not None and value.utcoffset() is None:
         raise InvalidInput(f"{what} {value.isoformat()} has no time zone", fix="add an offset, e.g. -08:00 or Z")
-    return value
+    return value if value is None else within_calendar(value, what)
 
 
 @router.post("/freezes", status_code=201)
@@ -76,7 +77,7 @@ def list_freezes(rt: RuntimeDep, _user: UserDep, environment: str, service: str 
 
 
 @router.delete("/freezes/{freeze_id}")
-def lift_freeze(freeze_id: int, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+def lift_freeze(freeze_id: Annotated[int, Path(ge=1, le=2**63 - 1)], rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     if not (user.has_role("manager") or user.has_role("release_manager")):
         raise refuse(rt, user.name, "lift freeze", str(freeze_id), f"{user.name} may not lift freezes")
     now = rt.clock.now()

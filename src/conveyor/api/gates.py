@@ -65,6 +65,8 @@ def why(
     (default: the caller), without deploying."""
     if at is not None and at.utcoffset() is None:
         raise InvalidInput(f"--at {at.isoformat()} has no time zone", fix="add an offset, e.g. 2026-12-03T14:30-08:00")
+    if as_user and as_user != user.name and not user.has_role("admin"):
+        raise refuse(rt, user.name, "why as another user", as_user, f"{user.name} may not evaluate gates as {as_user}")
     with rt.db.read() as conn:
         subject = get_user(conn, as_user) if as_user else user
     answer = why_answer(rt, subject, service, environment, ref, at)

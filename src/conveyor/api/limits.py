@@ -1,10 +1,15 @@
-"""Refuse request bodies over the configured size with 413, before they are read in full."""
+"""Refuse what no route should see: request bodies over the configured size (413, before they are
+read in full), URLs over 8 KiB (414) and URLs holding control characters such as NUL (400)."""
 
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_URL_BYTES = 8192
+"""Path and query together; the longest real URL (a deployment page with its filters) is a few hundred."""
 
 
 class BodyTooLarge(Exception):
@@ -47,21 +52,47 @@ class BodyLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": "too_large",
-                "message": f"request body is larger than {self.max_bytes} bytes",
-                "fix": "send a smaller body (CONVEYOR_MAX_BODY_BYTES sets the limit)",
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        message = f"request body is larger than {self.max_bytes} bytes"
+        fix = "send a smaller body (CONVEYOR_MAX_BODY_BYTES sets the limit)"
+        await refuse(send, 413, "too_large", message, fix)
+
+
+class UrlLimit:
+    """Refuse URLs longer than MAX_URL_BYTES, and URLs whose path or query decodes to a control
+    character (NUL, a line break): no name, id or filter has one, and databases choke on NUL."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+            query: bytes = scope.get("query_string") or b""
+            size = len(raw_path) + len(query)
+            if size > MAX_URL_BYTES:
+                message = f"the URL is {size} bytes long; the limit is {MAX_URL_BYTES}"
+                await refuse(send, 414, "invalid", message, "send long values in a request body")
+                return
+            for part, text in (("path", raw_path), ("query", query.replace(b"+", b" "))):
+                found = next((byte for byte in unquote_to_bytes(text) if byte < 0x20 or byte == 0x7F), None)
+                if found is not None:
+                    message = f"the URL's {part} contains the control character 0x{found:02X}"
+                    await refuse(send, 400, "invalid", message, "remove control characters from the URL")
+                    return
+        await self.app(scope, receive, send)
+
+
+async def refuse(send: Send, status: int, kind: str, message: str, fix: str) -> None:
+    """Answer with Conveyor's error body, before any route runs."""
+    body = json.dumps({"error": kind, "message": message, "fix": fix}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -10,6 +10,7 @@ from pathlib import Path
 from conveyor.audit import log as audit
 from conveyor.auth.policy import may_deploy
 from conveyor.domain.deployment import ROLLBACK_STEPS, DeploymentKind, DeploymentState, StepState
+from conveyor.domain.text import check_single_line
 from conveyor.engine import gating, pipeline
 from conveyor.engine.evidence import evaluate, gather, has_gates
 from conveyor.engine.history import superseded
@@ -71,6 +72,8 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
             raise refuse(rt, req.actor, action, f"{service.name}/{req.environment}", decision.reason)
     if req.emergency and not (req.reason or "").strip():
         raise InvalidInput("an emergency deployment needs a reason", fix='add --reason "what is on fire"')
+    for what, text in (("notes", req.notes), ("ticket", req.ticket), ("reason", req.reason)):
+        check_single_line(text, what)  # they go into one-line announcements
     repo = _repo(rt, service, fetch=req.sha is None)
     sha = req.sha or repo.resolve(req.ref)
     try:
