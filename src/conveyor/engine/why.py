@@ -9,7 +9,6 @@ from pathlib import Path
 
 from conveyor.auth.users import User
 from conveyor.domain.horizon import within_calendar
-from conveyor.domain.horizon import within_calendar
 from conveyor.engine.evidence import evaluate, gather
 from conveyor.engine.history import superseded
 from conveyor.engine.runtime import Runtime
