@@ -247,3 +247,15 @@ def test_per_service_secrets_and_binding_at_the_first_delivery(tmp_path: Path) -
         assert world.gates()["reviews"]["details"]["approvers"] == ["bob"]
     finally:
         world.server.stop()
+
+
+def test_the_server_wide_secret_cannot_bind_a_service_on_first_use(tmp_path: Path) -> None:
+    world = make_world(tmp_path, {})  # no repository named, no secret of its own
+    try:
+        r = world.deliver("pull_request_review", review(world.sha, "mallory"), path="/hooks/github/shop")
+        assert r.status_code == 202 and r.json()["ignored"] is True, r.text
+        assert world.gates()["reviews"]["details"]["approvers"] == []
+        audit = world.as_("ada", "GET", "/audit", params={"limit": 100}).json()["entries"]
+        assert not any(e["action"] == "service.github_bound" for e in audit)
+    finally:
+        world.server.stop()

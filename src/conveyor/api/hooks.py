@@ -37,16 +37,19 @@ async def github(request: Request, rt: RuntimeDep) -> dict[str, Any]:
 @router.post("/github/{service}", status_code=202)
 async def github_for_service(service: str, request: Request, rt: RuntimeDep) -> dict[str, Any]:
     """A delivery for one service, signed with its own secret (or the server-wide one if it has none)."""
-    secret = rt.settings.github_webhook_secrets.get(service) or rt.settings.github_webhook_secret
+    own = rt.settings.github_webhook_secrets.get(service)
+    secret = own or rt.settings.github_webhook_secret
     if not secret:
         raise Unauthorized(
             "GitHub webhooks are not enabled for this service",
             fix="set its secret in CONVEYOR_GITHUB_WEBHOOK_SECRETS, or CONVEYOR_GITHUB_WEBHOOK_SECRET",
         )
-    return await _handle(request, rt, secret, service)
+    return await _handle(request, rt, secret, service, own_secret=bool(own))
 
 
-async def _handle(request: Request, rt: RuntimeDep, secret: str, service: str | None) -> dict[str, Any]:
+async def _handle(
+    request: Request, rt: RuntimeDep, secret: str, service: str | None, own_secret: bool = False
+) -> dict[str, Any]:
     body = await request.body()
     if not verify_github_signature(secret, body, request.headers.get("x-hub-signature-256")):
         raise Unauthorized(
@@ -65,5 +68,5 @@ async def _handle(request: Request, rt: RuntimeDep, secret: str, service: str | 
             fix="send deliveries as GitHub does: each with its delivery id",
         )
     payload = decode_payload(body, request.headers.get("content-type", ""), event)
-    delivery = github_intake.Delivery(event, delivery_id, payload, service)
+    delivery = github_intake.Delivery(event, delivery_id, payload, service, own_secret)
     return await run_in_threadpool(github_intake.accept, rt, delivery)

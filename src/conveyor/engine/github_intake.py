@@ -1,8 +1,9 @@
 """GitHub deliveries whose signature checked out: bound to the service's repository, deduplicated
 by X-GitHub-Delivery, and recorded as evidence with the event's own time.
 
-- A delivery to ``/hooks/github/SERVICE`` is about that service only. The first one binds a service
-  that names no GitHub repository yet (name and id); later ones from another repository are refused.
+- A delivery to ``/hooks/github/SERVICE`` is about that service only. The first one signed with the
+  service's own secret binds a service that names no GitHub repository yet (name and id); later ones
+  from another repository are refused.
 - A delivery to ``/hooks/github`` counts for the services bound to its repository (configured at
   registration, or a github.com source). A service with its own secret refuses it there.
 - A repository id, once recorded, must match: a deleted and re-created repository of the same name
@@ -35,6 +36,7 @@ class Delivery:
     delivery_id: str
     payload: dict[str, Any]
     service: str | None  # the service named in the URL, if any
+    own_secret: bool = False  # verified with that service's own secret (not the server-wide one)
 
 
 def _parse(event: str, payload: dict[str, Any]) -> gh.ReviewEvent | gh.PullRequestEvent | gh.CheckEvent:
@@ -76,6 +78,8 @@ def _bound_services(rt: Runtime, delivery: Delivery, repo: gh.Repository) -> lis
     with rt.db.read() as conn:
         if delivery.service is not None:
             services = [service_store.get_service(conn, delivery.service)]
+            if services[0].github_repository is None and not delivery.own_secret:
+                return []  # binding on first use needs the service's own secret
         else:
             services = service_store.services_bound_to(conn, repo.full_name)
     if delivery.service is None:
