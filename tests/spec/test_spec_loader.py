@@ -41,10 +41,8 @@ stakeholders_notified]
     migrate: alembic upgrade head
     rollout: {strategy: rolling, max_surge: 1}
     quick_rollback: 15m
-    monitor: {for: 30m, rollback_if: {error_rate: "> 2%", p95_ms: "> 800"}}
     tag: {bump: minor}
-    notify: [{slack: "${SLACK_WEBHOOK_URL}"}]
-hotfix: {branch_prefix: hotfix/, reviews: 1, merge_back: [main, develop]}
+hotfix: {branch_prefix: hotfix/, reviews: 1}
 """
 
 VALID = """\
@@ -82,13 +80,24 @@ def test_full_example_loads() -> None:
     assert production.gates.approval.from_ == ["release_manager"]
     assert production.gates.schedule is not None
     assert production.gates.schedule["allow"] == ["Tue-Thu 10:00-15:00"]
-    assert production.monitor is not None
-    assert production.monitor.for_ == 1800.0
-    assert production.monitor.rollback_if == {"error_rate": "> 2%", "p95_ms": "> 800"}
-    assert production.notify == [{"slack": "${SLACK_WEBHOOK_URL}"}]
+    assert production.monitor is None and production.notify == []
     assert production.step_plan() == ["prepare", "tag", "migrate", "rollout", "announce"]
     assert spec.hotfix is not None
-    assert spec.hotfix.merge_back == ["main", "develop"]
+    assert spec.hotfix.merge_back == []
+
+
+def test_keys_that_do_not_act_yet_are_refused_where_they_are() -> None:
+    text = VALID + dedent(
+        """\
+            monitor: {for: 30m, rollback_if: {error_rate: "> 2%"}}
+            notify: [{slack: "${SLACK_WEBHOOK_URL}"}]
+        hotfix: {merge_back: [main, develop]}
+        """
+    )
+    found = problems_of(text)
+    assert [p.split(": ", 1)[0] for p in found] == ["conveyor.yml:8:14", "conveyor.yml:9:13", "conveyor.yml:10:22"]
+    assert all("does not carry out" in p and "remove it" in p for p in found)
+    assert "monitor:" in found[0] and "notify:" in found[1] and "merge_back:" in found[2]
 
 
 def test_the_documented_example_is_the_tested_one() -> None:

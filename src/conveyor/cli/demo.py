@@ -67,7 +67,7 @@ def demo_config(base_port: int) -> str:
             migrate: DEMO_DB=$CONVEYOR_STATE_DIR/shop.db python3 migrations/migrate.py
             smoke: python3 smoke.py $CONVEYOR_URL
             tag: {{bump: minor}}
-        hotfix: {{branch_prefix: hotfix/, reviews: 1, merge_back: [main, develop]}}
+        hotfix: {{branch_prefix: hotfix/, reviews: 1}}
         """
     )
 

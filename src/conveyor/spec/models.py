@@ -36,6 +36,12 @@ _STRICT_BY_NAME = ConfigDict(extra="forbid", frozen=True, validate_by_name=True)
 _THRESHOLD = re.compile(r">=?\s*\d+(?:\.\d+)?%?")
 
 
+NOT_YET = (
+    "{key}: Conveyor does not carry out {what} yet, so it refuses the key rather than accept it and do "
+    "nothing; remove it (docs/conveyor-yml.md lists what acts)"
+)
+
+
 class RuleError(ValueError):
     """Broken cross-field rules of one model: (path below the model, complete message) pairs."""
 
@@ -276,6 +282,18 @@ class EnvironmentSpec(BaseModel):
             raise RuleError([(("auto_deploy",), "auto_deploy: true needs a branch (add e.g. branch: main)")])
         return self
 
+    @model_validator(mode="after")
+    def _only_keys_that_act(self) -> EnvironmentSpec:
+        """A key that is accepted must act: these are refused until Conveyor carries them out."""
+        broken: list[tuple[Loc, str]] = []
+        if self.monitor is not None:
+            broken.append((("monitor",), NOT_YET.format(key="monitor", what="post-deploy monitoring")))
+        if self.notify:
+            broken.append((("notify",), NOT_YET.format(key="notify", what="notifications")))
+        if broken:
+            raise RuleError(broken)
+        return self
+
     def step_plan(self) -> list[Step]:
         """The steps a deployment runs: ``steps`` if given, else those this environment configures."""
         if self.steps is not None:
@@ -288,7 +306,13 @@ class HotfixSpec(BaseModel):
     model_config = _STRICT
     branch_prefix: str = "hotfix/"
     reviews: int = Field(default=1, ge=0)
-    merge_back: list[str] = ["main", "develop"]
+    merge_back: list[str] = []
+
+    @model_validator(mode="after")
+    def _only_keys_that_act(self) -> HotfixSpec:
+        if self.merge_back:
+            raise RuleError([(("merge_back",), NOT_YET.format(key="merge_back", what="merging hotfixes back"))])
+        return self
 
 
 class ServiceSpec(BaseModel):
