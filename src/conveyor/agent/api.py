@@ -156,7 +156,6 @@ def create_app(agent: Agent) -> FastAPI:
                 out[inst.id] = list(inst.logs)[-lines:]
         return out
 
-    @app.delete("/v1/environments/{key}")
     @app.get("/v1/environments/{key}/output")
     async def output(key: str, lines: int = Query(200, ge=0, le=LOG_LINES)) -> list[dict[str, Any]]:
         """Each instance (serving, then warm) with its state and its last ``lines`` lines of
@@ -164,6 +163,7 @@ def create_app(agent: Agent) -> FastAPI:
         result: list[dict[str, Any]] = env_or_404(key).output(lines)
         return result
 
+    @app.delete("/v1/environments/{key}")
     async def remove(key: str) -> dict[str, str]:
         await agent.remove(key)
         return {"removed": key}

@@ -87,8 +87,8 @@ class Environment:
         self.serving: list[Instance] = []  # the rotation, before readiness filtering
         self.maintenance = False
         self.retry_after = 120
-        self.operations: dict[str, Operation] = {}
         self.run_as: RunAs | None = None  # the user instances run as (the agent's agent_run_as)
+        self.operations: dict[str, Operation] = {}
         self._lock = asyncio.Lock()
         self._sync_pending = False
         self._counter = 0
@@ -322,6 +322,14 @@ class Environment:
                 await asyncio.gather(*(i.stop(STOP_GRACE) for i in rs.instances))
         await self.router.stop()
 
+    def output(self, lines: int) -> list[dict[str, Any]]:
+        """Each running instance's recent output: the serving release's first, then the warm one's."""
+        out = []
+        for role, rs in (("active", self.active), ("warm", self.warm)):
+            for inst in rs.instances if rs else []:
+                out.append({**inst.output(lines), "role": role})
+        return out
+
     def as_json(self) -> dict[str, Any]:
         return {
             "key": self.key,
@@ -332,14 +340,6 @@ class Environment:
             "rotation": [i.id for i in self.serving if i.state == InstanceState.READY],
             "counters": {release: c.as_json() for release, c in self.router.counters.items()},
         }
-    def output(self, lines: int) -> list[dict[str, Any]]:
-        """Each running instance's recent output: the serving release's first, then the warm one's."""
-        out = []
-        for role, rs in (("active", self.active), ("warm", self.warm)):
-            for inst in rs.instances if rs else []:
-                out.append({**inst.output(lines), "role": role})
-        return out
-
 
 
 RouterFactory = Callable[[str, str, int], Router]
