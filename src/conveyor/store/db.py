@@ -127,8 +127,11 @@ class Database:
         """A read-only transaction: on SQLite it does not block, nor wait for, writers."""
         with self.engine.connect() as conn:
             conn.execution_options(conveyor_read=True)
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop(AFTER_COMMIT, None)  # nothing is written here: no hook may leak to the next user
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration. Safe to call on every start."""
