@@ -145,6 +145,6 @@ def audit_list(rt: RuntimeDep, _admin: AdminDep, limit: int = Query(100, ge=1, l
         entries = audit.recent(conn, limit)
         check = audit.verify(conn)
     return {
-        "chain": {"ok": check.ok, "entries": check.entries, "bad_entry": check.bad_entry, "problem": check.problem},
+        "chain": check.as_json(),  # ok, entries, bad_entry, problem, head, unkeyed, anchor
         "entries": entries,
     }
