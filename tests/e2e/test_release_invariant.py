@@ -15,6 +15,7 @@ case, in order: each case deploys a new commit on top of whatever the previous o
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -26,12 +27,14 @@ CASES = [("deploy", "-", "success")]
 CASES += [("deploy", step, ending) for step in STEPS for ending in ("fail", "cancel", "kill")]
 CASES += [("rollback", "-", "success")]
 CASES += [("rollback", "smoke", ending) for ending in ("fail", "cancel", "kill")]
+# with `quick_rollback: 0s` nothing is kept warm: the ways to end that put the previous release back
+COLD_CASES = [("deploy", "smoke", "fail"), ("deploy", "smoke", "cancel"), ("rollback", "-", "success")]
+COLD_CASES += [("rollback", "smoke", "fail")]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def shared_site(tmp_path_factory: pytest.TempPathFactory, quick_rollback: str) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("invariant")
-    site = start_site(root, f"sqlite:///{root / 'c.db'}", quick_rollback="15m", health_timeout="10s")
+    site = start_site(root, f"sqlite:///{root / 'c.db'}", quick_rollback=quick_rollback, health_timeout="10s")
     try:
         first = site.deploy()
         assert first["state"] == "succeeded", site.explain(first)
@@ -40,12 +43,28 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         stop_site(site)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def warm_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    yield from shared_site(tmp_path_factory, "15m")
+
+
+@pytest.fixture(scope="module")
+def cold_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    yield from shared_site(tmp_path_factory, "0s")
+
+
+@contextmanager
 def clean(site: Site) -> Iterator[Site]:
     """Each case starts with no hold or fail switch and an empty effects log, and leaves nothing running."""
     log = site.control / "effects.log"
     log.write_text("")
-    yield site
+    try:
+        yield site
+    finally:
+        cleanup(site)
+
+
+def cleanup(site: Site) -> None:
     release_switches(site)
     if site.server.proc is None or site.server.proc.poll() is not None:
         site.server.start()
@@ -82,9 +101,22 @@ def wait_in_step(site: Site, deployment: dict[str, Any], step: str, sha: str) ->
 
 @pytest.mark.parametrize(("kind", "step", "ending"), CASES, ids=["-".join(c) for c in CASES])
 def test_after_a_deployment_ends_the_environment_serves_what_is_recorded(
-    clean: Site, kind: str, step: str, ending: str
+    warm_site: Site, kind: str, step: str, ending: str
 ) -> None:
-    site = clean
+    with clean(warm_site):
+        run_case(warm_site, kind, step, ending)
+
+
+@pytest.mark.parametrize(("kind", "step", "ending"), COLD_CASES, ids=["-".join(c) for c in COLD_CASES])
+def test_with_nothing_kept_warm_the_environment_serves_what_is_recorded(
+    cold_site: Site, kind: str, step: str, ending: str
+) -> None:
+    with clean(cold_site):
+        run_case(cold_site, kind, step, ending)
+
+
+def run_case(site: Site, kind: str, step: str, ending: str) -> None:
+    """End one deployment (``kind``) in ``step`` the way ``ending`` says, then check the invariant."""
     new = site.release(f"{kind} {step} {ending}")
     if kind == "rollback":  # the release to go back to is the one serving now; the new one goes first
         target = site.recorded()
