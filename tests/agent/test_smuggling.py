@@ -147,7 +147,7 @@ HEAD_CORPUS = {
     + SMUGGLED,
     "TE.TE tab duplicates": POST + b"Transfer-Encoding:\tchunked\r\nTransfer-Encoding:\tchunked\r\n\r\n0\r\n\r\n",
     "TE.TE chunked, identity": POST + b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + SMUGGLED,
-    "TE.TE identity, chunked wrong order": POST + b"Transfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n",
+    "TE identity, chunked (not only chunked)": POST + b"Transfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n",
     "TE.TE quoted": POST + b'Transfer-Encoding: "chunked"\r\n\r\n0\r\n\r\n',
     "TE.TE x": POST + b"Transfer-Encoding: x\r\nContent-Length: " + N + b"\r\n\r\n" + SMUGGLED,
     "TE.TE space before colon": POST + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,

@@ -56,7 +56,7 @@ class BodyTooLarge(Exception):
     """A streamed (chunked) request body went over the size limit."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     start: bytes  # the request line or status line, without CRLF
     headers: list[tuple[bytes, bytes]]
