@@ -1,28 +1,41 @@
-"""A deployment whose very first step cannot run (here: a pushed commit the repository does not
-have) fails with the reason; it never stays queued."""
+"""A deployment whose very first step cannot run (here: its commit vanished from the repository
+while it waited its turn) fails with the reason; it never stays queued."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.conftest import wait_until
-from tests.e2e.test_webhooks import HookWorld, deliver, encode, hooks, push_payload  # noqa: F401
+from tests.e2e.conftest import World
+from tests.e2e.harness import effects, git
 
-MISSING = "1234567" * 5 + "89abc"
 
+def test_a_deployment_that_cannot_start_fails_with_its_reason(world: World) -> None:
+    server = world.server
+    server.ok("POST", "/services", json={"source": str(world.repo)})
+    hold = world.effects / "hold-migrate"
+    hold.touch()  # the first production deployment holds the environment in its migrate step
+    first = server.ok("POST", "/deployments", json={"environment": "production", "ref": "main"})
+    wait_until(lambda: any(e.startswith("migrate start production") for e in effects(world.effects)), 60, "migrate")
 
-def test_a_deployment_that_cannot_start_fails_with_its_reason(hooks: HookWorld) -> None:  # noqa: F811
-    server = hooks.server
-    before = server.deployments("development")[0]
-    response = deliver(server, encode(push_payload(hooks.repo, "refs/heads/develop", before["sha"], MISSING)))
-    assert response.status_code == 202, response.text
-    [started] = response.json()["deployments"]
-    assert started["sha"] == MISSING
+    doomed = git(world.repo, "commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "doomed")
+    git(world.repo, "branch", "doomed", doomed)
+    second = server.ok("POST", "/deployments", json={"environment": "production", "ref": "doomed"})
+    assert second["state"] == "queued" and second["sha"] == doomed
+    git(world.repo, "branch", "-D", "doomed")  # the commit is gone before its turn comes
+    git(world.repo, "reflog", "expire", "--expire-unreachable=now", "--all")
+    git(world.repo, "gc", "-q", "--prune=now")
+    hold.unlink()
 
-    def finished() -> dict[str, object] | None:
-        d: dict[str, object] = server.ok("GET", f"/deployments/{started['id']}")
+    assert server.wait_finished(first["id"])["state"] == "succeeded"
+
+    def finished() -> dict[str, Any] | None:
+        d: dict[str, Any] = server.ok("GET", f"/deployments/{second['id']}")
         return d if d["state"] not in ("pending", "queued", "running") else None
 
-    done = wait_until(finished, timeout=60, what="the deployment of a missing commit to finish")
+    done = wait_until(finished, timeout=60, what="the deployment of a vanished commit to finish")
     assert done["state"] == "failed", done
-    assert "could not start" in str(done["reason"]) and MISSING in str(done["reason"])
-    # the environment keeps serving what it served, and the next push deploys normally
-    assert server.ok("GET", "/status", params={"environment": "development"})[0]["current"]["sha"] == before["sha"]
+    assert done["reason"].startswith("could not start: ") and doomed in done["reason"], done["reason"]
+    assert all(s["state"] == "skipped" for s in done["steps"]), done["steps"]
+    [current] = server.ok("GET", "/status", params={"environment": "production"})
+    assert current["current"]["sha"] == first["sha"]  # what served keeps serving
