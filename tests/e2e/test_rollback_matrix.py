@@ -43,8 +43,9 @@ def site(tmp_path: Path, window: str, smoke: bool) -> Iterator[Site]:
 
 
 @pytest.fixture
-def warm_site(tmp_path: Path) -> Iterator[Site]:
-    yield from site_fixture(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", quick_rollback="15m", smoke=True)
+def warm_site(tmp_path: Path, database_url: str) -> Iterator[Site]:
+    """On SQLite and PostgreSQL: the restore records what serves in the same transactions as any deploy."""
+    yield from site_fixture(tmp_path, database_url, quick_rollback="15m", smoke=True)
 
 
 def two_releases(site: Site) -> tuple[dict, dict]:
