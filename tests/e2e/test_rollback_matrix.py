@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import wait_until
 from tests.e2e.harness import git
 from tests.e2e.rollback_world import PageLoad, Site, site_fixture
-from tests.e2e.test_demo import answers, free_block
+from tests.e2e.test_demo import answers, free_block, readme_demo_command
 
 
 @pytest.fixture(params=["warm", "cold"])
@@ -113,14 +113,14 @@ def test_a_failing_rollback_puts_the_newer_release_back_warm_and_serving(warm_si
 
 
 def test_the_demo_as_the_readme_says_then_rollback_production(tmp_path: Path) -> None:
-    """README: `make demo` (`conveyor demo`); its "Try next": a commit on main, `conveyor deploy
-    production --ref main --wait`, then `conveyor rollback production --wait`."""
+    """The README's `make demo PORT=N` (the command make runs for it), then the demo's "Try next":
+    a commit on main, `conveyor deploy production --ref main --wait`, `conveyor rollback production --wait`."""
     base = free_block()
     out = tmp_path / "demo.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     with out.open("wb") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor", "demo", "--workspace", str(tmp_path / "ws"), "--base-port", str(base)],
+            [*readme_demo_command(base), "--workspace", str(tmp_path / "ws")],
             cwd=tmp_path,
             env=env,
             stdout=sink,
