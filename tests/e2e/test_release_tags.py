@@ -23,7 +23,7 @@ RELEASE_TAG = re.compile(r"v\d+\.\d+\.\d+")
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("tags")
-    site = start_site(root, f"sqlite:///{root / 'c.db'}", staging=True, health_timeout="8s")
+    site = start_site(root, f"sqlite:///{root / 'c.db'}", staging=True, health_timeout="10s")
     try:
         first = site.deploy()
         assert first["state"] == "succeeded" and first["version"] == "v0.1.0", site.explain(first)
