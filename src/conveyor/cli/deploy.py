@@ -142,4 +142,3 @@ def history(
             d["created_at"][:19],
         )
     console.print(table)
-
