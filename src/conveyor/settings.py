@@ -61,7 +61,9 @@ class Settings(BaseSettings):
         60.0, gt=0, description="seconds the built-in router keeps an idle keep-alive client connection"
     )
     router_body_timeout: float = Field(
-        30.0, gt=0, description="longest pause (seconds) inside a request body to the built-in router (then 408)"
+        30.0,
+        gt=0,
+        description="longest pause (seconds) in a request body, or in reading a response, at the built-in router",
     )
     router_max_connections_per_ip: int = Field(
         256, ge=1, description="open connections one client address may hold to one built-in router listener"

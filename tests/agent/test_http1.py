@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from conveyor.agent.http1 import HEAD_LIMIT, BadRequest, Message, read_head, simple_response
-from conveyor.agent.http1_body import Sink, SourceClosed, SourceTimeout, copy_body
+from conveyor.agent.http1_body import Sink, SinkTimeout, SourceClosed, SourceTimeout, copy_body
 
 
 def stream(data: bytes, eof: bool = True, limit: int = HEAD_LIMIT) -> asyncio.StreamReader:
@@ -303,6 +303,19 @@ async def test_invalid_chunked_framing_is_a_bad_request(body: bytes) -> None:
     msg = await request_head(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
     with pytest.raises(BadRequest):
         await copy_body(stream(body), Collector(), msg)
+
+
+class Stuck(Collector):
+    """A writer whose receiver never takes anything in."""
+
+    async def drain(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_receiver_that_takes_nothing_in_is_the_sink_s_fault() -> None:
+    msg = await response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n")
+    with pytest.raises(SinkTimeout):
+        await copy_body(stream(b"x" * 200_000), Stuck(), msg, write_timeout=0.05)
 
 
 async def test_chunk_extensions_are_capped_per_body() -> None:

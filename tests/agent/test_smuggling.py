@@ -27,7 +27,8 @@ from conveyor.agent.routing import Backend
 HOST = "127.0.0.1"
 TIMEOUT = 10.0
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
-N = b"%d" % len(SMUGGLED)  # a Content-Length that covers exactly the smuggled request
+N = b"%d" % len(SMUGGLED)
+BIG = 16 * 1024 * 1024  # the size of the app's /big answer  # a Content-Length that covers exactly the smuggled request
 
 
 def free_port() -> int:
@@ -84,7 +85,7 @@ class LenientApp:
                         pass
                 elif b"content-length" in fields:
                     await reader.readexactly(int(fields[b"content-length"]))
-                body = json.dumps({"path": path}).encode()
+                body = b"x" * BIG if path == "/big" else json.dumps({"path": path}).encode()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError, ValueError, IndexError):
@@ -364,6 +365,29 @@ async def test_a_stalled_body_gets_408_and_is_not_an_instance_failure(app: Lenie
         await eventually(lambda: not app.open, what="the app connection to close")
         counters = router.counters.get("v1")
         assert counters is None or counters.failed == 0
+    finally:
+        await router.stop()
+
+
+async def test_a_client_that_does_not_read_its_response_is_cut_off(app: LenientApp) -> None:
+    router = await started(app, ClientLimits(body_timeout=0.3))
+    try:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((HOST, router.port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read the answer
+        await eventually(lambda: app.paths == ["/big"], what="the request to reach the app")
+        await eventually(lambda: not router._clients, what="the router to give up on the client")
+        await eventually(lambda: not app.open, what="the router to close the app connection too")
+        received = 0
+        with contextlib.suppress(ConnectionError):
+            while chunk := await asyncio.wait_for(reader.read(1 << 20), TIMEOUT):
+                received += len(chunk)
+        assert received < BIG
+        counters = router.counters.get("v1")
+        assert counters is None or counters.failed == 0  # the client's doing, not the instance's
+        writer.close()
     finally:
         await router.stop()
 

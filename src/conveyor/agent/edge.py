@@ -1,6 +1,7 @@
 """What the built-in router enforces on client connections, as the edge of an environment:
 how long a client may take to send a request head, how long a keep-alive connection may sit idle,
-how long a request body may stall, and how many connections one client address may hold."""
+how long a request body (or a client reading its response) may stall, and how many connections one
+client address may hold."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ TOO_MANY = (  # written at once to a connection over the cap, which is then clos
 class ClientLimits:
     header_timeout: float = 10.0  # from accept (or the next request line) to the end of the head
     idle_timeout: float = 60.0  # a keep-alive connection waiting for its next request line
-    body_timeout: float = 30.0  # the longest pause between two reads of a request body
+    body_timeout: float = 30.0  # the longest stall of a request body, or of a client reading its response
     max_connections_per_ip: int = 256
 
     @classmethod

@@ -41,10 +41,32 @@ class SourceTimeout(SourceClosed):
     """The side a body was read from sent nothing for the read timeout."""
 
 
+class SinkTimeout(Exception):
+    """The side a body was written to took nothing in for the write timeout (a client that does
+    not read its response)."""
+
+
 class Writer(Protocol):
     def write(self, data: bytes) -> None: ...
 
     async def drain(self) -> None: ...
+
+
+class TimedWriter:
+    """A writer whose drain raises SinkTimeout after ``timeout`` seconds without progress."""
+
+    def __init__(self, writer: Writer, timeout: float) -> None:
+        self.writer, self.timeout = writer, timeout
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def drain(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.writer.drain()
+        except TimeoutError as exc:
+            raise SinkTimeout(f"the receiver took nothing in for {self.timeout:g}s") from exc
 
 
 class Sink:
@@ -63,20 +85,22 @@ async def copy_body(
     msg: Message,
     limit: int | None = None,
     read_timeout: float | None = None,
+    write_timeout: float | None = None,
 ) -> None:
     """Copy one message body by its framing; a chunked body over ``limit`` bytes raises BodyTooLarge."""
+    sink = TimedWriter(writer, write_timeout) if write_timeout is not None else writer
     if msg.no_body:
         if msg.until_close:
             msg.until_close = False
         return
     if msg.is_chunked:
-        await _copy_chunked(reader, writer, limit, read_timeout)
+        await _copy_chunked(reader, sink, limit, read_timeout)
     elif msg.content_length is not None:
-        await _copy_exact(reader, writer, msg.content_length, read_timeout)
+        await _copy_exact(reader, sink, msg.content_length, read_timeout)
     elif msg.until_close:
         while chunk := await _read(reader, COPY_CHUNK, read_timeout, eof_ok=True):
-            writer.write(chunk)
-            await writer.drain()
+            sink.write(chunk)
+            await sink.drain()
 
 
 async def _copy_chunked(reader: asyncio.StreamReader, writer: Writer, limit: int | None, timeout: float | None) -> None:

@@ -24,7 +24,16 @@ from dataclasses import dataclass, field
 
 from conveyor.agent.edge import TOO_MANY, ClientLimits, ConnectionCap, next_request
 from conveyor.agent.http1 import HEAD_LIMIT, BadRequest, BodyTooLarge, Message, read_head, simple_response
-from conveyor.agent.http1_body import Sink, SourceClosed, SourceTimeout, copy_body, read_body
+from conveyor.agent.http1_body import (
+    COPY_CHUNK,
+    Sink,
+    SinkTimeout,
+    SourceClosed,
+    SourceTimeout,
+    TimedWriter,
+    copy_body,
+    read_body,
+)
 from conveyor.agent.routing import Backend, ReleaseCounters, register
 
 CONNECT_TIMEOUT = 3.0
@@ -139,7 +148,7 @@ class BuiltinRouter:
             await simple_response(writer, 400, str(exc), close=True)
         except SourceTimeout:
             await simple_response(writer, 408, "the request body stalled", close=True)
-        except (ConnectionError, asyncio.IncompleteReadError, SourceClosed, ResponseBroken):
+        except (ConnectionError, asyncio.IncompleteReadError, SourceClosed, SinkTimeout, ResponseBroken):
             return
         finally:
             self._cap.release(client_ip)
@@ -277,9 +286,10 @@ class BuiltinRouter:
                 raise BackendGone("the instance closed the connection", retry_safe=reused)
             response.no_body = request.method == "HEAD" or response.status in (204, 304) or response.status < 200
             client_writer.write(response.encode_head(keep_alive=client_keep))
-            try:
-                await copy_body(b_reader, client_writer, response)
-                await client_writer.drain()
+            try:  # a client that stops reading is cut off after the body timeout
+                await copy_body(b_reader, client_writer, response, write_timeout=self.limits.body_timeout)
+                if client_writer.transport.get_write_buffer_size() > COPY_CHUNK:
+                    await TimedWriter(client_writer, self.limits.body_timeout).drain()
             except (BadRequest, SourceClosed) as exc:
                 b_writer.close()
                 raise ResponseBroken(str(exc)) from exc
