@@ -251,6 +251,16 @@ async def test_a_huge_but_valid_chunk_size_gets_413(router: BuiltinRouter, app: 
     assert "/smuggled" not in app.paths
 
 
+async def test_a_skipped_chunked_body_is_held_to_the_size_limit(app: LenientApp) -> None:
+    router = BuiltinRouter("web", HOST, free_port(), max_body=1000, limits=ClientLimits())
+    await router.start()  # no instance in the rotation: the body is read and thrown away
+    try:
+        head = POST + b"Transfer-Encoding: chunked\r\n\r\n"
+        assert await attack(router, head + b"3e8\r\n" + b"z" * 1000 + b"\r\n" + b"1\r\nz\r\n") == (413, True)
+    finally:
+        await router.stop()
+
+
 async def test_lengths_with_optional_whitespace_are_sent_on_canonically(router: BuiltinRouter, app: LenientApp) -> None:
     """` 5 ` is a valid Content-Length (OWS around the value, RFC 9110 5.5): it is forwarded as `5`."""
     reader, writer = await asyncio.open_connection(HOST, router.port)

@@ -148,6 +148,8 @@ class BuiltinRouter:
             await simple_response(writer, 400, str(exc), close=True)
         except SourceTimeout:
             await simple_response(writer, 408, "the request body stalled", close=True)
+        except BodyTooLarge:  # a chunked body skipped in maintenance or with no instance
+            await simple_response(writer, 413, f"request body over {self.max_body} bytes", close=True)
         except (ConnectionError, asyncio.IncompleteReadError, SourceClosed, SinkTimeout, ResponseBroken):
             return
         finally:
@@ -163,7 +165,7 @@ class BuiltinRouter:
             await simple_response(writer, 413, f"request body over {self.max_body} bytes", close=True)
             return False
         if self._maintenance is not None:
-            await copy_body(reader, Sink(), request, read_timeout=self.limits.body_timeout)
+            await copy_body(reader, Sink(), request, self.max_body, self.limits.body_timeout)
             await simple_response(
                 writer,
                 503,
@@ -174,7 +176,7 @@ class BuiltinRouter:
             )
             return keep
         if not self._rotation:
-            await copy_body(reader, Sink(), request, read_timeout=self.limits.body_timeout)
+            await copy_body(reader, Sink(), request, self.max_body, self.limits.body_timeout)
             await simple_response(writer, 503, "no healthy instance to serve this request", close=not keep)
             return keep
         request.forwarded(client_ip, self.host, self.port)
