@@ -127,8 +127,10 @@ def test_rollout_uses_the_stickiness_attribute() -> None:
 def test_rollout_without_stickiness_value() -> None:
     partial = ruleset(f=flag(strategies=[{"rollout": 99, "stickiness": "org"}]))
     assert partial.evaluate("f", {"user_id": "1"}, False) == Evaluation(False, None, "DEFAULT")
+    # Unleash: no stickiness value is in no rollout, not even 100%
     everyone = ruleset(f=flag(strategies=[{"rollout": 100, "stickiness": "org"}]))
-    assert everyone.evaluate("f", {}, False) == Evaluation(True, None, "TARGETING_MATCH")
+    assert everyone.evaluate("f", {}, False) == Evaluation(False, None, "DEFAULT")
+    assert everyone.evaluate("f", {"org": "acme"}, False) == Evaluation(True, None, "TARGETING_MATCH")
     nobody = ruleset(f=flag(strategies=[{"rollout": 0, "stickiness": "user_id"}]))
     assert not any(nobody.evaluate("f", {"user_id": str(i)}, False).value for i in range(200))
 
@@ -226,10 +228,12 @@ def test_case_insensitive(operator: str, values: list[Any], value: str) -> None:
 )
 @pytest.mark.parametrize("inverted", [False, True])
 @pytest.mark.parametrize("context", [{}, {"attr": None}, {"attr": ""}], ids=["absent", "none", "empty"])
-def test_missing_attribute_fails_the_constraint(
+def test_missing_attribute_as_in_unleash(
     operator: str, values: list[Any], inverted: bool, context: dict[str, Any]
 ) -> None:
-    assert not holds(constrained("attr", operator, values, inverted=inverted), **context)
+    """A missing attribute makes NOT_IN true and every other operator false; then inverted applies."""
+    expected = (operator == "NOT_IN") is not inverted
+    assert holds(constrained("attr", operator, values, inverted=inverted), **context) is expected
 
 
 def test_all_constraints_of_a_strategy_must_hold() -> None:
@@ -250,12 +254,13 @@ def test_singular_value_key_is_accepted() -> None:
 
 def test_semver_ordering_follows_semver_org() -> None:
     ordered = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11"]
-    ordered += ["1.0.0-rc.1", "1.0.0", "2.0.0", "2.1.0", "2.1.1", "v10.0.0"]
+    ordered += ["1.0.0-rc.1", "1.0.0", "2.0.0", "2.1.0", "2.1.1", "10.0.0"]
     keys = [semver_key(v) for v in ordered]
     assert None not in keys
     assert keys == sorted(keys)  # type: ignore[type-var]
     assert semver_key("01.0.0") is None
     assert semver_key("1.0") is None
+    assert semver_key("v1.0.0") is None  # Unleash: no leading v
 
 
 # ---- types and errors -------------------------------------------------------------------------------

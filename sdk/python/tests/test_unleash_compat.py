@@ -241,9 +241,8 @@ def test_unleash_engine_variants_agree() -> None:
         ), user
 
 
-def test_missing_attribute_is_where_the_contract_departs_from_unleash() -> None:
-    """docs/flags-ruleset.md: a missing attribute fails the constraint, also for NOT_IN and inverted
-    ones; Unleash's engine passes those. Pinned here so the difference stays deliberate."""
+def test_missing_attribute_agrees_with_unleash() -> None:
+    """A missing attribute passes NOT_IN and inverted constraints, as in Unleash's engine."""
     constraints = {
         "not_in": {"operator": "NOT_IN", "values": ["SE"]},
         "inverted_in": {"operator": "IN", "values": ["SE"], "inverted": True},
@@ -269,5 +268,6 @@ def test_missing_attribute_is_where_the_contract_departs_from_unleash() -> None:
             {"flags": {name: {"enabled": True, "strategies": [{"constraints": [{"attribute": "country", **c}]}]}}}
         )
         assert engine.is_enabled(name, {"userId": "u1"}).is_enabled is True
-        assert ours.evaluate(name, {"user_id": "u1"}, False).value is False
+        assert ours.evaluate(name, {"user_id": "u1"}, False).value is True
         assert ours.evaluate(name, {"user_id": "u1", "country": "DK"}, False).value is True
+        assert ours.evaluate(name, {"user_id": "u1", "country": "SE"}, False).value is False

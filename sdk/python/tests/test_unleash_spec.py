@@ -21,60 +21,7 @@ from conveyor_flags.evaluate import Ruleset
 from conveyor_flags.unleash import get_variant, is_enabled, ruleset_from_unleash
 
 SPEC = Path(__file__).parent / "unleash-spec" / "specifications"
-KNOWN_FAILURES: frozenset[str] = frozenset(
-    {
-        "03-gradual-rollout-user-id-strategy:tests:1",
-        "04-gradual-rollout-session-id-strategy:tests:1",
-        "06-remote-address-strategy:tests:0",
-        "06-remote-address-strategy:tests:2",
-        "06-remote-address-strategy:tests:3",
-        "06-remote-address-strategy:tests:5",
-        "08-variants:variantTests:11",
-        "09-strategy-constraints:tests:4",
-        "11-strategy-constraints-edge-cases:tests:3",
-        "13-constraint-operators:tests:31",
-        "13-constraint-operators:tests:34",
-        "13-constraint-operators:tests:37",
-        "13-constraint-operators:tests:38",
-        "13-constraint-operators:tests:42",
-        "13-constraint-operators:tests:43",
-        "14-constraint-semver-operators:tests:10",
-        "14-constraint-semver-operators:tests:23",
-        "14-constraint-semver-operators:tests:4",
-        "14-constraint-semver-operators:tests:5",
-        "14-constraint-semver-operators:tests:9",
-        "15-global-constraints:tests:1",
-        "15-global-constraints:tests:3",
-        "15-global-constraints:variantTests:0",
-        "17-dependent-features:tests:10",
-        "17-dependent-features:tests:12",
-        "17-dependent-features:tests:13",
-        "17-dependent-features:tests:14",
-        "17-dependent-features:tests:15",
-        "17-dependent-features:tests:17",
-        "17-dependent-features:tests:19",
-        "17-dependent-features:tests:3",
-        "17-dependent-features:tests:6",
-        "17-dependent-features:variantTests:10",
-        "17-dependent-features:variantTests:12",
-        "17-dependent-features:variantTests:13",
-        "17-dependent-features:variantTests:14",
-        "17-dependent-features:variantTests:15",
-        "17-dependent-features:variantTests:17",
-        "17-dependent-features:variantTests:3",
-        "17-dependent-features:variantTests:6",
-        "21-regex-constraint-operators:tests:10",
-        "21-regex-constraint-operators:tests:25",
-        "21-regex-constraint-operators:tests:34",
-        "21-regex-constraint-operators:tests:36",
-        "22-cidr-constraint-operators:tests:0",
-        "22-cidr-constraint-operators:tests:11",
-        "22-cidr-constraint-operators:tests:2",
-        "22-cidr-constraint-operators:tests:4",
-        "22-cidr-constraint-operators:tests:7",
-        "22-cidr-constraint-operators:tests:9",
-    }
-)
+KNOWN_FAILURES: frozenset[str] = frozenset()
 
 
 def _cases() -> list[Any]:

@@ -1,21 +1,33 @@
 """Constraint operators of the ruleset, compiled once into predicates over a context mapping.
 
-Pure: standard library only. A predicate takes the evaluation context (a mapping of attribute
-name to value) and returns whether the constraint holds. Semantics (docs/flags-ruleset.md):
+Pure: standard library and ``google-re2``. A predicate takes the evaluation context (a mapping of
+attribute name to value) and returns whether the constraint holds. Semantics are Unleash's
+(docs/flags-ruleset.md):
 
-- a missing attribute (absent, ``None`` or ``""``) fails the constraint, whatever ``inverted`` says;
+- a missing attribute (absent, ``None`` or ``""``) makes ``NOT_IN`` true and every other operator
+  false, and then ``inverted`` applies (so an inverted ``IN`` holds for a missing attribute);
 - ``inverted`` negates the operator's answer;
 - ``case_insensitive`` applies to the string operators (``IN``, ``NOT_IN``, ``STR_*``, ``REGEX``);
-- numeric and semver operators compare against the first value; a context value that is not a
-  number (or not a semantic version) fails the constraint.
+- numeric, semver and date operators compare against the first value; a context value that is not
+  a number (a semantic version, a date) fails the operator;
+- ``REGEX`` is RE2 (Unleash's dialect: no look-around, no backreferences), searched anywhere in the
+  value; a pattern RE2 refuses is a ConstraintError;
+- ``DATE_AFTER`` / ``DATE_BEFORE`` read ``current_time`` (an ISO 8601 string or a datetime) and use
+  the wall clock when the context has none, as Unleash does;
+- ``IN_CIDR`` holds when the value is an IP address inside one of the networks (an address alone is
+  a /32 or /128).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
+
+import re2
 
 Context = Mapping[str, Any]
 Predicate = Callable[[Context], bool]
@@ -36,7 +48,12 @@ OPERATORS = frozenset(
         "SEMVER_EQ",
         "SEMVER_GT",
         "SEMVER_LT",
+        "SEMVER_GTE",
+        "SEMVER_LTE",
         "REGEX",
+        "IN_CIDR",
+        "DATE_AFTER",
+        "DATE_BEFORE",
     }
 )
 
@@ -70,7 +87,7 @@ def as_number(value: Any) -> float | None:
 # Semantic versions (semver.org 2.0.0), comparable as tuples: (major, minor, patch, pre) where a
 # release sorts after its pre-releases and pre-release identifiers compare numerically or lexically.
 _SEMVER = re.compile(
-    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
     r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
 )
@@ -82,7 +99,7 @@ def semver_key(text: Any) -> SemverKey | None:
     """The sort key of a semantic version string (build metadata ignored), or ``None``."""
     if not isinstance(text, str):
         return None
-    match = _SEMVER.match(text.strip())
+    match = _SEMVER.match(text)
     if match is None:
         return None
     major, minor, patch, pre = match.groups()
@@ -119,19 +136,33 @@ def compile_constraint(raw: Any) -> Predicate:
         members = frozenset(as_text(v) for v in values)
         wanted = (operator != "NOT_IN") is not inverted
 
+        missing = (operator == "NOT_IN") is not inverted
+
         def member(context: Context) -> bool:
             value = context.get(attribute)
             if value is None or value == "":
-                return False
+                return missing
             return ((value if type(value) is str else as_text(value)) in members) is wanted
 
         return member
     test = _operator_test(str(operator), values, folded)
+    missing = (operator == "NOT_IN") is not inverted
+    if operator in ("DATE_AFTER", "DATE_BEFORE"):
+
+        def dated(context: Context) -> bool:
+            value = context.get(attribute)
+            if value is None or value == "":
+                if attribute != "current_time":
+                    return missing
+                value = datetime.now(UTC)
+            return test(value) is not inverted
+
+        return dated
 
     def predicate(context: Context) -> bool:
         value = context.get(attribute)
         if value is None or value == "":
-            return False
+            return missing
         return test(value) is not inverted
 
     return predicate
@@ -143,12 +174,12 @@ def _operator_test(operator: str, values: list[Any], folded: bool) -> Callable[[
     if operator.startswith("SEMVER_"):
         return _semver_test(operator, values)
     if operator == "REGEX":
-        flags = re.IGNORECASE if folded else 0
-        try:
-            patterns = [re.compile(as_text(v), flags) for v in values]
-        except re.error as exc:
-            raise ConstraintError(f"invalid REGEX pattern in {values!r}: {exc}") from exc
+        patterns = [compile_regex(as_text(v), folded) for v in values]
         return lambda value: any(p.search(as_text(value)) for p in patterns)
+    if operator == "IN_CIDR":
+        return _cidr_test(values)
+    if operator.startswith("DATE_"):
+        return _date_test(operator, values)
     texts = [as_text(v) for v in values]
     if folded:
         texts = [t.casefold() for t in texts]
@@ -204,13 +235,79 @@ def _semver_test(operator: str, values: list[Any]) -> Callable[[Any], bool]:
         raise ConstraintError(f"{operator} needs a semantic version such as 1.4.0, got {values[0]!r}")
     if operator == "SEMVER_EQ":
         return lambda value: semver_key(value) == target
-
-    greater = operator == "SEMVER_GT"
+    compare: Callable[[SemverKey, SemverKey], bool] = {
+        "SEMVER_GT": tuple.__gt__,
+        "SEMVER_GTE": tuple.__ge__,
+        "SEMVER_LT": tuple.__lt__,
+        "SEMVER_LTE": tuple.__le__,
+    }[operator]
 
     def test(value: Any) -> bool:
         key = semver_key(value)
-        if key is None:
+        return key is not None and compare(key, target)
+
+    return test
+
+
+def compile_regex(pattern: str, case_insensitive: bool = False) -> Any:
+    """An RE2 program for ``pattern``; ConstraintError (with RE2's reason) when RE2 refuses it."""
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = not case_insensitive
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ConstraintError(
+            f"REGEX {pattern!r} cannot run: {reason} (patterns are RE2, as in Unleash: no look-around,"
+            " no backreferences)"
+        ) from None
+
+
+def _cidr_test(values: list[Any]) -> Callable[[Any], bool]:
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(as_text(value).strip(), strict=False))
+        except ValueError:
+            continue  # Unleash skips a value that is not a network
+    if not networks:
+        return lambda value: False
+
+    def test(value: Any) -> bool:
+        try:
+            address = ipaddress.ip_address(as_text(value).strip())
+        except ValueError:
             return False
-        return key > target if greater else key < target
+        return any(address in network for network in networks)
+
+    return test
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """An aware datetime from a datetime or an ISO 8601 string (naive ones are UTC), else None."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _date_test(operator: str, values: list[Any]) -> Callable[[Any], bool]:
+    target = as_datetime(_first(operator, values))
+    if target is None:
+        raise ConstraintError(f"{operator} needs an ISO 8601 date such as 2024-01-01T00:00:00Z, got {values[0]!r}")
+    after = operator == "DATE_AFTER"
+
+    def test(value: Any) -> bool:
+        moment = as_datetime(value)
+        if moment is None:
+            return False
+        return moment > target if after else moment < target
 
     return test

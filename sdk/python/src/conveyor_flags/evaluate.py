@@ -103,12 +103,13 @@ _MISSING_DEFAULT: dict[str, Any] = {"boolean": False, "string": "", "number": 0,
 
 
 class _Flag:
-    __slots__ = ("exact_types", "fn", "key", "type", "type_ok")
+    __slots__ = ("dependent", "exact_types", "fn", "key", "type", "type_ok")
 
-    def __init__(self, key: str, flag_type: str, fn: FlagFn) -> None:
+    def __init__(self, key: str, flag_type: str, fn: FlagFn, dependent: bool = False) -> None:
         self.key = key
         self.type = flag_type
         self.fn = fn
+        self.dependent = dependent  # has parents: Unleash allows one level, so it cannot be a parent
         self.exact_types = _EXACT_TYPES.get(flag_type, frozenset())
         self.type_ok = _TYPE_OK.get(flag_type, lambda v: True)
 
@@ -167,24 +168,98 @@ def compile_ruleset(document: Mapping[str, Any]) -> Ruleset:
     if not isinstance(raw_flags, Mapping):
         raise RulesetError(f"ruleset 'flags' must be an object keyed by flag key, got {type(raw_flags).__name__}")
     version = document.get("version", 0)
-    flags = {str(key): _compile_flag(str(key), raw) for key, raw in raw_flags.items()}
+    segments = _compile_segments(document.get("segments"))
+    flags = {str(key): _compile_flag(str(key), raw, segments) for key, raw in raw_flags.items()}
+    for key, raw in raw_flags.items():
+        if isinstance(raw, Mapping) and raw.get("dependencies"):
+            flags[str(key)] = _with_dependencies(flags[str(key)], raw, flags)
     return Ruleset(str(document.get("environment", "")), version if isinstance(version, int) else 0, flags)
 
 
+# Segments: shared constraint lists by id; a malformed one is the error a strategy using it reports.
+Segments = Mapping[str, list[Predicate] | ConstraintError]
+
+
+def _compile_segments(raw: Any) -> Segments:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise RulesetError(f"ruleset 'segments' must be an object keyed by segment id, got {type(raw).__name__}")
+    segments: dict[str, list[Predicate] | ConstraintError] = {}
+    for segment_id, segment in raw.items():
+        try:
+            if not isinstance(segment, Mapping):
+                raise ConstraintError(f"segment {segment_id!r} must be an object, got {segment!r}")
+            segments[str(segment_id)] = [compile_constraint(c) for c in segment.get("constraints") or []]
+        except ConstraintError as exc:
+            segments[str(segment_id)] = ConstraintError(f"segment {segment_id!r}: {exc}")
+    return segments
+
+
+def _never(context: Context) -> bool:
+    return False
+
+
+_ON_REASONS = frozenset({STATIC, TARGETING_MATCH, SPLIT})
+
+
+def _with_dependencies(flag: _Flag, raw: Mapping[str, Any], flags: Mapping[str, _Flag]) -> _Flag:
+    """Unleash's dependent flags: every parent must be on (or off, for ``enabled: false``), and on
+    with one of ``variants`` when given. A missing parent, or a parent that has parents itself,
+    turns the child off. Parents are evaluated with the child's context."""
+    if isinstance(flag.fn, _ErrorFn):  # broken already: its error is the answer
+        return flag
+    try:
+        deps = []
+        for dep in raw["dependencies"]:
+            parent = dep["flag"]
+            variants = dep.get("variants") or []
+            if not isinstance(parent, str) or not isinstance(variants, list):
+                raise ConstraintError(f"a dependency needs a flag key and a list of variants, got {dep!r}")
+            deps.append((parent, bool(dep.get("enabled", True)), frozenset(str(v) for v in variants)))
+    except (ConstraintError, TypeError, KeyError, AttributeError) as exc:
+        return _Flag(flag.key, flag.type, _error_fn(PARSE_ERROR, f"flag {flag.key!r} dependencies: {exc}"), True)
+    inner = flag.fn
+    default = raw.get("default", _MISSING_DEFAULT.get(flag.type))
+    off = Evaluation(copy.deepcopy(default), None, DISABLED)
+
+    def dependent(context: Context, caller_default: Any) -> Evaluation:
+        for parent_key, want_on, variants in deps:
+            parent = flags.get(parent_key)
+            if parent is None or parent.dependent:
+                return off
+            result = parent.fn(context, None)
+            is_on = result.reason in _ON_REASONS
+            if is_on is not want_on or (is_on and variants and (result.variant or "disabled") not in variants):
+                return off
+        return inner(context, caller_default)
+
+    return _Flag(flag.key, flag.type, dependent, True)
+
+
+class _ErrorFn:
+    """A broken flag: every evaluation answers ERROR with the caller's default."""
+
+    __slots__ = ("code", "message")
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code, self.message = code, message
+
+    def __call__(self, context: Context, default: Any) -> Evaluation:
+        return Evaluation(default, None, ERROR, self.code, self.message)
+
+
 def _error_fn(code: str, message: str) -> FlagFn:
-    def fn(context: Context, default: Any) -> Evaluation:
-        return Evaluation(default, None, ERROR, code, message)
-
-    return fn
+    return _ErrorFn(code, message)
 
 
-def _compile_flag(key: str, raw: Any) -> _Flag:
+def _compile_flag(key: str, raw: Any, segments: Segments) -> _Flag:
     flag_type = raw.get("type", "boolean") if isinstance(raw, Mapping) else "boolean"
     if flag_type not in FLAG_TYPES:
         msg = f"flag {key!r} has unknown type {flag_type!r}; expected one of {', '.join(FLAG_TYPES)}"
         return _Flag(key, str(flag_type), _error_fn(PARSE_ERROR, msg))
     try:
-        fn = _build_flag(key, flag_type, raw)
+        fn = _build_flag(key, flag_type, raw, segments)
     except _TypeMismatch as exc:
         return _Flag(key, flag_type, _error_fn(TYPE_MISMATCH, str(exc)))
     except (ConstraintError, TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -216,13 +291,17 @@ def _copying(fn: FlagFn) -> FlagFn:
     return copied
 
 
-def _build_flag(key: str, flag_type: str, raw: Mapping[str, Any]) -> FlagFn:
+def _build_flag(key: str, flag_type: str, raw: Mapping[str, Any], segments: Segments) -> FlagFn:
     default = _checked(key, flag_type, "default", raw.get("default", _MISSING_DEFAULT[flag_type]))
     on_value = _checked(key, flag_type, "on_value", raw.get("on_value", True if flag_type == "boolean" else default))
     if not raw.get("enabled", False):
         disabled = Evaluation(default, None, DISABLED)
         return lambda context, caller_default: disabled
     flag_variants = _variant_table(key, flag_type, raw.get("variants"), f"flag {key!r} variants")
+    variant_stickiness = raw.get("variant_stickiness") or "default"
+    if not isinstance(variant_stickiness, str):
+        raise ConstraintError(f"variant_stickiness must be a string, got {variant_stickiness!r}")
+    flag_pick = None if flag_variants is None else _picker(key + ":", variant_stickiness, flag_variants)
     strategies = raw.get("strategies") or []
     if not isinstance(strategies, list):
         raise ConstraintError(f"'strategies' must be a list, got {strategies!r}")
@@ -231,13 +310,13 @@ def _build_flag(key: str, flag_type: str, raw: Mapping[str, Any]) -> FlagFn:
         if flag_variants is None:
             static = Evaluation(on_value, None, STATIC)
             return lambda context, caller_default: static
-        pick = _picker(key + ":", "default", flag_variants)
+        pick = cast(Callable[[Context], Evaluation], flag_pick)
         return lambda context, caller_default: pick(context)
 
     fallback = Evaluation(default, None, DEFAULT)
     parts: list[_Strategy] = []
     for index, strategy in enumerate(strategies):
-        parts.append(_Strategy(key, flag_type, index, strategy, on_value, flag_variants))
+        parts.append(_Strategy(key, flag_type, index, strategy, on_value, flag_pick, segments))
     for index, part in enumerate(parts):
         if part.always is not None:  # matches everyone: the strategies after it never run
             fallback, parts = part.always, parts[:index]
@@ -259,15 +338,19 @@ def _build_flag(key: str, flag_type: str, raw: Mapping[str, Any]) -> FlagFn:
 
 
 VariantTable = list[tuple[int, Evaluation]]
+# (attribute, the values that select it, the variant's SPLIT evaluation), checked before hashing
+Overrides = list[tuple[str, frozenset[str], Evaluation]]
+Variants = tuple[int, VariantTable, Overrides]
 
 
-def _variant_table(key: str, flag_type: str, raw: Any, where: str) -> tuple[int, VariantTable] | None:
-    """(total weight, [(cumulative weight, prebuilt SPLIT evaluation)]) or None if no variants."""
+def _variant_table(key: str, flag_type: str, raw: Any, where: str) -> Variants | None:
+    """(total weight, [(cumulative weight, prebuilt SPLIT evaluation)], overrides) or None if no variants."""
     if raw is None:
         return None
     if not isinstance(raw, list):
         raise ConstraintError(f"{where} must be a list, got {raw!r}")
     table: VariantTable = []
+    overrides: Overrides = []
     total = 0
     for variant in raw:
         name = variant["name"]
@@ -279,21 +362,36 @@ def _variant_table(key: str, flag_type: str, raw: Any, where: str) -> tuple[int,
         value = variant.get("value", name if flag_type == "string" else None)
         _checked(key, flag_type, f"variant {name!r} value", value)
         total += weight
-        table.append((total, Evaluation(value, name, SPLIT)))
-    return (total, table) if total > 0 else None
+        result = Evaluation(value, name, SPLIT)
+        table.append((total, result))
+        for override in variant.get("overrides") or []:
+            attribute, values = override["attribute"], override["values"]
+            if not isinstance(attribute, str) or not isinstance(values, list):
+                raise ConstraintError(f"{where}: variant {name!r} override needs an attribute and values")
+            overrides.append((attribute, frozenset(as_text(v) for v in values), result))
+    return (total, table, overrides) if total > 0 else None
 
 
-def _stickiness_reader(stickiness: str) -> Callable[[Context], str | None]:
-    """Read the stickiness value; "default" is user_id, then session_id, then a random value."""
+def _random_value() -> str:
+    return str(random.randrange(1_000_000_000))
+
+
+def _stickiness_reader(
+    stickiness: str, fields: tuple[str, ...] = ("user_id", "session_id")
+) -> Callable[[Context], str | None]:
+    """Read the stickiness value. "default" is the first of ``fields`` present, else a random
+    value (Unleash: a rollout without a user or session id is random per evaluation); "random" is
+    always random; any other attribute that is missing reads as None."""
+    if stickiness == "random":
+        return lambda context: _random_value()
     if stickiness == "default":
 
         def read_default(context: Context) -> str | None:
-            value = context.get("user_id")
-            if value is None or value == "":
-                value = context.get("session_id")
-                if value is None or value == "":
-                    return str(random.randrange(1_000_000_000))
-            return value if type(value) is str else as_text(value)
+            for field in fields:
+                value = context.get(field)
+                if value is not None and value != "":
+                    return value if type(value) is str else as_text(value)
+            return _random_value()
 
         return read_default
 
@@ -306,17 +404,22 @@ def _stickiness_reader(stickiness: str) -> Callable[[Context], str | None]:
     return read
 
 
-def _picker(prefix: str, stickiness: str, variants: tuple[int, VariantTable]) -> Callable[[Context], Evaluation]:
-    """Unleash's variant choice: murmur3(f"{group}:{stickiness}", 86028157) % total + 1, first
-    variant whose cumulative weight reaches it. No stickiness value: a random one."""
-    total, table = variants
-    read = _stickiness_reader(stickiness)
+def _picker(prefix: str, stickiness: str, variants: Variants) -> Callable[[Context], Evaluation]:
+    """Unleash's variant choice: an override whose attribute value is listed wins; else
+    murmur3(f"{group}:{stickiness}", 86028157) % total + 1, first variant whose cumulative weight
+    reaches it. "default" stickiness is user_id, session_id, remote_address; no value: random."""
+    total, table, overrides = variants
+    read = _stickiness_reader(stickiness, ("user_id", "session_id", "remote_address"))
     hash32 = mmh3.hash
 
     def pick(context: Context) -> Evaluation:
+        for attribute, values, chosen in overrides:
+            found = context.get(attribute)
+            if found is not None and as_text(found) in values:
+                return chosen
         value = read(context)
         if value is None:
-            value = str(random.randrange(1_000_000_000))
+            value = _random_value()
         target = hash32(prefix + value, VARIANT_SEED, False) % total + 1
         for cumulative, result in table:
             if target <= cumulative:
@@ -337,11 +440,19 @@ class _Strategy:
         index: int,
         raw: Any,
         on_value: Any,
-        flag_variants: tuple[int, VariantTable] | None,
+        flag_pick: Callable[[Context], Evaluation] | None,
+        segments: Segments,
     ) -> None:
         if not isinstance(raw, Mapping):
             raise ConstraintError(f"strategy {index} must be an object, got {raw!r}")
-        self.predicates: list[Predicate] = [compile_constraint(c) for c in raw.get("constraints") or []]
+        self.predicates: list[Predicate] = []
+        for segment_id in raw.get("segments") or []:
+            segment = segments.get(str(segment_id))
+            if isinstance(segment, ConstraintError):
+                raise segment
+            # Unleash: a strategy that names a segment the client does not have never matches
+            self.predicates.extend([_never] if segment is None else segment)
+        self.predicates.extend(compile_constraint(c) for c in raw.get("constraints") or [])
         rollout = as_number(raw.get("rollout", 100))
         if rollout is None:
             raise ConstraintError(f"strategy {index} rollout must be a number 0..100, got {raw.get('rollout')!r}")
@@ -358,13 +469,13 @@ class _Strategy:
             self.fixed = Evaluation(value, None, TARGETING_MATCH)
         else:
             own = _variant_table(key, flag_type, raw.get("variants"), f"strategy {index} variants")
-            if own is not None:
+            if own is not None:  # strategy variants: the strategy's group and stickiness
                 self.pick = _picker(group_id + ":", stickiness, own)
-            elif flag_variants is not None:
-                self.pick = _picker(key + ":", stickiness, flag_variants)
+            elif flag_pick is not None:  # the flag's variants: the flag key and their own stickiness
+                self.pick = flag_pick
             else:
                 self.fixed = Evaluation(on_value, None, TARGETING_MATCH)
-        full = not self.predicates and rollout >= 100
+        full = not self.predicates and rollout >= 100 and stickiness in ("default", "random")
         self.always = self.fixed if full else None
 
     def compile(self, miss: Evaluation | None) -> Callable[[Context, Any], Evaluation | None]:
@@ -373,7 +484,7 @@ class _Strategy:
         hash32 = mmh3.hash
         attribute = self.stickiness
         read = _stickiness_reader(attribute)
-        if rollout >= 100:
+        if rollout >= 100 and attribute in ("default", "random"):
 
             def match_all(context: Context, caller_default: Any) -> Evaluation | None:
                 for predicate in predicates:
@@ -383,7 +494,7 @@ class _Strategy:
 
             return match_all
 
-        if attribute == "default":
+        if attribute in ("default", "random"):
 
             def match_default(context: Context, caller_default: Any) -> Evaluation | None:
                 for predicate in predicates:
@@ -401,7 +512,7 @@ class _Strategy:
                 if not predicate(context):
                     return miss
             value = context.get(attribute)
-            if value is None or value == "":
+            if value is None or value == "":  # Unleash: no stickiness value, not in any rollout
                 return miss
             if hash32(prefix + (value if type(value) is str else as_text(value)), 0, False) % 100 + 1 > rollout:
                 return miss
