@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from conveyor.agent.edge import TOO_MANY, ClientLimits, ConnectionCap, next_request
+from conveyor.agent.edge import TOO_MANY, ClientLimits, ConnectionCap, Watchdog, next_request
 from conveyor.agent.http1 import HEAD_LIMIT, BadRequest, BodyTooLarge, Message, read_head, simple_response
 from conveyor.agent.http1_body import (
     COPY_CHUNK,
@@ -135,13 +135,12 @@ class BuiltinRouter:
             writer.close()
             return
         self._clients.add(writer)
+        watchdog = Watchdog(writer, self.limits)
         try:
-            first = True
             while True:
-                request = await next_request(reader, writer, self.limits, first)
+                request = await next_request(reader, watchdog)
                 if request is None:
                     return
-                first = False
                 if not await self._handle(request, reader, writer, client_ip):
                     return
         except BadRequest as exc:  # the client's request (head or body): nothing of it was answered yet
@@ -153,6 +152,7 @@ class BuiltinRouter:
         except (ConnectionError, asyncio.IncompleteReadError, SourceClosed, SinkTimeout, ResponseBroken):
             return
         finally:
+            watchdog.stop()
             self._cap.release(client_ip)
             self._clients.discard(writer)
             writer.close()
