@@ -180,6 +180,20 @@ async def test_a_head_over_the_limit_is_a_bad_request() -> None:
 
 @pytest.mark.parametrize(
     "raw",
+    [
+        b"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",  # bare LF after the status line
+        b"HTTP/1.1 200 OK\r\nX: y\nContent-Length: 5\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    ],
+)
+async def test_a_malformed_response_head_is_refused(raw: bytes) -> None:
+    with pytest.raises(BadRequest):
+        await read_head(stream(raw), request=False)
+
+
+@pytest.mark.parametrize(
+    "raw",
     [b"HTTP/1.1 OK\r\n\r\n", b"HTTP/2 200 OK\r\n\r\n", b"garbage\r\n\r\n", b"HTTP/1.1 2x0 OK\r\n\r\n"],
 )
 async def test_malformed_status_line_is_a_connection_error(raw: bytes) -> None:

@@ -110,7 +110,10 @@ async def read_head(
     ``on_start`` is called once the start line is in (the router's header timeout begins then).
 
     Three reads whatever the number of fields: the start line (so a head with bare LF line ends
-    is refused at once, not after a timeout), two bytes (CRLF: no fields), then up to CRLFCRLF."""
+    is refused at once, not after a timeout), two bytes (CRLF: no fields), then up to CRLFCRLF.
+    A response head (from an instance) is read in one go and checked the same way."""
+    if not request:
+        return await _response_head(reader)
     try:
         start = await reader.readuntil(b"\n")
         for _ in range(8):  # RFC 9112 2.2: empty lines before a request line are ignored
@@ -136,6 +139,21 @@ async def read_head(
         except asyncio.LimitOverrunError as exc:
             raise BadRequest("request head too large") from exc
     return parse_head(start, block, request)
+
+
+async def _response_head(reader: asyncio.StreamReader) -> Message | None:
+    try:
+        raw = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial.strip():
+            return None
+        raise
+    except asyncio.LimitOverrunError as exc:
+        raise BadRequest("response head too large") from exc
+    cut = raw.index(b"\r\n") + 2
+    if _bare(raw[:cut]) or b"\n" in raw[: cut - 1]:
+        raise BadRequest(f"line not ended by CRLF (a bare LF or CR): {raw[:80]!r}")
+    return parse_head(raw[:cut], raw[cut:], request=False)
 
 
 def parse_head(start: bytes, block: bytes, request: bool) -> Message:
