@@ -10,6 +10,7 @@ from conveyor.web import (
     audit,
     deploy,
     deployment,
+    flag,
     flags,
     history,
     overview,
@@ -25,7 +26,7 @@ from conveyor.web.timing import ServerTiming
 
 def install(app: FastAPI) -> None:
     """Add the dashboard's routes, its static files under /static, and the Server-Timing header."""
-    for module in (signin, overview, service, deploy, deployment, rollback, history, flags, audit, tokens, users):
+    for module in (signin, overview, service, deploy, deployment, rollback, history, flags, flag, audit, tokens, users):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(ServerTiming)

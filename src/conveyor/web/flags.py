@@ -1,4 +1,5 @@
-"""Feature flags: every service's flags by environment, with On / Off / Kill for those allowed.
+"""Feature flags: every service's flags by environment, with On / Off / Kill and the rollout
+percentage for those allowed (the rollout form posts to the flag page's route, web/flag.py).
 The buttons post to the same flag service function as the API (``flags.service.switch``), so the
 policy check, the audit, the ruleset version bump and the push to SDKs all happen the same way."""
 
@@ -46,6 +47,7 @@ def flags_page(
     flag: str = Query("", max_length=128),
     service: str = Query("", max_length=64),
     env: str = Query("", max_length=32),
+    percent: int | None = Query(None, ge=0, le=100),
 ) -> Response:
     rt, user = runtime(request), session.user
     boards = []
@@ -69,7 +71,8 @@ def flags_page(
                     cells.append(Cell(name, state.enabled, _rollout(state), *allowed[name]))
                 rows.append((f, cells))
             boards.append({"service": svc.name, "environments": list(envs), "rows": rows})
-    message = f"{service}/{flag} {DONE[done]} in {env}." if done in DONE and flag and env else None
+    done_text = f"rollout set to {percent}%" if done == "rollout" and percent is not None else DONE.get(done)
+    message = f"{service}/{flag} {done_text} in {env}." if done_text and flag and env else None
     return page(request, "flags.html", {"boards": boards, "message": message})
 
 

@@ -1,0 +1,84 @@
+"""A flag's timeline: its audited changes (``flag.*`` entries of the audit log for that flag, each
+with what changed from before to after) and the deployments of its service, newest first."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from conveyor.domain.clock import as_utc
+from conveyor.store import deployments as deployment_store
+from conveyor.store.records import DeploymentRecord
+from conveyor.store.tables import audit_log
+
+LIMIT = 100  # of each kind; the merged timeline shows the newest LIMIT
+SHOWN = 300  # characters of a before or after value
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: datetime
+    kind: str  # "flag" or "deployment"
+    actor: str
+    action: str = ""
+    environment: str | None = None
+    changes: list[Change] = field(default_factory=list)
+    note: str | None = None
+    deployment: DeploymentRecord | None = None
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    text = json.dumps(value, separators=(", ", ": "), sort_keys=True)
+    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+
+
+def changes(before: Any, after: Any) -> list[Change]:
+    """The top-level fields that differ between ``before`` and ``after`` (either may be None)."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return [] if before == after else [Change("flag", _show(before), _show(after))]
+    keys = list(dict.fromkeys([*before, *after]))
+    return [Change(k, _show(before.get(k)), _show(after.get(k))) for k in keys if before.get(k) != after.get(k)]
+
+
+def _flag_entry(row: Any) -> Entry:
+    details = row.details if isinstance(row.details, dict) else {}
+    note = details.get("reason")
+    return Entry(
+        at=as_utc(row.at),
+        kind="flag",
+        actor=row.actor,
+        action=row.action,
+        environment=details.get("environment"),
+        changes=changes(details.get("before"), details.get("after")),
+        note=f"reason: {note}" if note else None,
+    )
+
+
+def timeline(conn: Connection, service_id: int, subject: str) -> list[Entry]:
+    """The flag's changes (audit subject ``service/key``) and its service's deployments."""
+    rows = conn.execute(
+        select(audit_log)
+        .where(audit_log.c.subject == subject, audit_log.c.action.like("flag.%"))
+        .order_by(audit_log.c.id.desc())
+        .limit(LIMIT)
+    ).all()
+    entries = [_flag_entry(r) for r in rows]
+    for d in deployment_store.list_deployments(conn, service_id=service_id, limit=LIMIT):
+        entries.append(
+            Entry(at=d.created_at, kind="deployment", actor=d.actor, environment=d.environment, deployment=d)
+        )
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries[:LIMIT]
