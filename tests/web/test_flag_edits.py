@@ -10,6 +10,7 @@ import pytest
 
 from conveyor.errors import Conflict, InvalidInput
 from conveyor.web.flag import constraint_of, edit_strategies, fingerprint, variant_value
+from conveyor.web.flag_timeline import changes
 
 
 def c(attribute: str, operator: str = "IN", *values: str) -> dict[str, Any]:
@@ -63,3 +64,14 @@ def test_variant_values_are_text_for_string_flags_and_json_otherwise() -> None:
     assert variant_value("json", '{"a": 1}') == {"a": 1}
     with pytest.raises(InvalidInput, match="not valid JSON"):
         variant_value("number", "forty")
+
+
+def test_the_timeline_shows_strategies_as_people_read_them() -> None:
+    before = {"enabled": False, "strategies": []}
+    rule = {"constraints": [{**c("country", "IN", "se", "no"), "inverted": True}], "rollout": 25, "value": "x"}
+    after = {"enabled": True, "strategies": [rule, {"constraints": [], "rollout": 50, "stickiness": "userId"}]}
+    assert [(ch.field, ch.before, ch.after) for ch in changes(before, after)] == [
+        ("enabled", "false", "true"),
+        ("strategies", "none", '25% where country NOT IN se, no serves "x"; 50% by userId'),
+    ]
+    assert [(ch.field, ch.before) for ch in changes(None, {"type": "boolean"})] == [("flag", "none")]

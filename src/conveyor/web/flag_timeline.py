@@ -45,12 +45,47 @@ def _show(value: Any) -> str:
     return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
 
 
+KNOWN = {"constraints", "rollout", "stickiness", "value", "variants", "group_id"}
+
+
+def constraint_text(c: dict[str, Any]) -> str:
+    negated = "NOT " if c.get("inverted") else ""
+    return f"{c.get('attribute')} {negated}{c.get('operator')} {', '.join(str(v) for v in c.get('values', []))}"
+
+
+def strategy_text(s: dict[str, Any]) -> str:
+    """A strategy as people read it: ``25% where country IN se, no``."""
+    text = f"{s.get('rollout', 100)}%"
+    if s.get("constraints"):
+        where = [constraint_text(c) for c in s["constraints"]]
+        text += " where " + " and ".join(where)
+    if s.get("stickiness", "default") != "default":
+        text += f" by {s['stickiness']}"
+    if s.get("value") is not None:
+        text += f" serves {_show(s['value'])}"
+    if s.get("variants"):
+        text += " variants " + ", ".join(f"{v.get('name')} ({v.get('weight')})" for v in s["variants"])
+    extra = {k: v for k, v in s.items() if k not in KNOWN and v not in (None, [], {}, "")}
+    return text + "".join(f" {k}={_show(v)}" for k, v in extra.items())
+
+
+def _strategies(value: Any) -> str:
+    if isinstance(value, list) and all(isinstance(s, dict) for s in value):
+        return "; ".join(strategy_text(s) for s in value) if value else "none"
+    return _show(value)
+
+
 def changes(before: Any, after: Any) -> list[Change]:
     """The top-level fields that differ between ``before`` and ``after`` (either may be None)."""
     if not isinstance(before, dict) or not isinstance(after, dict):
         return [] if before == after else [Change("flag", _show(before), _show(after))]
     keys = list(dict.fromkeys([*before, *after]))
-    return [Change(k, _show(before.get(k)), _show(after.get(k))) for k in keys if before.get(k) != after.get(k)]
+    show = {"strategies": _strategies}
+    return [
+        Change(k, show.get(k, _show)(before.get(k)), show.get(k, _show)(after.get(k)))
+        for k in keys
+        if before.get(k) != after.get(k)
+    ]
 
 
 def _flag_entry(row: Any) -> Entry:
