@@ -4,11 +4,22 @@ The shapes are those of the ruleset (docs/flags-ruleset.md)."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from typing import Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from conveyor_flags.constraints import ConstraintError, as_datetime, compile_regex
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from conveyor.errors import InvalidInput
 
@@ -33,10 +44,15 @@ Operator = Literal[
     "SEMVER_EQ",
     "SEMVER_GT",
     "SEMVER_LT",
+    "SEMVER_GTE",
+    "SEMVER_LTE",
     "REGEX",
+    "IN_CIDR",
+    "DATE_AFTER",
+    "DATE_BEFORE",
 ]
 OPERATORS: tuple[str, ...] = get_args(Operator)
-SEMVER = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 MAX_STRING = 10_000
 DEFAULTS: dict[str, Any] = {"boolean": False, "string": "", "number": 0, "json": {}}
 
@@ -80,10 +96,34 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Override(Strict):
+    """Unleash variant override: a context whose ``attribute`` is one of ``values`` gets the variant."""
+
+    attribute: str = Field(min_length=1, max_length=128)
+    values: list[str] = Field(min_length=1, max_length=1000)
+
+
 class Variant(Strict):
     name: str = Field(pattern=VARIANT_NAME.pattern)
     value: Any
     weight: int = Field(1, ge=0, le=100_000)
+    overrides: list[Override] = Field(default_factory=list, max_length=100)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_overrides(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("overrides"):
+            data.pop("overrides", None)
+        return data
+
+
+class Dependency(Strict):
+    """Unleash dependent flag: the parent ``flag`` (same service) must be on (``enabled``) or off,
+    and on with one of ``variants`` when given."""
+
+    flag: str = Field(min_length=1, max_length=128)
+    enabled: bool = True
+    variants: list[str] = Field(default_factory=list, max_length=100)
 
 
 def _check_variants(variants: list[Variant] | None) -> list[Variant] | None:
@@ -113,7 +153,7 @@ class Constraint(Strict):
 
     @model_validator(mode="after")
     def _values_fit_operator(self) -> Constraint:
-        if self.operator.startswith(("NUM_", "SEMVER_")) and len(self.values) != 1:
+        if self.operator.startswith(("NUM_", "SEMVER_", "DATE_")) and len(self.values) != 1:
             raise ValueError(f"{self.operator} compares with one value, got {len(self.values)}")
         for value in self.values:
             if len(value) > 1024:
@@ -126,11 +166,18 @@ class Constraint(Strict):
                     raise ValueError(f"{self.operator} needs numbers, got {value!r}") from None
             if self.operator.startswith("SEMVER_") and not SEMVER.match(value):
                 raise ValueError(f"{self.operator} needs versions like 1.4.0, got {value!r}")
+            if self.operator.startswith("DATE_") and as_datetime(value) is None:
+                raise ValueError(f"{self.operator} needs an ISO 8601 date like 2025-01-31T00:00:00Z, got {value!r}")
+            if self.operator == "IN_CIDR":
+                try:
+                    ipaddress.ip_network(value.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"IN_CIDR needs networks like 10.0.0.0/8 or addresses, got {value!r}") from None
             if self.operator == "REGEX":
                 try:
-                    re.compile(value)
-                except re.error as exc:
-                    raise ValueError(f"REGEX {value!r} does not compile: {exc}") from None
+                    compile_regex(value, self.case_insensitive)
+                except ConstraintError as exc:
+                    raise ValueError(str(exc)) from None
         return self
 
 
@@ -152,6 +199,8 @@ class Definition(Strict):
     default: Any = None
     on_value: Any = None
     variants: list[Variant] = Field(default_factory=list, max_length=100)
+    variant_stickiness: str = Field("default", min_length=1, max_length=128)
+    dependencies: list[Dependency] = Field(default_factory=list, max_length=20)
     description: str | None = Field(None, max_length=2000)
 
     _variants = field_validator("variants")(_check_variants)

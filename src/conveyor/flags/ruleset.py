@@ -49,6 +49,9 @@ def flag_entry(key: str, service: str, definition: Definition, state: EnvState) 
         "on_value": d["on_value"],
         "variants": d["variants"],
         "strategies": s["strategies"],
+        # Unleash's variant stickiness and dependent flags, only when used: the document stays small
+        **({"variant_stickiness": d["variant_stickiness"]} if d["variant_stickiness"] != "default" else {}),
+        **({"dependencies": d["dependencies"]} if d["dependencies"] else {}),
     }
 
 

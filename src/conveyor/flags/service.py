@@ -14,7 +14,7 @@ from conveyor.auth.policy import Decision
 from conveyor.auth.users import User
 from conveyor.engine.requests import refuse
 from conveyor.engine.runtime import Runtime
-from conveyor.errors import Conflict
+from conveyor.errors import Conflict, InvalidInput
 from conveyor.flags import policy, store
 from conveyor.flags.model import Definition, EnvState, Strategy, check_key, check_strategies, dump, parse, with_rollout
 from conveyor.flags.ruleset import Scope, check_evaluable
@@ -113,6 +113,7 @@ def create_flag(
         subject = f"{svc.name}/{key}"
         check(policy.may_define(user.name, user.roles), "flag.create", subject)
         check_evaluable(key, svc.name, definition, EnvState())
+        _check_dependencies(conn, svc.id, key, definition)
         now = rt.clock.now()
         flag_id = store.insert_flag(conn, svc.id, svc.name, key, definition, user.name, now)
         scopes = _bump_all(conn, rt, svc)
@@ -127,6 +128,32 @@ def create_flag(
         result = describe(conn, rt, store.get_flag(conn, flag_id), svc)
     notify(scopes)
     return result
+
+
+def _check_dependencies(conn: Connection, service_id: int, key: str, definition: Definition) -> None:
+    """Parents are flags of the same service, one level deep as in Unleash: a parent has no
+    parents, and a flag that is a parent gets none."""
+    if not definition.dependencies:
+        return
+    others = {f.key: f for f in store.list_flags(conn, service_id) if f.key != key}
+    for dep in definition.dependencies:
+        parent = others.get(dep.flag)
+        if parent is None:
+            raise InvalidInput(
+                f"flag {key!r} depends on {dep.flag!r}, which is not another flag of this service",
+                fix="name an existing flag of the same service as the parent",
+            )
+        if parent.definition.dependencies:
+            raise InvalidInput(
+                f"flag {key!r} cannot depend on {dep.flag!r}: it depends on other flags itself",
+                fix="depend on a flag without dependencies (one level, as in Unleash)",
+            )
+    children = sorted(f.key for f in others.values() if any(d.flag == key for d in f.definition.dependencies))
+    if children:
+        raise InvalidInput(
+            f"flag {key!r} is a parent of {', '.join(children)} and so cannot have dependencies",
+            fix="dependencies are one level deep, as in Unleash",
+        )
 
 
 def update_flag(
@@ -148,6 +175,7 @@ def update_flag(
             check_strategies(after.type, state.state.strategies)
             check_evaluable(flag.key, svc.name, after, state.state)
         check_evaluable(flag.key, svc.name, after, EnvState())
+        _check_dependencies(conn, svc.id, flag.key, after)
         now = rt.clock.now()
         store.update_flag(conn, flag.id, after, user.name, now)
         scopes = _bump_all(conn, rt, svc)

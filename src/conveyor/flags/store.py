@@ -39,6 +39,8 @@ class FlagRecord:
                 "default": row.default_value,
                 "on_value": row.on_value,
                 "variants": row.variants,
+                "variant_stickiness": row.variant_stickiness,
+                "dependencies": row.dependencies,
                 "description": row.description,
             }
         )
@@ -92,6 +94,8 @@ def _definition_values(definition: Definition) -> dict[str, Any]:
         "default_value": data["default"],
         "on_value": data["on_value"],
         "variants": data["variants"],
+        "variant_stickiness": data["variant_stickiness"],
+        "dependencies": data["dependencies"],
         "description": data["description"],
     }
 

@@ -289,7 +289,9 @@ flags = Table(
     Column("type", String(16), nullable=False),  # boolean | string | number | json
     Column("default_value", JSON, nullable=False),  # served when off or when no strategy matches
     Column("on_value", JSON, nullable=False),  # served when on and no variant or strategy value applies
-    Column("variants", JSON, nullable=False, server_default="[]"),  # [{name, value, weight}]
+    Column("variants", JSON, nullable=False, server_default="[]"),  # [{name, value, weight, overrides}]
+    Column("variant_stickiness", String(128), nullable=False, server_default="default"),  # (0009)
+    Column("dependencies", JSON, nullable=False, server_default="[]"),  # [{flag, enabled, variants}] (0009)
     Column("description", Text),
     Column("created_by", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -259,7 +259,7 @@ def compile_regex(pattern: str, case_insensitive: bool = False) -> Any:
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise ConstraintError(
-            f"REGEX {pattern!r} cannot run: {reason} (patterns are RE2, as in Unleash: no look-around,"
+            f"REGEX {pattern!r} does not compile in RE2: {reason} (Unleash's dialect: no look-around,"
             " no backreferences)"
         ) from None
 
