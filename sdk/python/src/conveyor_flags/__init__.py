@@ -8,12 +8,14 @@
 ``configure(url=..., sdk_key=..., bootstrap=...)`` or CONVEYOR_FLAGS_URL / CONVEYOR_FLAGS_KEY set the
 default client; ``Client`` is the explicit one; ``evaluate`` is the pure evaluator module (the
 server uses it too); ``conveyor_flags.openfeature.ConveyorProvider`` is the OpenFeature provider
-(needs the ``openfeature`` extra).
+(needs the ``openfeature`` extra); ``flag_context(user_id=...)`` sets the context of every check in
+a block (one request), like Unleash's context provider.
 """
 
 from conveyor_flags import evaluate
 from conveyor_flags._version import __version__
 from conveyor_flags.client import Client
+from conveyor_flags.context import current_flag_context, flag_context, reset_flag_context, set_flag_context
 from conveyor_flags.default import configure, default_client, feature_flag, feature_flag_details
 from conveyor_flags.evaluate import Evaluation, Ruleset, RulesetError, compile_ruleset, normalized_hash
 
@@ -25,9 +27,13 @@ __all__ = [
     "__version__",
     "compile_ruleset",
     "configure",
+    "current_flag_context",
     "default_client",
     "evaluate",
     "feature_flag",
     "feature_flag_details",
+    "flag_context",
     "normalized_hash",
+    "reset_flag_context",
+    "set_flag_context",
 ]

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from conveyor_flags.context import with_current
 from conveyor_flags.evaluate import (
     ERROR,
     GENERAL,
@@ -103,7 +104,8 @@ class Client:
     # ---- evaluation (the hot path) -------------------------------------------------------------
 
     def evaluate(self, key: str, context: Mapping[str, Any] | None = None, default: Any = None) -> Evaluation:
-        """Evaluate ``key`` for ``context``; never raises. See ``Ruleset.evaluate`` for ``default``."""
+        """Evaluate ``key`` for ``context`` laid over the current ``flag_context``; never raises.
+        See ``Ruleset.evaluate`` for ``default``."""
         try:
             if self._forked:
                 self._resume_after_fork()
@@ -115,7 +117,7 @@ class Client:
             if ruleset is None:
                 result = Evaluation(default, None, ERROR, PROVIDER_NOT_READY, self._not_ready_message())
             else:
-                result = ruleset.evaluate(key, context, default)
+                result = ruleset.evaluate(key, with_current(context), default)
                 if result.error_code is None:
                     return result
         except Exception as exc:  # a context whose values misbehave, or a bug: never into app code
