@@ -3,6 +3,7 @@ change reaches SDK clients in other processes.
 
     .venv/bin/python bench/flags.py [--quick] [--json FILE] [--seconds 10] [--connections 16]
                                     [--clients 20] [--flips 20] [--baseline-flips 2]
+                                    [--rounds 3] [--only all|ofrep]
                                     [--loadgen auto|wrk|python] [--keep]
 
 Three parts, each with a baseline measured in the same run:
@@ -17,12 +18,18 @@ Three parts, each with a baseline measured in the same run:
    (``yggdrasil_engine``) alone is timed too. Before timing, 10,000 user ids are checked to get the
    same answer from both. Target: under 2 us per call for the simple flag.
 
-2. OFREP on one server worker: a real ``conveyor server`` subprocess (one uvicorn worker, its own
-   CONVEYOR_HOME, SQLite) with an SDK key. wrk (``-t2 -c16``, keep-alive, 127.0.0.1) sends
-   ``POST /ofrep/v1/evaluate/flags/rollout`` with ``{"context": {"targetingKey": "user-N",
-   "country": "SE"}}`` (N cycling over 1,000 ids) for ``--seconds``. Baseline: ``GET
-   /api/v1/health`` on the same server with the same wrk settings. Without wrk a Python asyncio
-   load generator (a subprocess) does the same.
+2. OFREP on one server worker: a real server subprocess (``conveyor server``'s app, settings and
+   uvicorn call, one worker, its own CONVEYOR_HOME, SQLite) with an SDK key and 50 flags in
+   production. wrk (``-t2 -c16``, keep-alive, 127.0.0.1) sends ``POST
+   /ofrep/v1/evaluate/flags/rollout`` with ``{"context": {"targetingKey": "user-N", "country":
+   "SE"}}`` (N cycling over 1,000 ids), and the same body to the bulk ``POST
+   /ofrep/v1/evaluate/flags`` (50 flags), for ``--seconds`` each. Baselines in the same run, same
+   wrk settings and body: ``POST /bench/bare``, a bare async route the launcher adds to the same
+   app (same process, middleware and background threads: the target's baseline); a bare Starlette
+   app in its own process under the same uvicorn call (the framework's ceiling); and the server's
+   ``GET /api/v1/health`` (the issue's first baseline). ``--rounds`` interleaved rounds, best of
+   each. Targets: single at least 5,000/s and at least 0.8 of ``/bench/bare``. ``--only ofrep``
+   runs this part alone. Without wrk a Python asyncio load generator (a subprocess) does the same.
 
 3. Propagation: ``--clients`` SDK clients (``conveyor_flags.Client``, default options: the SSE
    stream) in separate processes, on the production SDK key. Each reports ``time.time()`` from its
@@ -73,6 +80,9 @@ from conveyor.auth.users import add_user, create_token
 from conveyor.store.db import Database
 
 TARGET_SIMPLE_NS = 2000.0
+TARGET_OFREP_RPS = 5000.0  # single-flag evaluations per second on one worker
+TARGET_OFREP_RATIO = 0.8  # of the bare endpoint's requests per second, same run
+BULK_FLAGS = 50  # flags in production for the bulk run (the three above and 47 more)
 TARGET_PROPAGATION_P99_MS = 250.0
 USERS = [f"user-{i}" for i in range(10_000)]
 COUNTRY_RULE = {"attribute": "country", "operator": "IN", "values": ["SE", "NO"]}
@@ -278,6 +288,36 @@ def make_repo(path: Path) -> None:
     git(path, "commit", "-q", "-m", "initial")
 
 
+# `conveyor server` (cli/server.py: the same app, settings and uvicorn call) plus one bare async route,
+# POST /bench/bare, matched first: the same process, middleware and background threads as OFREP
+SERVER_WITH_BARE_ENDPOINT = """\
+import logging
+
+import uvicorn
+from starlette.responses import Response
+from starlette.routing import Route
+
+from conveyor.api.app import create_app
+from conveyor.engine.runtime import Runtime
+from conveyor.settings import Settings
+from conveyor.store.db import Database
+
+BODY = b'{"key":"rollout","value":true,"reason":"TARGETING_MATCH","variant":"on","metadata":{"version":1}}'
+
+
+async def bare(request):
+    await request.body()
+    return Response(BODY, media_type="application/json")
+
+
+settings = Settings()
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+app = create_app(Runtime(settings=settings, db=Database(settings.app_database_url)))
+app.router.routes.insert(0, Route("/bench/bare", bare, methods=["GET", "POST"]))
+uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
+"""
+
+
 class Server:
     """A `conveyor server` subprocess (one uvicorn worker) with its own CONVEYOR_HOME and an admin token."""
 
@@ -306,8 +346,10 @@ class Server:
             CONVEYOR_SOURCE_LOCAL_ROOTS=str(self.home.parent),  # the benchmark's service checkout is here
         )
         log = (self.home / "server.log").open("ab")
+        launcher = self.home / "serve.py"
+        launcher.write_text(SERVER_WITH_BARE_ENDPOINT)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor", "server", "--port", str(self.port)],
+            [sys.executable, str(launcher)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -354,6 +396,14 @@ class Server:
         self.ok("PUT", "/flags/rollout/environments/production", json={"enabled": True, "strategies": rollout})
         for env in ("production", "staging"):
             self.ok("PUT", f"/flags/propagation/environments/{env}", json={"enabled": True})
+        for i in range(BULK_FLAGS - 3):  # bulk: flags of each kind, on, in production
+            kind = ("boolean", "string", "number", "json")[i % 4]
+            key = f"bulk_{i:02d}"
+            self.ok("POST", "/flags", json={"key": key, "type": kind, **BULK_DEFAULTS[kind]})
+            strategies = [{"constraints": [COUNTRY_RULE], "rollout": 10 * (i % 10)}] if i % 3 else []
+            self.ok(
+                "PUT", f"/flags/{key}/environments/production", json={"enabled": i % 5 != 4, "strategies": strategies}
+            )
         return {
             env: self.ok("POST", "/flags/sdk-keys", json={"environment": env, "name": "bench"})["key"]
             for env in ("production", "staging")
@@ -401,6 +451,32 @@ request = function()
   return wrk.format(nil, nil, nil, '{{"context":{{"targetingKey":"user-' .. i .. '","country":"SE"}}}}')
 end
 """
+BULK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "boolean": {},
+    "string": {"default": "grey", "on_value": "blue"},
+    "number": {"default": 1, "on_value": 2.5},
+    "json": {"default": {"limit": 1}, "on_value": {"limit": 10}},
+}
+# the bare endpoint: one Starlette route under uvicorn with `conveyor server`'s settings, reading the
+# same request and answering a body like OFREP's, with no middleware, no database and no evaluation
+BARE_APP = """\
+import sys
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+BODY = b'{"key":"rollout","value":true,"reason":"TARGETING_MATCH","variant":"on","metadata":{"version":1}}'
+
+
+async def bare(request):
+    await request.body()
+    return Response(BODY, media_type="application/json")
+
+
+app = Starlette(routes=[Route("/bare", bare, methods=["GET", "POST"])])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", timeout_graceful_shutdown=5)
+"""
 RUNNING: set[subprocess.Popen[str]] = set()  # load generators and clients to kill on the way out
 
 
@@ -445,20 +521,61 @@ def ofrep_throughput(server: Server, key: str, args: argparse.Namespace, tmp: Pa
     )
     if check.status_code != 200 or check.json().get("reason") not in ("TARGETING_MATCH", "DEFAULT"):
         raise RuntimeError(f"OFREP answered {check.status_code} {check.text}")
+    bulk_url = server.url + "/ofrep/v1/evaluate/flags"
+    bulk_check = httpx.post(bulk_url, headers={"X-API-Key": key}, json={"context": {"targetingKey": "u"}}, timeout=30)
+    flags = bulk_check.json().get("flags", []) if bulk_check.status_code == 200 else []
+    if len(flags) != BULK_FLAGS or any("errorCode" in f for f in flags):
+        raise RuntimeError(f"bulk OFREP answered {bulk_check.status_code} {bulk_check.text[:2000]}")
     ofrep_lua, health_lua = tmp / "ofrep.lua", tmp / "health.lua"
     ofrep_lua.write_text(WRK_OFREP.format(key=key) + WRK_DONE)
     health_lua.write_text(WRK_DONE)
     ofrep_url = server.url + "/ofrep/v1/evaluate/flags/rollout"
     health_url = server.url + "/api/v1/health"
-    print(f"  OFREP: {args.seconds:g} s of POST /ofrep/v1/evaluate/flags/rollout ...")
-    ofrep = load(args.tool, ofrep_lua, ofrep_url, args.seconds, args.connections, key)
-    print(f"  OFREP baseline: {args.seconds:g} s of GET /api/v1/health ...")
-    health = load(args.tool, health_lua, health_url, args.seconds, args.connections, None)
+    bare_py, bare_port = tmp / "bare_app.py", free_port()
+    bare_py.write_text(BARE_APP)
+    bare_url = f"http://127.0.0.1:{bare_port}/bare"
+    bare = subprocess.Popen([sys.executable, str(bare_py), str(bare_port)], text=True)
+    RUNNING.add(bare)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(bare_url, timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or bare.poll() is not None:
+                raise RuntimeError("the bare Starlette app did not start") from None
+            time.sleep(0.1)
+    runs: dict[str, list[dict[str, Any]]] = {"ofrep": [], "bulk": [], "bare": [], "starlette": [], "health": []}
+    # interleaved rounds, so that a burst of load from elsewhere falls on every kind alike
+    for round_ in range(1, args.rounds + 1):
+        for name, lua, url, what in (
+            ("bare", ofrep_lua, server.url + "/bench/bare", "POST /bench/bare (bare endpoint, same server)"),
+            ("starlette", ofrep_lua, bare_url, "POST /bare (a bare Starlette app, its own process)"),
+            ("health", health_lua, health_url, "GET /api/v1/health (the server's own health endpoint)"),
+            ("ofrep", ofrep_lua, ofrep_url, "POST /ofrep/v1/evaluate/flags/rollout"),
+            ("bulk", ofrep_lua, bulk_url, f"POST /ofrep/v1/evaluate/flags ({BULK_FLAGS} flags)"),
+        ):
+            print(f"  round {round_}/{args.rounds}: {args.seconds:g} s of {what} ...")
+            runs[name].append(
+                load(args.tool, lua, url, args.seconds, args.connections, key if name != "health" else None)
+            )
+    bare.terminate()
+    bare.wait(timeout=30)
+    RUNNING.discard(bare)
+    best = {name: max(results, key=lambda x: x["rps"]) for name, results in runs.items()}
+
+    def ratio(name: str, baseline: str) -> float | None:
+        return round(best[name]["rps"] / best[baseline]["rps"], 3) if best[baseline]["rps"] else None
+
     return {
         "first_answer": check.json(),
-        "ofrep": ofrep,
-        "health": health,
-        "ratio_rps": round(ofrep["rps"] / health["rps"], 3) if health["rps"] else None,
+        **best,
+        "rounds": {name: [x["rps"] for x in results] for name, results in runs.items()},
+        "ratio_rps": ratio("ofrep", "bare"),
+        "bulk_ratio_rps": ratio("bulk", "bare"),
+        "ratio_rps_starlette": ratio("ofrep", "starlette"),
+        "ratio_rps_health": ratio("ofrep", "health"),
+        "bulk_flag_evaluations_per_s": round(best["bulk"]["rps"] * BULK_FLAGS),
     }
 
 
@@ -789,7 +906,10 @@ def print_ofrep(r: dict[str, Any], describe: str) -> list[str]:
     )
     for label, key in (
         ("POST /ofrep/v1/evaluate/flags/rollout", "ofrep"),
-        ("GET /api/v1/health (baseline)", "health"),
+        (f"POST /ofrep/v1/evaluate/flags ({BULK_FLAGS} flags)", "bulk"),
+        ("POST /bench/bare (same server, baseline)", "bare"),
+        ("POST /bare (bare Starlette app, own process)", "starlette"),
+        ("GET /api/v1/health (same server)", "health"),
     ):
         x = r[key]
         print(
@@ -797,9 +917,22 @@ def print_ofrep(r: dict[str, Any], describe: str) -> list[str]:
             f"{sum(x['socket_errors'].values()):>8,}"
             f"{x['rps']:>9,.0f}{x['p50_ms']:>8.2f}{x['p99_ms']:>8.2f}"
         )
-    print(f"  OFREP evaluations/s over health requests/s: {r['ratio_rps']:.2f}")
+    print(f"  best of {len(r['rounds']['ofrep'])} interleaved rounds each; every round's req/s: {r['rounds']}")
+    print(f"  single evaluations/s over bare-endpoint requests/s: {r['ratio_rps']:.2f}")
+    print(
+        f"  bulk requests/s over bare-endpoint requests/s: {r['bulk_ratio_rps']:.2f} "
+        f"({r['bulk_flag_evaluations_per_s']:,} flag evaluations/s)"
+    )
+    print(
+        f"  single evaluations/s over a bare Starlette app's requests/s: {r['ratio_rps_starlette']:.2f}; "
+        f"over the server's GET /api/v1/health: {r['ratio_rps_health']:.2f}"
+    )
     missed = []
-    for key in ("ofrep", "health"):
+    if r["ofrep"]["rps"] < TARGET_OFREP_RPS:
+        missed.append(f"OFREP single {r['ofrep']['rps']:,.0f}/s, target {TARGET_OFREP_RPS:,.0f}/s")
+    if (r["ratio_rps"] or 0) < TARGET_OFREP_RATIO:
+        missed.append(f"OFREP single/bare endpoint {r['ratio_rps']}, target {TARGET_OFREP_RATIO}")
+    for key in ("ofrep", "bulk", "bare", "starlette", "health"):
         bad = r[key]["non_2xx"] + sum(r[key]["socket_errors"].values())
         if bad:
             missed.append(f"{key}: {bad} failed requests")
@@ -875,6 +1008,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.add_argument("--seconds", type=float, help="seconds per OFREP load run (default 10; --quick 3)")
     p.add_argument("--connections", type=int, default=16, help="keep-alive connections of the load generator")
+    p.add_argument("--rounds", type=int, help="interleaved OFREP/bulk/baseline load rounds (default 3; --quick 1)")
+    p.add_argument("--only", choices=("all", "ofrep"), default="all", help="ofrep: part 2 alone")
     p.add_argument("--clients", type=int, default=20, help="SDK client processes (propagation)")
     p.add_argument("--flips", type=int, help="measured flips over the stream (default 20; --quick 4)")
     p.add_argument("--baseline-flips", type=int, help="flips seen by polling clients (default 2; --quick 0)")
@@ -887,9 +1022,14 @@ def parse_args() -> argparse.Namespace:
     args.seconds = args.seconds or (3.0 if q else 10.0)
     args.flips = args.flips if args.flips is not None else (4 if q else 20)
     args.baseline_flips = args.baseline_flips if args.baseline_flips is not None else (0 if q else 2)
+    args.rounds = args.rounds or (1 if q else 3)
     args.repeats = 3 if q else 7
     args.min_run = 0.05 if q else 0.2
     return args
+
+
+class Done(Exception):
+    """--only ofrep: the parts after OFREP are skipped."""
 
 
 @contextlib.contextmanager
@@ -925,8 +1065,9 @@ def main() -> int:
         f"Conveyor feature-flag benchmark · {report['date']} · {m['nproc']} cores, {m['memory_gib']} GiB · {m['cpu']}"
     )
     print(f"  load average at start {m['load_average_at_start']} (1/5/15 min)")
-    print("  local evaluation (timeit) ...")
-    report["local"] = local_evaluation(args.repeats, args.min_run)
+    if args.only == "all":
+        print("  local evaluation (timeit) ...")
+        report["local"] = local_evaluation(args.repeats, args.min_run)
     describe = (
         f"wrk -t2 -c{args.connections} --latency, keep-alive, {args.seconds:g} s each"
         if args.tool == "wrk"
@@ -941,13 +1082,15 @@ def main() -> int:
             server.start()
             keys = server.setup(tmp / "bench-service")
             poll = None
-            if args.baseline_flips:
+            if args.baseline_flips and args.only == "all":
                 # started now so their starts spread over one poll interval while the rest runs
                 print(f"  starting {args.clients} polling clients (starts spread over {poll_interval:g} s) ...")
                 poll = Fleet(args.clients, server.url, keys["staging"], "propagation", "poll", spread=poll_interval)
                 fleets.append(poll)
                 poll.wait_for("started", 120)  # their imports are done: they do not load the OFREP runs
             report["ofrep"] = ofrep_throughput(server, keys["production"], args, tmp)
+            if args.only == "ofrep":
+                raise Done
             print(f"  propagation: {args.clients} stream clients, {args.flips} flips ...")
             stream = Fleet(args.clients, server.url, keys["production"], "propagation", "stream")
             fleets.append(stream)
@@ -973,6 +1116,8 @@ def main() -> int:
             else:
                 prop["poll_skipped"] = "--baseline-flips 0" + (" (--quick)" if args.quick else "")
             report["propagation"] = prop
+        except Done:
+            pass
         finally:
             for fleet in fleets:
                 fleet.close()
@@ -983,9 +1128,9 @@ def main() -> int:
             stop_agent(server.home)
     report["load_average_at_end"] = loadavg()
     print(f"  load average at end {report['load_average_at_end']} (1/5/15 min)")
-    missed = print_local(report["local"])
+    missed = print_local(report["local"]) if "local" in report else []
     missed += print_ofrep(report["ofrep"], describe)
-    missed += print_propagation(report["propagation"])
+    missed += print_propagation(report["propagation"]) if "propagation" in report else []
     report["targets_missed"] = missed
     for line in missed:
         print(f"MISSED: {line}")

@@ -18,32 +18,43 @@ def flag(key: str, **fields: Any) -> dict[str, Any]:
             "variants": [], "strategies": [], **fields}  # fmt: skip
 
 
-RULESET: Ruleset = compile_ruleset(
-    {
-        "environment": "production",
-        "version": 7,
-        "flags": {
-            "on": flag("on"),
-            "off": flag("off", enabled=False),
-            "se_only": flag(
-                "se_only", strategies=[{"constraints": [{"attribute": "country", "operator": "IN", "values": ["SE"]}]}]
-            ),
-            "colour": flag(
-                "colour",
-                type="string",
-                default="red",
-                on_value="red",
-                variants=[{"name": "blue", "value": "blue", "weight": 1}],
-            ),
-            "broken": flag("broken", type="number", default="x"),
-        },
-    }
-)
+DOCUMENT: dict[str, Any] = {
+    "environment": "production",
+    "version": 7,
+    "flags": {
+        "on": flag("on"),
+        "off": flag("off", enabled=False),
+        "se_only": flag(
+            "se_only", strategies=[{"constraints": [{"attribute": "country", "operator": "IN", "values": ["SE"]}]}]
+        ),
+        "colour": flag(
+            "colour",
+            type="string",
+            default="red",
+            on_value="red",
+            variants=[{"name": "blue", "value": "blue", "weight": 1}],
+        ),
+        "broken": flag("broken", type="number", default="x"),
+        "half": flag("half", strategies=[{"rollout": 50}]),
+        "ab": flag(
+            "ab",
+            type="string",
+            default="a",
+            on_value="a",
+            variants=[{"name": "a", "value": "a", "weight": 1}, {"name": "b", "value": "b", "weight": 1}],
+        ),
+        "by_account": flag("by_account", strategies=[{"rollout": 50, "stickiness": "account"}]),
+        "list": flag("list", type="json", default=[1, 2], on_value=[1, 2]),
+        "limits": flag("limits", type="json", default={"max": 1}, on_value={"max": 2}),
+    },
+}
+RULESET: Ruleset = compile_ruleset(DOCUMENT)
+SERVED = ofrep.served(RULESET, DOCUMENT, META)
 
 
 def one(key: str, body: Any) -> ofrep.Answer:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return ofrep.evaluate_one(RULESET, META, key, raw)
+    return ofrep.evaluate_one(SERVED, key, raw)
 
 
 def test_success_bodies() -> None:
@@ -59,7 +70,11 @@ def test_success_bodies() -> None:
     }
     assert one("se_only", {"context": {"country": "SE"}}).body["reason"] == "TARGETING_MATCH"  # type: ignore[index]
     miss = one("se_only", {"context": {"country": "NO"}}).body
-    assert miss is not None and (miss["value"], miss["reason"], miss["variant"]) == (False, "DEFAULT", "default")
+    assert miss is not None and (miss["value"], miss["reason"], miss["variant"]) == (
+        False,
+        "TARGETING_MATCH",
+        "default",
+    )
     split = one("colour", {"context": {"targetingKey": "u1"}}).body
     assert split is not None and (split["value"], split["reason"], split["variant"]) == ("blue", "SPLIT", "blue")
 
@@ -93,7 +108,7 @@ def test_bad_requests_are_400_with_an_ofrep_error_code(raw: bytes, code: str) ->
     a = one("on", raw)
     assert a.status == 400 and a.body is not None
     assert a.body["errorCode"] == code and a.body["key"] == "on" and a.body["errorDetails"]
-    bulk = ofrep.evaluate_bulk(RULESET, META, raw, None)
+    bulk = ofrep.evaluate_bulk(SERVED, raw, None)
     assert bulk.status == 400 and bulk.body is not None and bulk.body["errorCode"] == code and "key" not in bulk.body
 
 
@@ -106,7 +121,7 @@ def test_unknown_flag_is_404_flag_not_found() -> None:
 def test_a_broken_flag_is_a_400_general_error_and_spoils_nothing_else() -> None:
     a = one("broken", {})
     assert a.status == 400 and a.body is not None and a.body["errorCode"] == "GENERAL"
-    bulk = ofrep.evaluate_bulk(RULESET, META, b"{}", None)
+    bulk = ofrep.evaluate_bulk(SERVED, b"{}", None)
     assert bulk.status == 200 and bulk.body is not None
     by_key = {f["key"]: f for f in bulk.body["flags"]}
     assert list(by_key) == sorted(by_key)
@@ -124,12 +139,12 @@ def test_odd_context_values_never_raise() -> None:
 
 
 def test_bulk_etag_depends_on_version_and_context() -> None:
-    first = ofrep.evaluate_bulk(RULESET, META, b'{"context": {"targetingKey": "u1"}}', None)
+    first = ofrep.evaluate_bulk(SERVED, b'{"context": {"targetingKey": "u1"}}', None)
     tag = first.headers["ETag"]
     assert first.status == 200 and tag.startswith('"7-')
-    again = ofrep.evaluate_bulk(RULESET, META, b'{"context": {"targetingKey": "u1"}}', tag)
+    again = ofrep.evaluate_bulk(SERVED, b'{"context": {"targetingKey": "u1"}}', tag)
     assert again.status == 304 and again.body is None and again.headers["ETag"] == tag
-    other = ofrep.evaluate_bulk(RULESET, META, b'{"context": {"targetingKey": "u2"}}', tag)
+    other = ofrep.evaluate_bulk(SERVED, b'{"context": {"targetingKey": "u2"}}', tag)
     assert other.status == 200
     assert ofrep.matches(f'W/{tag}, "x"', tag) and ofrep.matches("*", tag) and ofrep.matches(tag.strip('"'), tag)
     assert not ofrep.matches(None, tag) and not ofrep.matches('"6-abc"', tag)
@@ -138,3 +153,43 @@ def test_bulk_etag_depends_on_version_and_context() -> None:
 def test_configuration() -> None:
     conf = ofrep.configuration()
     assert conf["name"] == "conveyor" and conf["capabilities"]["cacheInvalidation"]["polling"]["enabled"]
+
+
+def test_every_reason_is_in_the_schema_enum_and_default_is_a_targeting_match() -> None:
+    bulk = ofrep.evaluate_bulk(SERVED, b'{"context": {"targetingKey": "u1", "country": "NO"}}', None)
+    assert bulk.body is not None
+    reasons = {f["key"]: f.get("reason") for f in bulk.body["flags"]}
+    assert set(filter(None, reasons.values())) <= ofrep.REASONS
+    assert reasons["se_only"] == "TARGETING_MATCH"  # no rule matched: the default, reason DEFAULT before
+
+
+def test_a_split_without_a_targeting_key_is_targeting_key_missing() -> None:
+    for key in ("half", "ab"):
+        for raw in (b"{}", b'{"context": {}}', b'{"context": {"targetingKey": ""}}'):
+            a = one(key, raw)
+            assert a.status == 400 and a.body is not None, (key, raw)
+            assert a.body["errorCode"] == "TARGETING_KEY_MISSING" and a.body["key"] == key
+        assert one(key, {"context": {"targetingKey": "u1"}}).status == 200
+        assert one(key, {"context": {"session_id": "s1"}}).status == 200
+    answers = {one("half", {"context": {"targetingKey": f"u{i}"}}).body["value"] for i in range(40)}  # type: ignore[index]
+    assert answers == {True, False}
+    # no draw: flags without a split, and a custom stickiness (a missing attribute is a plain miss)
+    assert one("on", b"{}").status == 200 and one("se_only", b"{}").status == 200
+    assert one("colour", b"{}").status == 200  # one variant: no draw
+    assert one("by_account", b"{}").status == 200
+    bulk = ofrep.evaluate_bulk(SERVED, b"{}", None)
+    assert bulk.status == 200 and bulk.body is not None
+    by_key = {f["key"]: f for f in bulk.body["flags"]}
+    assert by_key["half"]["errorCode"] == "TARGETING_KEY_MISSING" and "value" not in by_key["half"]
+    assert by_key["on"]["value"] is True
+
+
+def test_a_json_array_value_is_a_general_error_and_objects_are_served() -> None:
+    a = one("list", {"context": {"targetingKey": "u1"}})
+    assert a.status == 400 and a.body is not None
+    assert a.body["errorCode"] == "GENERAL" and "JSON array" in a.body["errorDetails"]
+    assert one("limits", {"context": {"targetingKey": "u1"}}).body["value"] == {"max": 2}  # type: ignore[index]
+    bulk = ofrep.evaluate_bulk(SERVED, b'{"context": {"targetingKey": "u1"}}', None)
+    assert bulk.body is not None
+    by_key = {f["key"]: f for f in bulk.body["flags"]}
+    assert by_key["list"]["errorCode"] == "GENERAL" and "value" not in by_key["list"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -14,7 +14,7 @@ from conveyor.api.deps import RuntimeDep, UserDep
 from conveyor.errors import Forbidden
 from conveyor.flags import access, ofrep
 from conveyor.flags import service as ops
-from conveyor.flags.keys import SdkKey, authenticate_key, is_live, key_from_headers
+from conveyor.flags.keys import CACHE, SdkKey, is_live, key_from_headers
 from conveyor.flags.live import Live, live_of
 from conveyor.flags.model import FlagType
 from conveyor.flags.ruleset import Scope, Snapshot
@@ -34,7 +34,7 @@ LiveDep = Annotated[Live, Depends(get_live)]
 def sdk_key(request: Request, rt: RuntimeDep) -> SdkKey:
     key = key_from_headers(request.headers.get("x-api-key"), request.headers.get("authorization"))
     with rt.db.read() as conn:
-        return authenticate_key(conn, key)
+        return CACHE.load(conn, key)
 
 
 SdkKeyDep = Annotated[SdkKey, Depends(sdk_key)]
@@ -238,36 +238,7 @@ def rollout(
     return ops.rollout(rt, user, live.notify, (key, service, environment), body.percent)
 
 
-# --- OFREP ---------------------------------------------------------------------------------------
-
-
-def _answer(answer: ofrep.Answer) -> Response:
-    if answer.body is None:
-        return Response(status_code=answer.status, headers=answer.headers)
-    return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
-
-
-def _metadata(snapshot: Snapshot) -> dict[str, Any]:
-    scope = snapshot.scope
-    return {"service": scope.service, "environment": scope.environment, "version": snapshot.version}
-
-
-@ofrep_api.post("/evaluate/flags/{key}")
-async def ofrep_evaluate(key: str, request: Request, sdk: SdkKeyDep, live: LiveDep) -> Response:
-    """OFREP single flag evaluation: ``{"context": {...}}`` in, value/reason/variant out."""
-    raw = await request.body()
-    snapshot = await run_in_threadpool(live.snapshot, _scope(sdk))
-    return _answer(ofrep.evaluate_one(snapshot.ruleset, _metadata(snapshot), key, raw))
-
-
-@ofrep_api.post("/evaluate/flags")
-async def ofrep_bulk(request: Request, sdk: SdkKeyDep, live: LiveDep) -> Response:
-    """OFREP bulk evaluation of every flag of the environment; ETag and 304 on If-None-Match."""
-    raw = await request.body()
-    snapshot = await run_in_threadpool(live.snapshot, _scope(sdk))
-    return _answer(
-        ofrep.evaluate_bulk(snapshot.ruleset, _metadata(snapshot), raw, request.headers.get("if-none-match"))
-    )
+# --- OFREP: the evaluation routes are plain Starlette routes in api/ofrep.py (the hot path) ----
 
 
 @ofrep_api.get("/configuration")

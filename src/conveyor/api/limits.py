@@ -57,6 +57,9 @@ class BodyLimit:
         await refuse(send, 413, "too_large", message, fix)
 
 
+OFREP_SINGLE = b"/ofrep/v1/evaluate/flags/"
+
+
 class UrlLimit:
     """Refuse URLs longer than MAX_URL_BYTES, and URLs whose path or query decodes to a control
     character (NUL, a line break): no name, id or filter has one, and databases choke on NUL."""
@@ -73,7 +76,9 @@ class UrlLimit:
                 message = f"the URL is {size} bytes long; the limit is {MAX_URL_BYTES}"
                 await refuse(send, 414, "invalid", message, "send long values in a request body")
                 return
-            for part, text in (("path", raw_path), ("query", query.replace(b"+", b" "))):
+            # an OFREP flag key is only looked up in memory: OFREP answers it (404 FLAG_NOT_FOUND)
+            checked = (("path", raw_path),) if not raw_path.startswith(OFREP_SINGLE) else ()
+            for part, text in (*checked, ("query", query.replace(b"+", b" "))):
                 found = next((byte for byte in unquote_to_bytes(text) if byte < 0x20 or byte == 0x7F), None)
                 if found is not None:
                     message = f"the URL's {part} contains the control character 0x{found:02X}"

@@ -57,4 +57,5 @@ def revoke_key(rt: Runtime, user: User, key_id: int) -> dict[str, Any]:
             subject=subject,
             details={"id": key_id, "prefix": found.prefix},
         )
+    keys.CACHE.revoked()  # committed: no request of this process accepts the key from now on
     return revoked.as_json()

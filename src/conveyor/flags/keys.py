@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -108,6 +111,7 @@ def revoke_key(conn: Connection, key_id: int, actor: str, now: datetime) -> SdkK
     if found.revoked_at is not None:
         raise Conflict(f"SDK key {found.prefix}... (id {key_id}) is already revoked")
     conn.execute(update(sdk_keys).where(sdk_keys.c.id == key_id).values(revoked_at=now, revoked_by=actor))
+    CACHE.revoked()  # again after the commit (flags/access.py): a request in between reads the old row
     return get_key(conn, key_id)
 
 
@@ -148,3 +152,46 @@ def key_from_headers(x_api_key: str | None, authorization: str | None) -> str | 
     if authorization and authorization.lower().startswith("bearer "):
         return authorization[7:].strip() or None
     return None
+
+
+class KeyCache:
+    """Live SDK keys by hash, in memory, so evaluation does no database work per request.
+
+    ``revoked()`` drops every entry at once (revocation in this process: the next request asks the
+    database again); an entry is also re-checked after ``ttl`` seconds, so a key revoked through
+    another server sharing the database stops working here within that time. A fill that started
+    before a revocation is not kept. Unknown keys are never cached (a new key works at once)."""
+
+    def __init__(self, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self._clock = ttl, clock
+        self._lock = threading.Lock()
+        self._items: dict[str, tuple[SdkKey, float]] = {}
+        self._generation = 0
+
+    def get(self, key: str | None) -> SdkKey | None:
+        """The cached live key, or None when the database must be asked (``load``)."""
+        if not key:
+            return None
+        found = self._items.get(hash_key(key))
+        if found is None or self._clock() - found[1] > self.ttl:
+            return None
+        return found[0]
+
+    def load(self, conn: Connection, key: str | None) -> SdkKey:
+        """``authenticate_key`` and remember the answer (blocking: call from a worker thread)."""
+        with self._lock:
+            generation, started = self._generation, self._clock()
+        found = authenticate_key(conn, key)
+        assert key is not None  # authenticate_key refused an empty key
+        with self._lock:
+            if generation == self._generation:
+                self._items[hash_key(key)] = (found, started)
+        return found
+
+    def revoked(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._items.clear()
+
+
+CACHE = KeyCache()  # the process's SDK keys: revoke_key below empties it

@@ -2,9 +2,16 @@
 bulk evaluation, error bodies and ETags. Pure: bytes and a compiled ruleset in, status and body out.
 
 Status codes (open-feature/protocol service/openapi.yaml): 200 evaluated; 400 with errorCode
-PARSE_ERROR (body not JSON, or not an object) or INVALID_CONTEXT (``context`` not an object, or a
-context the evaluator cannot use); 404 FLAG_NOT_FOUND; bulk answers 200 with a per-flag errorCode
-for a flag that cannot be evaluated, and 304 when If-None-Match names its current ETag.
+PARSE_ERROR (body not JSON, or not an object), INVALID_CONTEXT (``context`` not an object, or a
+context the evaluator cannot use), TARGETING_KEY_MISSING (a flag whose answer depends on a
+percentage or a variant split, and a context with no ``targetingKey``, ``user_id`` or
+``session_id``) or GENERAL (a flag that cannot be evaluated, or whose value OFREP cannot carry: a
+JSON array); 404 FLAG_NOT_FOUND; bulk answers 200 with a per-flag errorCode for a flag that cannot
+be evaluated, and 304 when If-None-Match names its current ETag.
+
+Reasons are the schema's enum (STATIC, TARGETING_MATCH, SPLIT, DISABLED, UNKNOWN): the evaluator's
+DEFAULT (strategies ran and none matched, so the flag's default is served) is TARGETING_MATCH, the
+outcome of a dynamic evaluation, with variant ``default`` telling it apart.
 """
 
 from __future__ import annotations
@@ -20,9 +27,60 @@ from conveyor.flags.evaluate import Evaluation, Ruleset
 log = logging.getLogger("conveyor.flags.ofrep")
 
 PARSE_ERROR, INVALID_CONTEXT, GENERAL, FLAG_NOT_FOUND = "PARSE_ERROR", "INVALID_CONTEXT", "GENERAL", "FLAG_NOT_FOUND"
-FAILURE_CODES = frozenset({PARSE_ERROR, "TARGETING_KEY_MISSING", INVALID_CONTEXT, GENERAL})
+TARGETING_KEY_MISSING = "TARGETING_KEY_MISSING"
+FAILURE_CODES = frozenset({PARSE_ERROR, TARGETING_KEY_MISSING, INVALID_CONTEXT, GENERAL})
+# the schema's reasons; the evaluator's others map onto them
+REASONS = frozenset({"STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "UNKNOWN"})
+REASON_OF = {"DEFAULT": "TARGETING_MATCH"}
 # the variant OFREP reports when no variant was picked (OpenFeature providers expect a string)
 PLAIN_VARIANTS = {"DISABLED": "off", "DEFAULT": "default"}
+
+
+@dataclass(frozen=True)
+class Served:
+    """What OFREP answers from: the compiled ruleset, the metadata of every answer, and the flags
+    whose answer would be a random draw without a targeting key. Build it once per ruleset version
+    with ``served``."""
+
+    ruleset: Ruleset
+    metadata: dict[str, Any]
+    needs_key: frozenset[str] = frozenset()
+
+
+def _splits(entry: Any) -> bool:
+    """Whether a flag entry of the ruleset document draws at random without a stickiness value:
+    on, with a percentage rollout or a variant split on the default stickiness (user_id, then
+    session_id). Constraints are not looked at: the answer to "which key?" must not depend on them."""
+    if not isinstance(entry, dict) or not entry.get("enabled"):
+        return False
+
+    def split(variants: Any) -> bool:
+        if not isinstance(variants, list):
+            return False
+        return sum(1 for v in variants if isinstance(v, dict) and v.get("weight", 1) != 0) > 1
+
+    flag_split = split(entry.get("variants"))
+    strategies = entry.get("strategies") or []
+    if not isinstance(strategies, list) or not strategies:
+        return flag_split
+    for strategy in strategies:
+        if not isinstance(strategy, dict) or (strategy.get("stickiness") or "default") != "default":
+            continue
+        rollout = strategy.get("rollout", 100)
+        if isinstance(rollout, int | float) and 0 < rollout < 100:
+            return True
+        if strategy.get("value") is None and (split(strategy.get("variants")) or flag_split):
+            return True
+    return False
+
+
+def served(ruleset: Ruleset, document: dict[str, Any], metadata: dict[str, Any]) -> Served:
+    flags = document.get("flags") or {}
+    return Served(ruleset, metadata, frozenset(k for k, entry in flags.items() if _splits(entry)))
+
+
+def has_targeting_key(context: dict[str, Any]) -> bool:
+    return context.get("user_id") not in (None, "") or context.get("session_id") not in (None, "")
 
 
 @dataclass(frozen=True)
@@ -74,36 +132,55 @@ def _evaluate(ruleset: Ruleset, key: str, context: dict[str, Any]) -> Evaluation
         raise BadRequest(INVALID_CONTEXT, f"the context cannot be evaluated: {str(exc)[:200]}") from None
 
 
-def _success(key: str, result: Evaluation, metadata: dict[str, Any]) -> dict[str, Any]:
-    return {
+def _failure(key: str, code: str, details: str) -> dict[str, Any]:
+    return {"key": key, "errorCode": code if code in FAILURE_CODES else GENERAL, "errorDetails": details}
+
+
+def _answer(serving: Served, key: str, context: dict[str, Any], keyed: bool) -> tuple[bool, dict[str, Any]]:
+    """(success, body) of one flag that exists. Raises BadRequest for a context it chokes on."""
+    if not keyed and key in serving.needs_key:
+        details = (
+            f"flag {key!r} serves a percentage or a variant split: send a targetingKey in the context "
+            "(or user_id / session_id) so that each user gets the same answer every time"
+        )
+        return False, _failure(key, TARGETING_KEY_MISSING, details)
+    result = _evaluate(serving.ruleset, key, context)
+    if result.error_code is not None:
+        details = result.error_message or result.error_code or "the flag cannot be evaluated"
+        return False, _failure(key, result.error_code, details)
+    value = result.value
+    if value is None or isinstance(value, list):
+        what = "no value" if value is None else "a JSON array"
+        details = (
+            f"flag {key!r} evaluated to {what}; OFREP carries booleans, strings, numbers and JSON "
+            'objects only: make its values objects (e.g. wrap the array as {"items": [...]})'
+        )
+        return False, _failure(key, GENERAL, details)
+    reason = REASON_OF.get(result.reason, result.reason)
+    body = {
         "key": key,
-        "value": result.value,
-        "reason": result.reason,
+        "value": value,
+        "reason": reason if reason in REASONS else "UNKNOWN",
         "variant": result.variant or PLAIN_VARIANTS.get(result.reason, "on"),
-        "metadata": metadata,
+        "metadata": serving.metadata,
     }
+    return True, body
 
 
-def _failure(key: str, result: Evaluation) -> dict[str, Any]:
-    code = result.error_code if result.error_code in FAILURE_CODES else GENERAL
-    details = result.error_message or result.error_code or "the flag cannot be evaluated"
-    return {"key": key, "errorCode": code, "errorDetails": details}
+def not_found(key: str) -> Answer:
+    details = f"flag {key!r} is not in this environment"
+    return Answer(404, {"key": key, "errorCode": FLAG_NOT_FOUND, "errorDetails": details})
 
 
-def evaluate_one(ruleset: Ruleset, metadata: dict[str, Any], key: str, raw: bytes) -> Answer:
+def evaluate_one(serving: Served, key: str, raw: bytes) -> Answer:
     try:
         context = parse_context(raw)
-        if key not in ruleset:
-            return Answer(
-                404,
-                {"key": key, "errorCode": FLAG_NOT_FOUND, "errorDetails": f"flag {key!r} is not in this environment"},
-            )
-        result = _evaluate(ruleset, key, context)
+        if key not in serving.ruleset:
+            return not_found(key)
+        ok, body = _answer(serving, key, context, has_targeting_key(context))
     except BadRequest as bad:
         return bad.answer(key)
-    if result.error_code is not None:
-        return Answer(400, _failure(key, result))
-    return Answer(200, _success(key, result, metadata))
+    return Answer(200 if ok else 400, body)
 
 
 def etag(version: int, context: dict[str, Any]) -> str:
@@ -120,22 +197,21 @@ def matches(if_none_match: str | None, tag: str) -> bool:
     return "*" in candidates or tag.strip('"') in candidates
 
 
-def evaluate_bulk(ruleset: Ruleset, metadata: dict[str, Any], raw: bytes, if_none_match: str | None) -> Answer:
+def evaluate_bulk(serving: Served, raw: bytes, if_none_match: str | None) -> Answer:
     try:
         context = parse_context(raw)
     except BadRequest as bad:
         return bad.answer()
-    tag = etag(ruleset.version, context)
+    tag = etag(serving.ruleset.version, context)
     if matches(if_none_match, tag):
         return Answer(304, None, {"ETag": tag})
-    flags: list[dict[str, Any]] = []
-    for key in sorted(ruleset.keys()):
-        try:
-            result = _evaluate(ruleset, key, context)
-        except BadRequest as bad:
-            return bad.answer()
-        flags.append(_failure(key, result) if result.error_code else _success(key, result, metadata))
-    return Answer(200, {"flags": flags, "metadata": metadata}, {"ETag": tag})
+    keyed = has_targeting_key(context)
+    try:
+        names = serving.ruleset.keys()  # sorted
+        flags = [_answer(serving, key, context, keyed)[1] for key in names]
+    except BadRequest as bad:
+        return bad.answer()
+    return Answer(200, {"flags": flags, "metadata": serving.metadata}, {"ETag": tag})
 
 
 def configuration() -> dict[str, Any]:
