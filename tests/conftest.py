@@ -12,6 +12,8 @@ from typing import TypeVar
 
 import pytest
 
+from conveyor.store.db import Database
+
 PG_ADMIN_URL = os.environ.get("CONVEYOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 T = TypeVar("T")
 
@@ -62,3 +64,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, pg_problem: str
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """A migrated database on each backend, disposed after the test (a module may define its own)."""
+    database = Database(database_url)
+    database.migrate()
+    try:
+        yield database
+    finally:
+        database.dispose()

@@ -4,7 +4,6 @@ found; entries from before the key are accepted only as a prefix; the key file i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,16 +18,6 @@ from conveyor.store.db import Database
 from conveyor.store.tables import audit_log
 
 T0 = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    try:
-        yield database
-    finally:
-        database.dispose()
 
 
 def settings(home: Path) -> Settings:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
-import pytest
 from sqlalchemy import delete, func, select, update
 
 from conveyor.audit import log as audit
@@ -16,16 +14,6 @@ from conveyor.store.db import Database
 from conveyor.store.tables import audit_log
 
 T0 = datetime(2025, 3, 4, 10, 30, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    try:
-        yield database
-    finally:
-        database.dispose()
 
 
 def append_many(db: Database, count: int, actor: str = "alice") -> list[int]:

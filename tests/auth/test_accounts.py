@@ -4,7 +4,6 @@ can be revoked by id, the last admin cannot be removed, and last_used_at is writ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,16 +17,6 @@ from conveyor.store.db import Database
 from conveyor.store.tables import tokens
 
 NOW = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    try:
-        yield database
-    finally:
-        database.dispose()
 
 
 def test_disabling_a_user_stops_their_tokens_and_sessions_at_once(db: Database) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,16 +16,6 @@ from conveyor.errors import Unauthorized
 from conveyor.store.db import Database
 
 NOW = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    try:
-        yield database
-    finally:
-        database.dispose()
 
 
 def test_the_backoff_doubles_after_the_free_failures_and_is_capped() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,16 +16,6 @@ from conveyor.store.db import Database
 from conveyor.store.tables import tokens, users
 
 NOW = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    try:
-        yield database
-    finally:
-        database.dispose()
 
 
 @pytest.mark.parametrize("name", ["bob", "ci-bot.2", "a_b", "r2", "x" * 64])
