@@ -20,7 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def free_block(size: int = 4) -> int:
-    for base in range(21000 + os.getpid() % 2000 * 10, 65000, 10):
+    """Consecutive free ports below the kernel's ephemeral range (32768 and up on Linux), so the
+    agent's own port, which the kernel picks, can never land in the demo's block."""
+    for base in range(20000 + os.getpid() % 1200 * 10, 32760, 10):
         socks = []
         try:
             for port in range(base, base + size):
