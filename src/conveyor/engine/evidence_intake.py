@@ -32,12 +32,16 @@ def require_reporter(rt: Runtime, user: User, what: str, subject: str) -> None:
         raise refuse(rt, user.name, f"report {what}", subject[:64], reason)
 
 
+def _check_sha(sha: str) -> None:
+    if len(sha) < 7 or any(c not in "0123456789abcdef" for c in sha.lower()):
+        raise InvalidInput(f"{sha!r} is not a commit SHA", fix="pass the full 40-character SHA")
+
+
 def commit_author(repo: GitRepo, sha: str, reviewer: str) -> tuple[str, str]:
     """The commit's full SHA, and its author as the reviews gate compares it: the reviewer's own
     name when the reviewer is the git author (by name, e-mail or the e-mail's local part), else the
     author's e-mail."""
-    if len(sha) < 7 or any(c not in "0123456789abcdef" for c in sha.lower()):
-        raise InvalidInput(f"{sha!r} is not a commit SHA", fix="pass the full 40-character SHA")
+    _check_sha(sha)
     try:
         full = repo.resolve(sha.lower())
         name, email = repo.commit_author(full)
@@ -144,8 +148,7 @@ def report_check(
 ) -> None:
     if state not in CHECK_STATES:
         raise InvalidInput(f"check state {state!r} is not known", fix=f"use one of: {', '.join(CHECK_STATES)}")
-    if len(sha) < 7 or any(c not in "0123456789abcdef" for c in sha.lower()):
-        raise InvalidInput(f"{sha!r} is not a commit SHA", fix="pass the full 40-character SHA")
+    _check_sha(sha)
     now = rt.clock.now()
     with rt.db.begin() as conn:
         evidence.record_check(conn, sha.lower(), name, state, url, reporter, now, origin)

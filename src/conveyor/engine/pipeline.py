@@ -127,9 +127,8 @@ def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
     with rt.db.read() as conn:
         behind = superseded(conn, ctx.repo, service, d.environment, d.sha) if d.kind == DeploymentKind.DEPLOY else None
     if behind is not None:
-        reason = behind
         with rt.db.begin() as conn:
-            store.move(conn, d.id, to=DeploymentState.CANCELLED, when=_ACTIVE, now=now, reason=reason)
+            store.move(conn, d.id, to=DeploymentState.CANCELLED, when=_ACTIVE, now=now, reason=behind)
             store.skip_pending_steps(conn, d.id, StepState.SKIPPED)
             audit.append(
                 conn,
@@ -137,7 +136,7 @@ def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
                 actor="conveyor",
                 action="deployment.superseded",
                 subject=d.id,
-                details={"reason": reason},
+                details={"reason": behind},
             )
         return None
     if d.kind == DeploymentKind.DEPLOY and has_gates(rt, service, d.environment):

@@ -195,9 +195,7 @@ def reviews_for(conn: Connection, sha: str, service: ServiceRecord) -> tuple[Rev
         pull_requests.c.merge_commit_sha == sha, _from_service(pull_requests, service)
     )
     rows = conn.execute(
-        select(reviews)
-        .where(or_(reviews.c.sha == sha, reviews.c.sha.in_(heads)), _from_service(reviews, service))
-        .order_by(reviews.c.id)
+        select(reviews).where(or_(reviews.c.sha == sha, reviews.c.sha.in_(heads)), _from_service(reviews, service))
     )
     ordered = sorted(rows, key=lambda r: (_when(r), r.id))
     return tuple(Review(r.reviewer, r.author, r.state, _when(r)) for r in ordered)

@@ -44,11 +44,11 @@ def upsert_service(
 
 
 def get_service(conn: Connection, name: str) -> ServiceRecord:
-    row = conn.execute(select(services).where(services.c.name == name)).first()
-    if row is None:
+    found = find_service(conn, name)
+    if found is None:
         known = ", ".join(s.name for s in list_services(conn)) or "none yet"
         raise NotFound(f"no service named {name!r} (known: {known})", fix="add it with `conveyor services add PATH`")
-    return ServiceRecord.of(row)
+    return found
 
 
 def find_service(conn: Connection, name: str) -> ServiceRecord | None:

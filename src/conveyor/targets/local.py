@@ -57,10 +57,6 @@ class LocalTarget:
         state: dict[str, Any] = self._agent(ctx).call("GET", f"/v1/environments/{environment_key(ctx)}")
         return state
 
-    def is_warm(self, ctx: StepContext, release: ReleaseRecord) -> bool:
-        """True when the agent keeps this release warm, so going back to it is a router switch."""
-        return self.warm_workdir(ctx, release) is not None
-
     def warm_workdir(self, ctx: StepContext, release: ReleaseRecord) -> Path | None:
         """The built worktree the warm instances of ``release`` run from, when it is warm."""
         warm = self._state(ctx).get("warm") or {}
@@ -175,6 +171,8 @@ def instance_output(home: Path, service: str, environment: str, lines: int) -> l
         response = agent.http.get(f"/v1/environments/{service}.{environment}/output", params={"lines": lines})
     except httpx.HTTPError:
         return None
+    finally:
+        agent.http.close()  # one client per call: a poller (`conveyor logs -f`) must not leak sockets
     if response.status_code == 404:  # the agent has not run this environment since it started
         return []
     if response.status_code != 200:

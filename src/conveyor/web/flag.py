@@ -21,6 +21,7 @@ from conveyor.flags import service as ops
 from conveyor.flags.live import live_of
 from conveyor.flags.model import OPERATORS, EnvState, dump, parse
 from conveyor.web.flag_timeline import timeline
+from conveyor.web.flags import rollout_of
 from conveyor.web.pages import PageRoute, page, runtime
 from conveyor.web.session import PostDep, SessionDep
 
@@ -86,7 +87,7 @@ def flag_page(
             }
             for i, s in enumerate(state.strategies)
         ]
-        rollout = next((s.rollout for s in state.strategies if not s.constraints), None)
+        rollout = rollout_of(state)
         row = {"environment": name, "enabled": state.enabled, "rollout": rollout, "may_change": may}
         rows.append({**row, "rules": strategies})
     enabled_in = [r for r in rows if r["enabled"]]

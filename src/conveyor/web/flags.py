@@ -35,7 +35,7 @@ class Cell:
     may_kill: bool
 
 
-def _rollout(state: EnvState) -> int | None:
+def rollout_of(state: EnvState) -> int | None:
     return next((s.rollout for s in state.strategies if not s.constraints), None)
 
 
@@ -68,7 +68,7 @@ def flags_page(
                 cells = []
                 for name in envs:
                     state = states.get((f.id, name), store.StateRecord(name, EnvState())).state
-                    cells.append(Cell(name, state.enabled, _rollout(state), *allowed[name]))
+                    cells.append(Cell(name, state.enabled, rollout_of(state), *allowed[name]))
                 rows.append((f, cells))
             boards.append({"service": svc.name, "environments": list(envs), "rows": rows})
     done_text = f"rollout set to {percent}%" if done == "rollout" and percent is not None else DONE.get(done)

@@ -200,7 +200,7 @@ def _never(context: Context) -> bool:
     return False
 
 
-_ON_REASONS = frozenset({STATIC, TARGETING_MATCH, SPLIT})
+ON_REASONS = frozenset({STATIC, TARGETING_MATCH, SPLIT})
 
 
 def _with_dependencies(flag: _Flag, raw: Mapping[str, Any], flags: Mapping[str, _Flag]) -> _Flag:
@@ -229,7 +229,7 @@ def _with_dependencies(flag: _Flag, raw: Mapping[str, Any], flags: Mapping[str, 
             if parent is None or parent.dependent:
                 return off
             result = parent.fn(context, None)
-            is_on = result.reason in _ON_REASONS
+            is_on = result.reason in ON_REASONS
             if is_on is not want_on or (is_on and variants and (result.variant or "disabled") not in variants):
                 return off
         return inner(context, caller_default)

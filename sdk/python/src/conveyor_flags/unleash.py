@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from conveyor_flags.evaluate import SPLIT, STATIC, TARGETING_MATCH, Ruleset
+from conveyor_flags.evaluate import ON_REASONS, Ruleset
 
 __all__ = ["attribute_name", "context_from_unleash", "get_variant", "is_enabled", "ruleset_from_unleash"]
 
@@ -26,7 +26,6 @@ _FIELDS = {
     "appName": "app_name",
     "environment": "environment",
 }
-_ENABLED_REASONS = frozenset({STATIC, TARGETING_MATCH, SPLIT})
 
 
 def attribute_name(context_name: str) -> str:
@@ -200,13 +199,13 @@ def ruleset_from_unleash(state: Mapping[str, Any], environment: str = "") -> dic
 
 def is_enabled(ruleset: Ruleset, name: str, context: Mapping[str, Any]) -> bool:
     """Unleash's ``isEnabled`` for a ruleset made by ``ruleset_from_unleash``."""
-    return ruleset.evaluate(name, context_from_unleash(context)).reason in _ENABLED_REASONS
+    return ruleset.evaluate(name, context_from_unleash(context)).reason in ON_REASONS
 
 
 def get_variant(ruleset: Ruleset, name: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Unleash's ``getVariant``: ``{name, payload?, enabled, feature_enabled}``."""
     result = ruleset.evaluate(name, context_from_unleash(context))
-    enabled = result.reason in _ENABLED_REASONS
+    enabled = result.reason in ON_REASONS
     if not enabled or result.variant is None:
         return {"name": "disabled", "enabled": False, "feature_enabled": enabled}
     variant: dict[str, Any] = {"name": result.variant, "enabled": True, "feature_enabled": True}

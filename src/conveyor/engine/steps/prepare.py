@@ -11,9 +11,7 @@ from pathlib import Path
 
 from conveyor.engine.context import StepContext, StepOutcome
 from conveyor.engine.steps import step
-from conveyor.engine.worktrees import built_workdir, link_workdir
-
-BUILD_TIMEOUT = 900.0
+from conveyor.engine.worktrees import BUILD_TIMEOUT, built_workdir, link_workdir
 
 
 def _built_source(ctx: StepContext) -> tuple[Path, str] | None:
