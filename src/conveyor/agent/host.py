@@ -41,7 +41,7 @@ class Agent:
         env = self.environments.get(key)
         if env is not None and self._config.get(key) == wanted:
             return env
-        new_router = ROUTERS[router](key, host, port, max_body)
+        new_router = ROUTERS.get(router)(key, host, port, max_body)
         if env is None:
             await new_router.start()
             env = self.environments[key] = Environment(key, new_router)

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import uvicorn
 
-from conveyor.agent import haproxy as _haproxy  # noqa: F401  (registers router: haproxy; needs the binary to start)
-from conveyor.agent import router as _builtin  # noqa: F401  (registers the built-in router)
 from conveyor.agent.api import create_app
 from conveyor.agent.host import Agent
 from conveyor.agent.run_as import resolve_run_as

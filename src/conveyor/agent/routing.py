@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from conveyor.registry import Registry
+
 # upper bounds (seconds) of the latency histogram buckets, as Prometheus would have them
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -94,8 +96,8 @@ class Router(Protocol):
     async def set_maintenance(self, on: bool, retry_after: int = 120) -> None: ...
 
 
-ROUTERS: dict[str, Callable[..., Router]] = {}
+ROUTERS: Registry[Callable[..., Router]] = Registry("router", ("conveyor.agent.router", "conveyor.agent.haproxy"))
 
 
 def register(kind: str, factory: Callable[..., Router]) -> None:
-    ROUTERS[kind] = factory
+    ROUTERS.register(kind, factory)

@@ -64,5 +64,4 @@ def has_gates(rt: Runtime, service: ServiceRecord, environment: str) -> bool:
     """True when the environment has gates beyond who may deploy (so a request may have to wait)."""
     spec = rt.spec_of(service.config_text)
     env = spec.environment(environment)
-    registry.load_builtins()
-    return any(g.applies(spec, env) for name, g in registry.GATES.items() if name != "deployers")
+    return any(g.applies(spec, env) for g in registry.GATES.values() if g.name != "deployers")

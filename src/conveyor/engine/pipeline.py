@@ -24,8 +24,6 @@ from conveyor.errors import ConveyorError
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord
-from conveyor.targets import command as _command  # noqa: F401  (registers the target)
-from conveyor.targets import local as _local  # noqa: F401  (registers the target)
 from conveyor.targets.base import target_for
 
 load_builtin_steps()
@@ -186,7 +184,7 @@ def run_step(deployment_id: str, name: str) -> dict[str, Any]:
     with rt.db.begin() as conn:
         store.update_step(conn, deployment_id, name, state=StepState.RUNNING, started_at=rt.clock.now())
     try:
-        outcome = STEPS[name](ctx)
+        outcome = STEPS.get(name)(ctx)
     except (ConveyorError, InterruptedRun) as exc:
         outcome = StepOutcome(False, str(exc))
     except Exception as exc:  # a bug in a step must fail the deployment, not wedge the workflow

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from conveyor.errors import InvalidInput
+from conveyor.registry import Registry
 
 if TYPE_CHECKING:
     from conveyor.engine.context import StepContext, StepOutcome
@@ -25,14 +25,14 @@ class Target(Protocol):
     def restore(self, ctx: StepContext, release: ReleaseRecord) -> StepOutcome: ...
 
 
-TARGETS: dict[str, Callable[[], Target]] = {}
+TARGETS: Registry[Callable[[], Target]] = Registry(
+    "target kind", ("conveyor.targets.local", "conveyor.targets.command")
+)
 
 
 def register(kind: str, factory: Callable[[], Target]) -> None:
-    TARGETS[kind] = factory
+    TARGETS.register(kind, factory)
 
 
 def target_for(kind: str) -> Target:
-    if kind not in TARGETS:
-        raise InvalidInput(f"target kind {kind!r} is not available", fix=f"use one of: {', '.join(sorted(TARGETS))}")
-    return TARGETS[kind]()
+    return TARGETS.get(kind)()

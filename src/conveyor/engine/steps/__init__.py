@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from conveyor.registry import Registry
+
 if TYPE_CHECKING:
     from conveyor.engine.context import StepContext, StepOutcome
 
@@ -16,16 +18,15 @@ class Step(Protocol):
     def __call__(self, ctx: StepContext) -> StepOutcome: ...
 
 
-STEPS: dict[str, Step] = {}
+STEPS: Registry[Step] = Registry(
+    "step",
+    tuple(f"conveyor.engine.steps.{name}" for name in ("prepare", "tag", "migrate", "rollout", "smoke", "announce")),
+)
 
 
 def step(name: str) -> Callable[[Step], Step]:
-    def register(fn: Step) -> Step:
-        STEPS[name] = fn
-        return fn
-
-    return register
+    return STEPS.decorator(name)
 
 
 def load_builtin_steps() -> None:
-    from conveyor.engine.steps import announce, migrate, prepare, rollout, smoke, tag  # noqa: F401
+    STEPS.load()
