@@ -297,8 +297,8 @@ import uvicorn
 from starlette.responses import Response
 from starlette.routing import Route
 
-from conveyor.api.app import create_app
-from conveyor.engine.runtime import Runtime
+from conveyor.app import create_app
+from conveyor.runtime import Runtime
 from conveyor.settings import Settings
 from conveyor.store.db import Database
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conveyor.auth.users import User, add_user
-from conveyor.engine.runtime import Runtime
 from conveyor.flags.ruleset import Scope
+from conveyor.runtime import Runtime
 from conveyor.settings import Settings
 from conveyor.store import services as service_store
 from conveyor.store.db import Database

@@ -10,11 +10,11 @@ from pydantic import BaseModel, Field
 
 from conveyor.api.deps import RuntimeDep, UserDep
 from conveyor.audit import log as audit
+from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import may_deploy
 from conveyor.domain.calendar import Freeze, build_schedule, spans
 from conveyor.domain.horizon import within_calendar
 from conveyor.engine import gating
-from conveyor.engine.requests import refuse
 from conveyor.errors import InvalidInput
 from conveyor.spec import EnvironmentSpec
 from conveyor.store import freezes as store

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from conveyor.api.deps import RuntimeDep, UserDep
 from conveyor.domain.deployment import DeploymentState
+from conveyor.engine.deployments import DeployRequest, cancel, request_deployment, request_rollback, resolve_id
 from conveyor.engine.process import read_tail
-from conveyor.engine.requests import DeployRequest, cancel, request_deployment, request_rollback, resolve_id
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
 

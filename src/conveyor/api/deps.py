@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from conveyor.audit.refusals import refuse
 from conveyor.auth.users import User, identify, touch_token
-from conveyor.engine.requests import refuse
-from conveyor.engine.runtime import Runtime
 from conveyor.errors import Forbidden
+from conveyor.runtime import Runtime
 
 
 def get_runtime(request: Request) -> Runtime:

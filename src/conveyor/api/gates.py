@@ -12,9 +12,10 @@ from pydantic import BaseModel, Field
 
 from conveyor.api.deployments import deployment_detail
 from conveyor.api.deps import RuntimeDep, UserDep
+from conveyor.audit.refusals import refuse
 from conveyor.auth.users import get_user
 from conveyor.engine import evidence_intake as intake
-from conveyor.engine.requests import refuse, resolve_id
+from conveyor.engine.deployments import resolve_id
 from conveyor.engine.why import why as why_answer
 from conveyor.errors import InvalidInput
 from conveyor.store import services as service_store

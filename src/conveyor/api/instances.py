@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query
 
 from conveyor.agent.supervisor import LOG_LINES
 from conveyor.api.deps import RuntimeDep, UserDep
-from conveyor.engine.runtime import Runtime
 from conveyor.errors import InvalidInput, NotFound
+from conveyor.runtime import Runtime
 from conveyor.store import services as service_store
 from conveyor.targets.local import instance_output
 

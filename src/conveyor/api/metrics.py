@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from conveyor.api.deps import RuntimeDep, current_user
-from conveyor.engine.runtime import Runtime
+from conveyor.runtime import Runtime
 from conveyor.store.tables import deployments, services
 
 router = APIRouter(tags=["metrics"])

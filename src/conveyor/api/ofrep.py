@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from conveyor.engine.runtime import Runtime
 from conveyor.flags import keys, ofrep
 from conveyor.flags.live import Live, live_of
 from conveyor.flags.ruleset import Scope, Snapshot
+from conveyor.runtime import Runtime
 
 SINGLE = "/ofrep/v1/evaluate/flags/{key:path}"  # a key with %2F reaches the route: 404 FLAG_NOT_FOUND
 BULK = "/ofrep/v1/evaluate/flags"

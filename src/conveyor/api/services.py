@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from conveyor.api.deps import RuntimeDep, UserDep
 from conveyor.audit import log as audit
+from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import may_deploy
-from conveyor.engine.requests import refuse
-from conveyor.engine.services import register
+from conveyor.engine.registration import register
 from conveyor.engine.triggers import check_service
 from conveyor.errors import InvalidInput
 from conveyor.spec import LocalTarget as LocalTargetSpec

@@ -20,8 +20,8 @@ def server(
     """Run the Conveyor server: API, engine, branch poller."""
     import uvicorn  # the server's stack is imported only when it runs: other commands start fast
 
-    from conveyor.api.app import create_app
-    from conveyor.engine.runtime import Runtime
+    from conveyor.app import create_app
+    from conveyor.runtime import Runtime
     from conveyor.store.db import Database
 
     settings = Settings()

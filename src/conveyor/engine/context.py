@@ -16,7 +16,7 @@ from conveyor.store.records import DeploymentRecord, ReleaseRecord, ServiceRecor
 from conveyor.vcs.git import GitRepo
 
 if TYPE_CHECKING:
-    from conveyor.engine.runtime import Runtime
+    from conveyor.runtime import Runtime
     from conveyor.spec import CommandSpec, EnvironmentSpec, ServiceSpec
 
 

@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from conveyor.domain.calendar import Freeze
-from conveyor.engine.runtime import Runtime
 from conveyor.gates import registry
 from conveyor.gates.base import Evidence, GateResult
+from conveyor.runtime import Runtime
 from conveyor.store import evidence as store
 from conveyor.store import freezes as freeze_store
 from conveyor.store.records import ServiceRecord

@@ -5,14 +5,14 @@ the deployments waiting on it."""
 from __future__ import annotations
 
 from conveyor.audit import log as audit
+from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import may_approve, may_approve_emergency, may_tick, may_verify
 from conveyor.auth.users import User
 from conveyor.domain.deployment import DeploymentState
 from conveyor.engine import gating
-from conveyor.engine.requests import refuse
-from conveyor.engine.runtime import Runtime
 from conveyor.errors import Conflict, InvalidInput
 from conveyor.gates.schedule import emergency_approvers
+from conveyor.runtime import Runtime
 from conveyor.spec import EnvironmentSpec
 from conveyor.store import deployments as store
 from conveyor.store import evidence

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, select
 from conveyor.audit import log as audit
 from conveyor.domain.deployment import DeploymentState, StepState
 from conveyor.engine import evidence
-from conveyor.engine.runtime import Runtime, runtime
+from conveyor.runtime import Runtime, runtime
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
 from conveyor.store.evidence import pending_with_sha

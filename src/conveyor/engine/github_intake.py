@@ -17,9 +17,9 @@ from typing import Any
 
 from conveyor.audit import log as audit
 from conveyor.engine import evidence_intake as intake
-from conveyor.engine.runtime import Runtime
 from conveyor.engine.triggers import on_push
 from conveyor.errors import Forbidden
+from conveyor.runtime import Runtime
 from conveyor.store import evidence as evidence_store
 from conveyor.store import services as service_store
 from conveyor.store.evidence import Provenance

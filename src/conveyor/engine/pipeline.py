@@ -17,10 +17,10 @@ from conveyor.engine.context import StepContext, StepOutcome
 from conveyor.engine.evidence import has_gates
 from conveyor.engine.history import superseded
 from conveyor.engine.process import InterruptedRun
-from conveyor.engine.runtime import QUEUE_NAME, Runtime, runtime
 from conveyor.engine.steps import STEPS, load_builtin_steps
 from conveyor.engine.steps.tag import promote
 from conveyor.errors import ConveyorError
+from conveyor.runtime import QUEUE_NAME, Runtime, runtime
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord

@@ -9,9 +9,9 @@ import logging
 import threading
 from pathlib import Path
 
-from conveyor.engine.requests import DeployRequest, request_deployment
-from conveyor.engine.runtime import Runtime
+from conveyor.engine.deployments import DeployRequest, request_deployment
 from conveyor.errors import ConveyorError
+from conveyor.runtime import Runtime
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord, ServiceRecord
 from conveyor.vcs.git import GitRepo

@@ -11,8 +11,8 @@ from conveyor.auth.users import User
 from conveyor.domain.horizon import within_calendar
 from conveyor.engine.evidence import evaluate, gather
 from conveyor.engine.history import superseded
-from conveyor.engine.runtime import Runtime
 from conveyor.gates.base import GateResult
+from conveyor.runtime import Runtime
 from conveyor.store import services as service_store
 from conveyor.store.records import ServiceRecord
 from conveyor.vcs.git import GitRepo

@@ -6,9 +6,9 @@ from typing import Any
 
 from conveyor.audit import log as audit
 from conveyor.auth.users import User
-from conveyor.engine.runtime import Runtime
 from conveyor.flags import keys, policy
 from conveyor.flags.service import check, writing
+from conveyor.runtime import Runtime
 from conveyor.store import services as service_store
 
 

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from conveyor.engine.runtime import Runtime
 from conveyor.flags.ruleset import RulesetCache, Scope, Snapshot
 from conveyor.flags.stream import Hub
+from conveyor.runtime import Runtime
 
 _lock = threading.Lock()
 FRESH_SECONDS = 1.0

@@ -10,15 +10,15 @@ from typing import Any
 from sqlalchemy import Connection
 
 from conveyor.audit import log as audit
+from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import Decision
 from conveyor.auth.users import User
-from conveyor.engine.requests import refuse
-from conveyor.engine.runtime import Runtime
 from conveyor.errors import Conflict, InvalidInput
 from conveyor.flags import policy, store
 from conveyor.flags.model import Definition, EnvState, Strategy, check_key, check_strategies, dump, parse, with_rollout
 from conveyor.flags.ruleset import Scope, check_evaluable
 from conveyor.flags.store import FlagRecord
+from conveyor.runtime import Runtime
 from conveyor.spec import EnvironmentSpec
 from conveyor.store import services as service_store
 from conveyor.store.records import ServiceRecord

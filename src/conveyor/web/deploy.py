@@ -16,10 +16,10 @@ from starlette.datastructures import FormData
 from conveyor.auth.policy import may_deploy
 from conveyor.auth.users import User
 from conveyor.engine import evidence_intake as intake
-from conveyor.engine.requests import DeployRequest, request_deployment
-from conveyor.engine.runtime import Runtime
+from conveyor.engine.deployments import DeployRequest, request_deployment
 from conveyor.engine.why import why
 from conveyor.errors import Forbidden, InvalidInput, NotFound
+from conveyor.runtime import Runtime
 from conveyor.store import services as service_store
 from conveyor.web.pages import PageRoute, page, runtime, templates
 from conveyor.web.refs import ref_options

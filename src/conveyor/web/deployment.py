@@ -17,9 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from conveyor.auth.sessions import COOKIE
 from conveyor.auth.users import User
 from conveyor.engine import evidence_intake as intake
+from conveyor.engine.deployments import cancel, resolve_id
 from conveyor.engine.process import read_tail
-from conveyor.engine.requests import cancel, resolve_id
-from conveyor.engine.runtime import Runtime
+from conveyor.runtime import Runtime
 from conveyor.store import deployments as store
 from conveyor.store import evidence
 from conveyor.store import services as service_store

@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from conveyor.api.instances import environment_output
-from conveyor.engine.runtime import Runtime
 from conveyor.errors import ConveyorError, InvalidInput
+from conveyor.runtime import Runtime
 from conveyor.spec import ServiceSpec
 from conveyor.store import services as service_store
 from conveyor.web.pages import PageRoute, runtime, templates

@@ -13,7 +13,7 @@ from conveyor.auth.policy import may_deploy
 from conveyor.auth.sessions import COOKIE
 from conveyor.auth.users import User
 from conveyor.domain.deployment import DeploymentState
-from conveyor.engine.runtime import Runtime
+from conveyor.runtime import Runtime
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord, ServiceRecord

@@ -20,8 +20,8 @@ from markupsafe import Markup
 
 from conveyor import __version__
 from conveyor.api.errors import STATUS
-from conveyor.engine.runtime import Runtime
 from conveyor.errors import ConveyorError
+from conveyor.runtime import Runtime
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))

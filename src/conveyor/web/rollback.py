@@ -14,9 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 from conveyor.auth.policy import may_deploy
 from conveyor.auth.users import User
-from conveyor.engine.requests import request_rollback
-from conveyor.engine.runtime import Runtime
+from conveyor.engine.deployments import request_rollback
 from conveyor.errors import ConveyorError, Forbidden
+from conveyor.runtime import Runtime
 from conveyor.spec import LocalTarget
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store

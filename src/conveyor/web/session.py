@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.auth.sessions import COOKIE, Session, find_session
-from conveyor.engine.runtime import Runtime
 from conveyor.errors import Forbidden
+from conveyor.runtime import Runtime
 from conveyor.web.pages import SignInRequired, runtime
 
 CSRF_FIELD = "csrf_token"

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.audit import log as audit
+from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import may_deploy
 from conveyor.domain.deployment import ROLLBACK_STEPS, DeploymentKind, DeploymentState, StepState
 from conveyor.domain.text import check_single_line
 from conveyor.engine import gating, pipeline
 from conveyor.engine.evidence import evaluate, gather, has_gates
 from conveyor.engine.history import superseded
-from conveyor.engine.runtime import Runtime
-from conveyor.errors import Conflict, Forbidden, InvalidInput, NotFound
+from conveyor.errors import Conflict, InvalidInput, NotFound
+from conveyor.runtime import Runtime
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord, ServiceRecord
@@ -36,21 +37,6 @@ class DeployRequest:
     emergency: bool = False  # bypass the schedule, once the emergency approver role approves
     reason: str | None = None  # why it is an emergency (required with emergency)
     when_open: bool = False  # outside the schedule: wait for its next opening instead of refusing
-
-
-def refuse(rt: Runtime, actor: str, action: str, subject: str, reason: str) -> Forbidden:
-    """Record a refused action in the audit log and return the error to raise: nothing else changes."""
-    now = rt.clock.now()
-    with rt.db.begin() as conn:
-        audit.append(
-            conn,
-            at=now,
-            actor=actor,
-            action="forbidden",
-            subject=subject,
-            details={"attempted": action, "reason": reason},
-        )
-    return Forbidden(reason)
 
 
 def _repo(rt: Runtime, service: ServiceRecord, fetch: bool) -> GitRepo:

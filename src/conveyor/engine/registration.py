@@ -11,11 +11,11 @@ import re
 from dataclasses import dataclass
 
 from conveyor.audit import log as audit
+from conveyor.audit.refusals import refuse
 from conveyor.auth.users import User
 from conveyor.engine.registration_diff import changed_paths, config_diff
-from conveyor.engine.requests import refuse
-from conveyor.engine.runtime import Runtime
 from conveyor.errors import Conflict, ConveyorError, InvalidInput
+from conveyor.runtime import Runtime
 from conveyor.spec import parse_spec
 from conveyor.store import services as service_store
 from conveyor.store.records import ServiceRecord

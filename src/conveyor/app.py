@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from conveyor import __version__
+from conveyor import runtime as engine
 from conveyor.api import admin, calendar, deployments, errors, flags, gates, hooks, metrics, ofrep, services
 from conveyor.api import instances as instance_logs
 from conveyor.api.headers import SecurityHeaders
@@ -20,10 +21,9 @@ from conveyor.api.limits import BodyLimit, UrlLimit
 from conveyor.audit import keys as audit_keys
 from conveyor.audit import log as audit
 from conveyor.auth.users import add_user, count_users, create_token
-from conveyor.engine import runtime as engine
-from conveyor.engine.requests import reconcile
-from conveyor.engine.runtime import Runtime
+from conveyor.engine.deployments import reconcile
 from conveyor.engine.triggers import Poller
+from conveyor.runtime import Runtime
 from conveyor.store.db import private_dir, private_sqlite
 from conveyor.web import install as install_dashboard
 

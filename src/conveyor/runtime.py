@@ -44,7 +44,7 @@ _current: Runtime | None = None
 
 def runtime() -> Runtime:
     if _current is None:
-        raise RuntimeError("the engine is not running: call conveyor.engine.runtime.launch() first")
+        raise RuntimeError("the engine is not running: call conveyor.runtime.launch() first")
     return _current
 
 
