@@ -1,5 +1,7 @@
-"""ConveyorError -> HTTP, in one place. The body is always {"error": kind, "message", "fix"}.
-The OpenAPI document declares these statuses on every operation, so clients and fuzzers know them."""
+"""ConveyorError -> HTTP response, in one place. The status is the error class's ``http_status``
+(``conveyor/errors.py``); the body is always {"error": kind, "message", "fix"}, plus "problems" for a
+conveyor.yml. The OpenAPI document declares these statuses on every operation, so clients and
+fuzzers know them."""
 
 from __future__ import annotations
 
@@ -12,23 +14,13 @@ from sqlalchemy.exc import DataError
 from conveyor.errors import ConveyorError
 from conveyor.spec import SpecError
 
-STATUS = {
-    "invalid": 400,
-    "not_found": 404,
-    "unauthorized": 401,
-    "forbidden": 403,
-    "conflict": 409,
-    "error": 500,
-}
-
 
 async def conveyor_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ConveyorError)
     body: dict[str, object] = {"error": exc.kind, "message": exc.message, "fix": exc.fix}
-    status = STATUS.get(exc.kind, 500)
+    status = exc.http_status
     if isinstance(exc, SpecError):
         body["problems"] = [str(p) for p in exc.problems]
-        status = 422
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
 

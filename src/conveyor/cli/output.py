@@ -1,4 +1,5 @@
-"""Printing, and ConveyorError -> exit code, in one place. --json output goes to stdout alone."""
+"""Printing, and ConveyorError -> exit code (the error class's ``exit_code``), in one place.
+--json output goes to stdout alone."""
 
 from __future__ import annotations
 
@@ -93,7 +94,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn a ConveyorError into its message on stderr and exit code 1 (2 for bad usage)."""
+    """Turn a ConveyorError into its message on stderr (or its problems, one FILE:LINE:COL line
+    each) and the error's ``exit_code``: 1, refused or failed. Bad usage (2) is the parser's."""
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -104,7 +106,7 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
             if problems:
                 for problem in problems:
                     err.print(str(problem), highlight=False, soft_wrap=True)
-                raise typer.Exit(1) from exc
-            raise fail(exc.text) from exc
+                raise typer.Exit(exc.exit_code) from exc
+            raise fail(exc.text, exc.exit_code) from exc
 
     return wrapper

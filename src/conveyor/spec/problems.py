@@ -28,7 +28,10 @@ def format_problems(problems: Iterable[Problem]) -> str:
 
 
 class SpecError(InvalidInput):
-    """A conveyor.yml that cannot be used; ``problems`` lists everything wrong with it."""
+    """A conveyor.yml that cannot be used; ``problems`` lists everything wrong with it.
+    The API answers it 422 with the problems, one ``FILE:LINE:COL: message`` each."""
+
+    http_status = 422
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems

@@ -19,7 +19,6 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from conveyor import __version__
-from conveyor.api.errors import STATUS
 from conveyor.errors import ConveyorError
 from conveyor.runtime import Runtime
 
@@ -136,7 +135,7 @@ class PageRoute(APIRoute):
                 target = target if request.method == "GET" else "/"  # a form posted after expiry
                 return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
             except ConveyorError as exc:
-                return error_page(request, STATUS.get(exc.kind, 500), exc.message, exc.fix)
+                return error_page(request, exc.http_status, exc.message, exc.fix)
             except RequestValidationError as exc:
                 problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
                 return error_page(request, 400, f"the form is not valid: {problems}", "go back and correct it")
