@@ -21,11 +21,13 @@ test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -n 3
 	$(PY) -m pytest -q -p no:cacheprovider sdk/python/tests
 
+# tools/import_cycles.py: no import cycles in src/conveyor but plugin registration
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples sdk
-	$(VENV)/bin/ruff format --check src tests bench examples sdk
+	$(VENV)/bin/ruff check src tests bench examples sdk tools
+	$(VENV)/bin/ruff format --check src tests bench examples sdk tools
 	$(VENV)/bin/mypy src
-	$(VENV)/bin/mypy --strict sdk/python/src
+	$(VENV)/bin/mypy --strict sdk/python/src tools
+	$(PY) tools/import_cycles.py
 
 bench: $(STAMP)
 	$(PY) bench/engine.py
