@@ -124,6 +124,12 @@ class CommandTarget(BaseModel):
     status: CommandSpec | None = None
     timeout: Duration = 600.0
 
+    @model_validator(mode="after")
+    def _only_keys_that_act(self) -> CommandTarget:
+        if self.status is not None:
+            raise RuleError([(("status",), NOT_YET.format(key="status", what="a command target's status checks"))])
+        return self
+
 
 class LocalTarget(BaseModel):
     """Runs ``replicas`` copies of the service's ``run`` command under the local agent."""
@@ -256,12 +262,12 @@ class EnvironmentSpec(BaseModel):
     notify: list[dict[str, Any]] = []
     steps: list[Step] | None = None
     env: dict[str, str] = {}
-    url: str | None = None
+    url: str | None = None  # where the environment answers; given to smoke tests as CONVEYOR_URL
 
     @field_validator("deployers")
     @classmethod
     def _deployer_roles(cls, roles: list[str]) -> list[str]:
-        return _known_roles(roles)  # where the environment answers; given to smoke tests as CONVEYOR_URL
+        return _known_roles(roles)
 
     @field_validator("steps")
     @classmethod
