@@ -19,6 +19,8 @@ from sqlalchemy import Connection, select
 
 from conveyor.audit.keys import Head, binding_of
 from conveyor.domain.clock import as_utc
+from conveyor.domain.events import Event, from_audit
+from conveyor.store import events
 from conveyor.store.db import AFTER_COMMIT, serialize
 from conveyor.store.tables import audit_log
 
@@ -55,8 +57,11 @@ def append(
     action: str,
     subject: str,
     details: dict[str, Any] | None = None,
+    event: Event | None = None,
 ) -> int:
-    """Add one entry in the caller's transaction and return its id."""
+    """Add one entry in the caller's transaction and return its id. The entry's domain event
+    (``event``, or the one its action stands for: ``domain/events.py``) joins the event stream in
+    the same transaction."""
     at = as_utc(at)  # stored as hashed: SQLite keeps no offset
     serialize(conn, "audit")  # one writer at a time extends the chain
     prev = conn.execute(select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)).scalar()
@@ -80,6 +85,9 @@ def append(
     if binding is not None and binding.anchor is not None:
         anchor, head = binding.anchor, Head(entry_id, digest)
         conn.info.setdefault(AFTER_COMMIT, []).append(lambda: anchor.advance(head))
+    event = event or from_audit(action, actor, subject, clean)
+    if event is not None:
+        events.record(conn, event, at)
     return entry_id
 
 

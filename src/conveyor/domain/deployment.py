@@ -11,6 +11,7 @@ class DeploymentState(StrEnum):
     PENDING = "pending"  # gates not yet passed
     QUEUED = "queued"  # waiting for the environment's lock
     RUNNING = "running"
+    MONITORING = "monitoring"  # serving and being watched; the environment is still held
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
@@ -30,18 +31,22 @@ FINISHED = frozenset(
     }
 )
 
+_ENDS = frozenset(
+    {DeploymentState.SUCCEEDED, DeploymentState.FAILED, DeploymentState.ROLLED_BACK, DeploymentState.CANCELLED}
+)
+
+# every allowed move; a new state is one line here (and the gateway, engine/transitions.py,
+# refuses anything else)
 _ALLOWED: dict[DeploymentState, frozenset[DeploymentState]] = {
     DeploymentState.PENDING: frozenset({DeploymentState.QUEUED, DeploymentState.CANCELLED, DeploymentState.FAILED}),
     DeploymentState.QUEUED: frozenset({DeploymentState.RUNNING, DeploymentState.CANCELLED, DeploymentState.FAILED}),
-    DeploymentState.RUNNING: frozenset(
-        {
-            DeploymentState.SUCCEEDED,
-            DeploymentState.FAILED,
-            DeploymentState.ROLLED_BACK,
-            DeploymentState.CANCELLED,
-        }
-    ),
+    DeploymentState.RUNNING: _ENDS | {DeploymentState.MONITORING},
+    DeploymentState.MONITORING: _ENDS,
 }
+
+ALLOWED_MOVES: frozenset[tuple[DeploymentState, DeploymentState]] = frozenset(
+    (current, new) for current, targets in _ALLOWED.items() for new in targets
+)
 
 
 def can_transition(current: DeploymentState, new: DeploymentState) -> bool:
@@ -60,6 +65,7 @@ def check_transition(current: DeploymentState, new: DeploymentState) -> None:
 class StepState(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
+    MONITORING = "monitoring"  # serving and being watched; the environment is still held
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"

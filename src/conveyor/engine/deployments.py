@@ -10,11 +10,12 @@ from pathlib import Path
 from conveyor.audit import log as audit
 from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import may_deploy
-from conveyor.domain.deployment import ROLLBACK_STEPS, DeploymentKind, DeploymentState, StepState
+from conveyor.domain.deployment import ROLLBACK_STEPS, DeploymentKind, DeploymentState
 from conveyor.domain.text import check_single_line
 from conveyor.engine import gating, pipeline
 from conveyor.engine.evidence import evaluate, gather, has_gates
 from conveyor.engine.history import superseded
+from conveyor.engine.transitions import transition
 from conveyor.errors import Conflict, InvalidInput, NotFound
 from conveyor.runtime import Runtime
 from conveyor.store import deployments as store
@@ -232,15 +233,15 @@ def cancel(rt: Runtime, deployment_id: str, actor: str, roles: tuple[str, ...]) 
         if d.state.finished:
             raise Conflict(f"deployment {d.id} already {d.state}", fix="nothing to cancel")
         store.set_fields(conn, d.id, cancel_requested=True)
-        if store.move(
+        transition(
             conn,
             d.id,
-            to=DeploymentState.CANCELLED,
-            when=[DeploymentState.PENDING, DeploymentState.QUEUED],
+            DeploymentState.CANCELLED,
             now=now,
+            actor=actor,
             reason=f"cancelled by {actor} before it started",
-        ):
-            store.skip_pending_steps(conn, d.id, StepState.CANCELLED)
+            expect=[DeploymentState.PENDING, DeploymentState.QUEUED],
+        )
         audit.append(
             conn,
             at=now,

@@ -12,9 +12,9 @@ from typing import Any
 from dbos import DBOS, SetWorkflowID
 from sqlalchemy import Connection, select
 
-from conveyor.audit import log as audit
-from conveyor.domain.deployment import DeploymentState, StepState
+from conveyor.domain.deployment import DeploymentState
 from conveyor.engine import evidence
+from conveyor.engine.transitions import gates_evaluated, transition
 from conveyor.runtime import Runtime, runtime
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
@@ -91,17 +91,17 @@ def gate_step(deployment_id: str) -> dict[str, Any]:
     env = spec.environment(d.environment)
     failing = [r for r in results if not r.passed]
     with rt.db.begin() as conn:
-        store.set_fields(conn, d.id, gates=[r.as_json() for r in results])
+        gates_evaluated(conn, d, results, now=now)
         if not failing:
-            if store.move(conn, d.id, to=DeploymentState.QUEUED, when=[DeploymentState.PENDING], now=now):
-                audit.append(
-                    conn,
-                    at=now,
-                    actor="conveyor",
-                    action="deployment.gates_passed",
-                    subject=d.id,
-                    details={"gates": [r.gate for r in results]},
-                )
+            transition(
+                conn,
+                d.id,
+                DeploymentState.QUEUED,
+                now=now,
+                expect=[DeploymentState.PENDING],
+                action="deployment.gates_passed",
+                details={"gates": [r.gate for r in results]},
+            )
             return {"state": "passed"}
         final = [r for r in failing if not r.waitable]
         expires = d.created_at + timedelta(seconds=env.gates.expire_after)
@@ -114,18 +114,15 @@ def gate_step(deployment_id: str) -> dict[str, Any]:
                 reason = f"the deploy window closed before its gates passed: {why}"
             else:
                 reason = f"expired after waiting {env.gates.expire_after:.0f}s for: {why}"
-            if store.move(
-                conn, d.id, to=DeploymentState.CANCELLED, when=[DeploymentState.PENDING], now=now, reason=reason
-            ):
-                store.skip_pending_steps(conn, d.id, StepState.CANCELLED)
-                audit.append(
-                    conn,
-                    at=now,
-                    actor="conveyor",
-                    action="deployment.expired" if not final else "deployment.refused",
-                    subject=d.id,
-                    details={"reason": reason},
-                )
+            transition(
+                conn,
+                d.id,
+                DeploymentState.CANCELLED,
+                now=now,
+                reason=reason,
+                expect=[DeploymentState.PENDING],
+                action="deployment.expired" if not final else "deployment.refused",
+            )
             return {"state": "expired"}
     moments = [expires, *schedule_moments(results)]
     wait = min([RECHECK_SECONDS] + [(m - now).total_seconds() + 0.05 for m in moments if m > now])

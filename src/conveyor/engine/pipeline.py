@@ -10,7 +10,6 @@ from typing import Any
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 from dbos._context import MaxPriority
 
-from conveyor.audit import log as audit
 from conveyor.domain.deployment import DeploymentKind, DeploymentState, StepState
 from conveyor.engine import gating
 from conveyor.engine.context import StepContext, StepOutcome
@@ -19,6 +18,7 @@ from conveyor.engine.history import superseded
 from conveyor.engine.process import InterruptedRun
 from conveyor.engine.steps import STEPS, load_builtin_steps
 from conveyor.engine.steps.tag import promote
+from conveyor.engine.transitions import step_finished, step_started, transition
 from conveyor.errors import ConveyorError
 from conveyor.runtime import QUEUE_NAME, Runtime, runtime
 from conveyor.store import deployments as store
@@ -88,17 +88,7 @@ def begin(deployment_id: str) -> list[str] | None:
         reason = f"could not start: {text}"
         now = rt.clock.now()
         with rt.db.begin() as conn:
-            moved = store.move(conn, deployment_id, to=DeploymentState.FAILED, when=_ACTIVE, now=now, reason=reason)
-            store.skip_pending_steps(conn, deployment_id, StepState.SKIPPED)
-            if moved:
-                audit.append(
-                    conn,
-                    at=now,
-                    actor="conveyor",
-                    action="deployment.failed",
-                    subject=deployment_id,
-                    details={"reason": reason},
-                )
+            transition(conn, deployment_id, DeploymentState.FAILED, now=now, reason=reason, expect=_ACTIVE)
         return None
 
 
@@ -109,15 +99,9 @@ def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
         if d.state.finished:
             return None
         if d.cancel_requested:
-            store.move(
-                conn,
-                d.id,
-                to=DeploymentState.CANCELLED,
-                when=_ACTIVE,
-                now=now,
-                reason="cancelled before it started",
+            transition(
+                conn, d.id, DeploymentState.CANCELLED, now=now, reason="cancelled before it started", expect=_ACTIVE
             )
-            store.skip_pending_steps(conn, d.id, StepState.CANCELLED)
             return None
         service = service_store.get_service_by_id(conn, d.service_id)
         current = store.current_release(conn, d.service_id, d.environment)
@@ -126,15 +110,15 @@ def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
         behind = superseded(conn, ctx.repo, service, d.environment, d.sha) if d.kind == DeploymentKind.DEPLOY else None
     if behind is not None:
         with rt.db.begin() as conn:
-            store.move(conn, d.id, to=DeploymentState.CANCELLED, when=_ACTIVE, now=now, reason=behind)
-            store.skip_pending_steps(conn, d.id, StepState.SKIPPED)
-            audit.append(
+            transition(
                 conn,
-                at=now,
-                actor="conveyor",
+                d.id,
+                DeploymentState.CANCELLED,
+                now=now,
+                reason=behind,
+                expect=_ACTIVE,
                 action="deployment.superseded",
-                subject=d.id,
-                details={"reason": behind},
+                steps=StepState.SKIPPED,
             )
         return None
     if d.kind == DeploymentKind.DEPLOY and has_gates(rt, service, d.environment):
@@ -142,11 +126,7 @@ def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
         if failing:  # e.g. a check turned red after the approvals came in
             reason = "a gate no longer passes at start: " + "; ".join(f"{r.gate}: {r.reason}" for r in failing)
             with rt.db.begin() as conn:
-                store.move(conn, d.id, to=DeploymentState.FAILED, when=_ACTIVE, now=now, reason=reason)
-                store.skip_pending_steps(conn, d.id, StepState.SKIPPED)
-                audit.append(
-                    conn, at=now, actor="conveyor", action="deployment.failed", subject=d.id, details={"reason": reason}
-                )
+                transition(conn, d.id, DeploymentState.FAILED, now=now, reason=reason, expect=_ACTIVE)
             return None
     release_id = d.release_id
     if release_id is None and ctx.env_spec.tag is None:
@@ -154,24 +134,18 @@ def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
         with rt.db.begin() as conn:
             release_id = store.ensure_release(conn, d.service_id, d.sha, version, None, now).id
     with rt.db.begin() as conn:
-        moved = store.move(
+        transition(
             conn,
             d.id,
-            to=DeploymentState.RUNNING,
-            when=[DeploymentState.QUEUED],
+            DeploymentState.RUNNING,
             now=now,
+            actor=d.actor,
+            expect=[DeploymentState.QUEUED],
+            action="deployment.started",
+            details={"service": service.name, "environment": d.environment, "sha": d.sha},
             release_id=release_id,
             previous_release_id=current.id if current else None,
         )
-        if moved:
-            audit.append(
-                conn,
-                at=now,
-                actor=d.actor,
-                action="deployment.started",
-                subject=d.id,
-                details={"service": service.name, "environment": d.environment, "sha": d.sha},
-            )
         return [s.name for s in store.get_steps(conn, d.id)]
 
 
@@ -182,7 +156,7 @@ def run_step(deployment_id: str, name: str) -> dict[str, Any]:
     if ctx.deployment.cancel_requested:
         return {"ok": False, "message": f"cancelled before {name}", "cancelled": True}
     with rt.db.begin() as conn:
-        store.update_step(conn, deployment_id, name, state=StepState.RUNNING, started_at=rt.clock.now())
+        step_started(conn, deployment_id, name, now=rt.clock.now())
     try:
         outcome = STEPS.get(name)(ctx)
     except (ConveyorError, InterruptedRun) as exc:
@@ -191,14 +165,8 @@ def run_step(deployment_id: str, name: str) -> dict[str, Any]:
         outcome = StepOutcome(False, f"{name} crashed: {type(exc).__name__}: {exc}")
     state = StepState.SUCCEEDED if outcome.ok else (StepState.CANCELLED if outcome.cancelled else StepState.FAILED)
     with rt.db.begin() as conn:
-        store.update_step(
-            conn,
-            deployment_id,
-            name,
-            state=state,
-            finished_at=rt.clock.now(),
-            message=outcome.message[:4000],
-            output_tail=outcome.output or None,
+        step_finished(
+            conn, deployment_id, name, state, now=rt.clock.now(), message=outcome.message, output=outcome.output
         )
     return {"ok": outcome.ok, "message": outcome.message, "cancelled": outcome.cancelled}
 
@@ -235,16 +203,14 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
                 reason += f"; restoring {ctx.previous.version} failed too: {restored.message}"
     now = rt.clock.now()
     with rt.db.begin() as conn:
-        store.move(conn, d.id, to=state, when=[DeploymentState.RUNNING], now=now, reason=reason)
-        store.skip_pending_steps(
-            conn, d.id, StepState.CANCELLED if state == DeploymentState.CANCELLED else StepState.SKIPPED
-        )
-        audit.append(
+        transition(
             conn,
-            at=now,
+            d.id,
+            state,
+            now=now,
             actor=d.actor,
-            action=f"deployment.{state.value}",
-            subject=d.id,
+            reason=reason,
+            expect=[DeploymentState.RUNNING],
             details={
                 "reason": reason,
                 "sha": d.sha,

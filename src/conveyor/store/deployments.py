@@ -118,33 +118,9 @@ def list_deployments(
     return [DeploymentRecord.of(r) for r in conn.execute(query)]
 
 
-def move(
-    conn: Connection,
-    deployment_id: str,
-    *,
-    to: DeploymentState,
-    when: Iterable[DeploymentState],
-    now: datetime,
-    reason: str | None = None,
-    **values: Any,
-) -> bool:
-    """Move a deployment to ``to`` only if it is in one of ``when``; True if it moved."""
-    changes: dict[str, Any] = {"state": to.value, **values}
-    if reason is not None:
-        changes["reason"] = reason
-    if to == DeploymentState.RUNNING:
-        changes["started_at"] = now
-    if to.finished:
-        changes["finished_at"] = now
-    result = conn.execute(
-        update(deployments)
-        .where(deployments.c.id == deployment_id, deployments.c.state.in_([s.value for s in when]))
-        .values(**changes)
-    )
-    return result.rowcount == 1
-
-
 def set_fields(conn: Connection, deployment_id: str, **values: Any) -> None:
+    if "state" in values:
+        raise ValueError("a deployment's state changes only through engine.transitions.transition")
     conn.execute(update(deployments).where(deployments.c.id == deployment_id).values(**values))
 
 
@@ -244,7 +220,7 @@ def active_deployments(conn: Connection) -> list[DeploymentRecord]:
     """Deployments not yet finished: pending, queued or running."""
     return list_deployments(
         conn,
-        states=[DeploymentState.PENDING, DeploymentState.QUEUED, DeploymentState.RUNNING],
+        states=[s for s in DeploymentState if not s.finished],
         limit=10_000,
     )
 

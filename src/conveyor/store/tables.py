@@ -365,3 +365,28 @@ login_throttle = Table(
     Column("last_failure_at", DateTime(timezone=True), nullable=False),
     Column("locked_until", DateTime(timezone=True)),
 )
+
+
+# --- the event stream (domain/events.py): an outbox written with each change --------------------
+
+# one row per event, in commit order (writers take the audit lock, so ids never commit out of order)
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("deployment_id", String(36)),  # set when the event belongs to one deployment
+    Column("subject", String(255), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Index("ix_events_deployment_id", "deployment_id"),
+)
+
+# each consumer's durable cursor: the position of the last event it has handled
+event_cursors = Table(
+    "event_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", Id, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
