@@ -7,7 +7,6 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +17,7 @@ from conveyor.api import admin, calendar, deployments, errors, flags, gates, hoo
 from conveyor.api import instances as instance_logs
 from conveyor.api.headers import SecurityHeaders
 from conveyor.api.limits import BodyLimit, UrlLimit
+from conveyor.api.models import Health
 from conveyor.audit import keys as audit_keys
 from conveyor.audit import log as audit
 from conveyor.auth.users import add_user, count_users, create_token
@@ -99,8 +99,8 @@ def create_app(rt: Runtime) -> FastAPI:
     install_dashboard(app)
 
     @app.get("/api/v1/health", tags=["health"])
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__}
+    def health() -> Health:
+        return Health(status="ok", version=__version__)
 
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
     app.add_middleware(UrlLimit)

@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="address the server listens on")
     port: int = Field(8000, description="port the server listens on")
+    server_url: str | None = Field(
+        None,
+        description="the server's own address, given to steps and app instances as CONVEYOR_SERVER_URL; "
+        "default http://HOST:PORT it listens on (127.0.0.1 when it listens on every address)",
+    )
     url: str = Field("http://127.0.0.1:8000", description="server address the CLI talks to")
     token: str | None = Field(None, description="API token the CLI sends")
     poll_interval: float = Field(5.0, description="seconds between polls of followed branches (0 = off)")
@@ -101,6 +106,16 @@ class Settings(BaseSettings):
         if self.app_database_url.startswith("sqlite"):
             return f"sqlite:///{self.home.resolve() / 'workflows.db'}"
         return self.app_database_url
+
+    @property
+    def own_url(self) -> str:
+        """The server's own URL: ``server_url`` when set, else the address it listens on."""
+        if self.server_url:
+            return self.server_url.rstrip("/")
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def worktrees_dir(self) -> Path:

@@ -7,58 +7,23 @@ import hmac
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
-from pydantic import BaseModel, Field
 
 from conveyor.agent.environment import DeployPlan
 from conveyor.agent.host import Agent
 from conveyor.agent.metrics import render_metrics
+from conveyor.agent.protocol import (
+    AgentHealth,
+    EnvironmentConfig,
+    EnvironmentState,
+    InstanceOutput,
+    MaintenanceBody,
+    Operation,
+    OperationBody,
+    Removed,
+    SwitchBody,
+)
 from conveyor.agent.supervisor import LOG_LINES, HealthConfig, ReleaseSpec
 from conveyor.errors import ConveyorError
-
-
-class EnvironmentConfig(BaseModel):
-    port: int = Field(ge=1, le=65535)
-    host: str = "127.0.0.1"
-    router: str = "builtin"
-    max_body: int = Field(10 * 1024 * 1024, ge=1)
-
-
-class ReleaseBody(BaseModel):
-    version: str
-    sha: str
-    workdir: str
-    command: str
-    env: dict[str, str] = {}
-
-
-class HealthBody(BaseModel):
-    path: str = "/healthz"
-    interval: float = Field(1.0, gt=0)
-    successes: int = Field(2, ge=1)
-    failures: int = Field(3, ge=1)
-    timeout: float = Field(60.0, gt=0)
-
-
-class OperationBody(BaseModel):
-    id: str = Field(min_length=1, max_length=200)
-    release: ReleaseBody
-    replicas: int = Field(1, ge=1, le=100)
-    strategy: str = Field("rolling", pattern="^(rolling|blue_green|recreate)$")
-    max_surge: int = Field(1, ge=1)
-    quick_rollback: float = Field(900.0, ge=0)
-    health: HealthBody = HealthBody()
-
-
-class SwitchBody(BaseModel):
-    id: str = Field(min_length=1, max_length=200)
-    version: str
-    sha: str
-    quick_rollback: float = Field(default=900.0, ge=0)  # how long the release switched away from stays warm
-
-
-class MaintenanceBody(BaseModel):
-    on: bool
-    retry_after: int = Field(120, ge=1)
 
 
 def create_app(agent: Agent) -> FastAPI:
@@ -78,15 +43,15 @@ def create_app(agent: Agent) -> FastAPI:
             raise HTTPException(404, f"no environment {key!r} on this agent; PUT /v1/environments/{key} first")
         return env
 
-    @app.get("/v1/health")
+    @app.get("/v1/health", response_model=AgentHealth)
     async def health() -> dict[str, Any]:
         return {"status": "ok", "pid": agent.pid, "environments": sorted(agent.environments)}
 
-    @app.get("/v1/environments")
+    @app.get("/v1/environments", response_model=list[EnvironmentState])
     async def environments() -> list[dict[str, Any]]:
         return [env.as_json() for env in agent.environments.values()]
 
-    @app.put("/v1/environments/{key}")
+    @app.put("/v1/environments/{key}", response_model=EnvironmentState)
     async def configure(key: str, body: EnvironmentConfig) -> dict[str, Any]:
         try:
             env = await agent.configure(key, body.host, body.port, body.router, body.max_body)
@@ -95,12 +60,12 @@ def create_app(agent: Agent) -> FastAPI:
         result: dict[str, Any] = env.as_json()
         return result
 
-    @app.get("/v1/environments/{key}")
+    @app.get("/v1/environments/{key}", response_model=EnvironmentState)
     async def state(key: str) -> dict[str, Any]:
         result: dict[str, Any] = env_or_404(key).as_json()
         return result
 
-    @app.post("/v1/environments/{key}/operations", status_code=202)
+    @app.post("/v1/environments/{key}/operations", status_code=202, response_model=Operation)
     async def operate(key: str, body: OperationBody) -> dict[str, Any]:
         release = ReleaseSpec(**body.release.model_dump())
         plan = DeployPlan(
@@ -114,7 +79,7 @@ def create_app(agent: Agent) -> FastAPI:
         result: dict[str, Any] = env_or_404(key).submit(body.id, plan).as_json()
         return result
 
-    @app.post("/v1/environments/{key}/switch", status_code=202)
+    @app.post("/v1/environments/{key}/switch", status_code=202, response_model=Operation)
     async def switch(key: str, body: SwitchBody) -> dict[str, Any]:
         """A quick rollback: 409 unless that release is warm (running, healthy, out of the rotation)."""
         op = env_or_404(key).switch(body.id, body.version, body.sha, body.quick_rollback)
@@ -123,7 +88,7 @@ def create_app(agent: Agent) -> FastAPI:
         result: dict[str, Any] = op.as_json()
         return result
 
-    @app.get("/v1/environments/{key}/operations/{op_id}")
+    @app.get("/v1/environments/{key}/operations/{op_id}", response_model=Operation)
     async def operation(key: str, op_id: str) -> dict[str, Any]:
         op = env_or_404(key).operations.get(op_id)
         if op is None:
@@ -131,7 +96,7 @@ def create_app(agent: Agent) -> FastAPI:
         result: dict[str, Any] = op.as_json()
         return result
 
-    @app.post("/v1/environments/{key}/operations/{op_id}/cancel")
+    @app.post("/v1/environments/{key}/operations/{op_id}/cancel", response_model=Operation)
     async def cancel(key: str, op_id: str) -> dict[str, Any]:
         op = env_or_404(key).cancel(op_id)
         if op is None:
@@ -139,7 +104,7 @@ def create_app(agent: Agent) -> FastAPI:
         result: dict[str, Any] = op.as_json()
         return result
 
-    @app.post("/v1/environments/{key}/maintenance")
+    @app.post("/v1/environments/{key}/maintenance", response_model=EnvironmentState)
     async def maintenance(key: str, body: MaintenanceBody) -> dict[str, Any]:
         env = env_or_404(key)
         env.maintenance, env.retry_after = body.on, body.retry_after
@@ -156,14 +121,14 @@ def create_app(agent: Agent) -> FastAPI:
                 out[inst.id] = list(inst.logs)[-lines:]
         return out
 
-    @app.get("/v1/environments/{key}/output")
+    @app.get("/v1/environments/{key}/output", response_model=list[InstanceOutput])
     async def output(key: str, lines: int = Query(200, ge=0, le=LOG_LINES)) -> list[dict[str, Any]]:
         """Each instance (serving, then warm) with its state and its last ``lines`` lines of
         output; ``lines_seen`` counts every line so far, so a poller can print only new ones."""
         result: list[dict[str, Any]] = env_or_404(key).output(lines)
         return result
 
-    @app.delete("/v1/environments/{key}")
+    @app.delete("/v1/environments/{key}", response_model=Removed)
     async def remove(key: str) -> dict[str, str]:
         await agent.remove(key)
         return {"removed": key}

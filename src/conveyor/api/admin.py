@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from conveyor.api.deps import AdminDep, RuntimeDep, UserDep
+from conveyor.api.models_admin import Account, AccountChange, AuditLog, Token, TokenCreated, User
 from conveyor.audit import log as audit
 from conveyor.auth import accounts
 from conveyor.auth.users import add_user, create_token, get_user
@@ -26,12 +27,12 @@ class NewToken(BaseModel):
     name: str | None = Field(None, max_length=64)
 
 
-@router.get("/me")
+@router.get("/me", response_model=User)
 def me(user: UserDep) -> dict[str, Any]:
     return {"name": user.name, "roles": list(user.roles)}
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, response_model=User)
 def users_add(body: NewUser, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
     now = rt.clock.now()
     with rt.db.begin() as conn:
@@ -47,7 +48,7 @@ def users_add(body: NewUser, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
     return {"name": user.name, "roles": list(user.roles)}
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", status_code=201, response_model=TokenCreated)
 def tokens_create(body: NewToken, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
     now = rt.clock.now()
     with rt.db.begin() as conn:
@@ -82,30 +83,30 @@ def _account_change(rt: RuntimeDep, admin: AdminDep, name: str, action: str, cha
     return {**account.as_json(), "change": details}
 
 
-@router.get("/users")
+@router.get("/users", response_model=list[Account])
 def users_list(rt: RuntimeDep, _admin: AdminDep) -> list[dict[str, Any]]:
     with rt.db.read() as conn:
         return [a.as_json() for a in accounts.list_accounts(conn)]
 
 
-@router.post("/users/{name}/disable")
+@router.post("/users/{name}/disable", response_model=AccountChange)
 def users_disable(name: str, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
     """Disable a user: their tokens and dashboard sessions stop working with the next request."""
     return _account_change(rt, admin, name, "user.disabled", lambda c: accounts.set_disabled(c, name, True))
 
 
-@router.post("/users/{name}/enable")
+@router.post("/users/{name}/enable", response_model=AccountChange)
 def users_enable(name: str, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
     return _account_change(rt, admin, name, "user.enabled", lambda c: accounts.set_disabled(c, name, False))
 
 
-@router.put("/users/{name}/roles")
+@router.put("/users/{name}/roles", response_model=AccountChange)
 def users_roles(name: str, body: Roles, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
     """Replace a user's roles (the change applies to their next request)."""
     return _account_change(rt, admin, name, "user.roles_changed", lambda c: accounts.set_roles(c, name, body.roles))
 
 
-@router.put("/users/{name}/password")
+@router.put("/users/{name}/password", response_model=AccountChange)
 def users_password(name: str, body: Password, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
     """Set a user's dashboard password; their sessions end. The password is not audited."""
     return _account_change(
@@ -113,7 +114,7 @@ def users_password(name: str, body: Password, rt: RuntimeDep, admin: AdminDep) -
     )
 
 
-@router.get("/tokens")
+@router.get("/tokens", response_model=list[Token])
 def tokens_list(
     rt: RuntimeDep, _admin: AdminDep, user: str | None = Query(None, max_length=64)
 ) -> list[dict[str, Any]]:
@@ -122,7 +123,7 @@ def tokens_list(
         return [t.as_json() for t in accounts.list_tokens(conn, user)]
 
 
-@router.post("/tokens/{token_id}/revoke")
+@router.post("/tokens/{token_id}/revoke", response_model=Token)
 def tokens_revoke(token_id: int, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
     """Revoke any user's token by its id: it stops working with the next request."""
     now = rt.clock.now()
@@ -139,7 +140,7 @@ def tokens_revoke(token_id: int, rt: RuntimeDep, admin: AdminDep) -> dict[str, A
     return token.as_json()
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=AuditLog)
 def audit_list(rt: RuntimeDep, _admin: AdminDep, limit: int = Query(100, ge=1, le=10_000)) -> dict[str, Any]:
     with rt.db.read() as conn:
         entries = audit.recent(conn, limit)

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from conveyor.api.deps import RuntimeDep, UserDep
+from conveyor.api.models import Calendar, Freeze, ServiceFreeze
 from conveyor.audit import log as audit
 from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import may_deploy
-from conveyor.domain.calendar import Freeze, build_schedule, spans
+from conveyor.domain.calendar import Freeze as Closure
+from conveyor.domain.calendar import build_schedule, spans
 from conveyor.domain.horizon import within_calendar
 from conveyor.engine import gating
 from conveyor.errors import InvalidInput
@@ -44,7 +46,7 @@ def _aware(value: datetime | None, what: str) -> datetime | None:
     return value if value is None else within_calendar(value, what)
 
 
-@router.post("/freezes", status_code=201)
+@router.post("/freezes", status_code=201, response_model=ServiceFreeze)
 def add_freeze(body: NewFreeze, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     """Freeze an environment: no deploys from ``from`` until ``until`` (or until lifted)."""
     svc, env = _env(rt, body.service, body.environment)
@@ -55,7 +57,7 @@ def add_freeze(body: NewFreeze, rt: RuntimeDep, user: UserDep) -> dict[str, Any]
     now = rt.clock.now()
     start = _aware(body.starts_at, "--from") or now
     end = _aware(body.ends_at, "--until")
-    Freeze(start, end, body.reason)  # validates the order of the two
+    Closure(start, end, body.reason)  # validates the order of the two
     with rt.db.begin() as conn:
         record = store.add_freeze(conn, svc.id, body.environment, start, end, body.reason, user.name, now)
         audit.append(
@@ -69,14 +71,14 @@ def add_freeze(body: NewFreeze, rt: RuntimeDep, user: UserDep) -> dict[str, Any]
     return {"service": svc.name, **record.as_json()}
 
 
-@router.get("/freezes")
+@router.get("/freezes", response_model=list[Freeze])
 def list_freezes(rt: RuntimeDep, _user: UserDep, environment: str, service: str | None = None) -> list[dict[str, Any]]:
     svc, _env_spec = _env(rt, service, environment)
     with rt.db.read() as conn:
         return [f.as_json() for f in store.active_freezes(conn, svc.id, environment)]
 
 
-@router.delete("/freezes/{freeze_id}")
+@router.delete("/freezes/{freeze_id}", response_model=Freeze)
 def lift_freeze(freeze_id: Annotated[int, Path(ge=1, le=2**63 - 1)], rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     if not (user.has_role("manager") or user.has_role("release_manager")):
         raise refuse(rt, user.name, "lift freeze", str(freeze_id), f"{user.name} may not lift freezes")
@@ -90,7 +92,7 @@ def lift_freeze(freeze_id: Annotated[int, Path(ge=1, le=2**63 - 1)], rt: Runtime
     return record.as_json()
 
 
-@router.get("/calendar")
+@router.get("/calendar", response_model=Calendar, response_model_exclude_unset=True)
 def calendar(
     rt: RuntimeDep,
     _user: UserDep,
@@ -104,7 +106,7 @@ def calendar(
     if env.gates.schedule is None:
         return {"service": svc.name, "environment": environment, "schedule": None, "spans": []}
     with rt.db.read() as conn:
-        frozen = [Freeze(f.starts_at, f.ends_at, f.reason) for f in store.active_freezes(conn, svc.id, environment)]
+        frozen = [Closure(f.starts_at, f.ends_at, f.reason) for f in store.active_freezes(conn, svc.id, environment)]
     schedule = build_schedule(env.gates.schedule, frozen)
     begin = _aware(start, "start") or rt.clock.now()
     begin = begin.replace(second=0, microsecond=0)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from conveyor.api.deps import RuntimeDep, UserDep
+from conveyor.api.models import Deployment, DeploymentDetail, DeploymentLogs
 from conveyor.domain.deployment import DeploymentState
 from conveyor.engine.deployments import DeployRequest, cancel, request_deployment, request_rollback, resolve_id
 from conveyor.engine.process import read_tail
@@ -42,7 +43,7 @@ def deployment_detail(rt: RuntimeDep, deployment_id: str) -> dict[str, Any]:
     return {**d.as_json(), "steps": [s.as_json() for s in steps]}
 
 
-@router.post("/deployments", status_code=201)
+@router.post("/deployments", status_code=201, response_model=DeploymentDetail)
 def deploy(body: NewDeployment, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     d = request_deployment(
         rt,
@@ -62,7 +63,7 @@ def deploy(body: NewDeployment, rt: RuntimeDep, user: UserDep) -> dict[str, Any]
     return deployment_detail(rt, d.id)
 
 
-@router.post("/rollbacks", status_code=201)
+@router.post("/rollbacks", status_code=201, response_model=DeploymentDetail)
 def rollback(body: NewRollback, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     d = request_rollback(
         rt, environment=body.environment, actor=user.name, roles=user.roles, service=body.service, to=body.to
@@ -70,7 +71,7 @@ def rollback(body: NewRollback, rt: RuntimeDep, user: UserDep) -> dict[str, Any]
     return deployment_detail(rt, d.id)
 
 
-@router.get("/deployments")
+@router.get("/deployments", response_model=list[Deployment])
 def history(
     rt: RuntimeDep,
     _user: UserDep,
@@ -91,18 +92,18 @@ def history(
     return [d.as_json() for d in rows]
 
 
-@router.get("/deployments/{deployment_id}")
+@router.get("/deployments/{deployment_id}", response_model=DeploymentDetail)
 def show(deployment_id: str, rt: RuntimeDep, _user: UserDep) -> dict[str, Any]:
     return deployment_detail(rt, resolve_id(rt, deployment_id))
 
 
-@router.post("/deployments/{deployment_id}/cancel")
+@router.post("/deployments/{deployment_id}/cancel", response_model=DeploymentDetail)
 def cancel_deployment(deployment_id: str, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     cancel(rt, resolve_id(rt, deployment_id), user.name, user.roles)
     return deployment_detail(rt, resolve_id(rt, deployment_id))
 
 
-@router.get("/deployments/{deployment_id}/logs")
+@router.get("/deployments/{deployment_id}/logs", response_model=DeploymentLogs)
 def logs(deployment_id: str, rt: RuntimeDep, _user: UserDep) -> dict[str, Any]:
     """The step journal with each step's output; a running step's output is read live."""
     detail = deployment_detail(rt, resolve_id(rt, deployment_id))

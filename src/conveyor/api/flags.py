@@ -11,6 +11,16 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.api.deps import RuntimeDep, UserDep
+from conveyor.api.models_flags import (
+    FlagDeleted,
+    FlagDetail,
+    FlagState,
+    FlagSummary,
+    NewSdkKey,
+    OfrepConfiguration,
+    Ruleset,
+)
+from conveyor.api.models_flags import SdkKey as SdkKeyModel
 from conveyor.errors import Forbidden
 from conveyor.flags import access, ofrep
 from conveyor.flags import service as ops
@@ -93,29 +103,29 @@ class NewKey(BaseModel):
 Service = Annotated[str | None, Field(max_length=64)]
 
 
-@admin.get("")
+@admin.get("", response_model=list[FlagSummary])
 def list_flags(rt: RuntimeDep, _user: UserDep, service: Service = None) -> list[Any]:
     return ops.list_flags(rt, service)
 
 
-@admin.post("", status_code=201)
+@admin.post("", status_code=201, response_model=FlagDetail)
 def create(body: NewFlag, rt: RuntimeDep, user: UserDep, live: LiveDep) -> dict[str, Any]:
     definition = body.model_dump(exclude={"key", "service"})
     return ops.create_flag(rt, user, live.notify, body.key, body.service, definition)
 
 
-@admin.get("/sdk-keys")
+@admin.get("/sdk-keys", response_model=list[SdkKeyModel])
 def list_keys(rt: RuntimeDep, _user: UserDep, service: Service = None, environment: str | None = None) -> list[Any]:
     return access.list_keys(rt, service, environment)
 
 
-@admin.post("/sdk-keys", status_code=201)
+@admin.post("/sdk-keys", status_code=201, response_model=NewSdkKey)
 def create_key(body: NewKey, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     """A new SDK key for one service environment. The key is in this answer only."""
     return access.create_key(rt, user, body.service, body.environment, body.name)
 
 
-@admin.delete("/sdk-keys/{key_id}")
+@admin.delete("/sdk-keys/{key_id}", response_model=SdkKeyModel)
 def revoke_key(key_id: int, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     return access.revoke_key(rt, user, key_id)
 
@@ -123,7 +133,11 @@ def revoke_key(key_id: int, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
 # --- for SDKs: the ruleset and its stream ----------------------------------------------------
 
 
-@admin.get("/ruleset", tags=["sdk"])
+@admin.get(
+    "/ruleset",
+    tags=["sdk"],
+    responses={200: {"model": Ruleset, "description": "the ruleset"}, 304: {"description": "unchanged"}},
+)
 def ruleset(
     request: Request, key: SdkKeyDep, live: LiveDep, service: Service = None, environment: str | None = None
 ) -> Response:
@@ -135,7 +149,12 @@ def ruleset(
     return Response(snapshot.text, media_type="application/json", headers=headers)
 
 
-@admin.get("/stream", tags=["sdk"])
+@admin.get(
+    "/stream",
+    tags=["sdk"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+)
 async def stream(
     rt: RuntimeDep, key: SdkKeyDep, live: LiveDep, service: Service = None, environment: str | None = None
 ) -> StreamingResponse:
@@ -161,13 +180,13 @@ async def stream(
 # --- one flag ----------------------------------------------------------------------------------
 
 
-@admin.get("/{key}")
+@admin.get("/{key}", response_model=FlagDetail)
 def show(key: str, rt: RuntimeDep, _user: UserDep, service: Service = None) -> dict[str, Any]:
     """The flag, with its state and ruleset version in every environment of its service."""
     return ops.detail(rt, key, service)
 
 
-@admin.patch("/{key}")
+@admin.patch("/{key}", response_model=FlagDetail)
 def update(
     key: str, body: FlagChanges, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None
 ) -> dict[str, Any]:
@@ -175,13 +194,13 @@ def update(
     return ops.update_flag(rt, user, live.notify, key, service, body.model_dump(exclude_unset=True))
 
 
-@admin.delete("/{key}")
+@admin.delete("/{key}", response_model=FlagDeleted)
 def delete(key: str, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None) -> dict[str, Any]:
     """Delete a flag that is off in every environment."""
     return ops.delete_flag(rt, user, live.notify, key, service)
 
 
-@admin.put("/{key}/environments/{environment}")
+@admin.put("/{key}/environments/{environment}", response_model=FlagState)
 def put_state(
     key: str,
     environment: str,
@@ -197,19 +216,19 @@ def put_state(
     return ops.set_state(rt, user, live.notify, ref, body.enabled, body.strategies)
 
 
-@admin.post("/{key}/environments/{environment}/on")
+@admin.post("/{key}/environments/{environment}/on", response_model=FlagState)
 def turn_on(key: str, environment: str, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None) -> Any:
     """Serve the flag in the environment: to everyone, unless its strategies narrow it."""
     return ops.switch(rt, user, live.notify, (key, service, environment), "on")
 
 
-@admin.post("/{key}/environments/{environment}/off")
+@admin.post("/{key}/environments/{environment}/off", response_model=FlagState)
 def turn_off(key: str, environment: str, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None) -> Any:
     """Serve the flag's default in the environment."""
     return ops.switch(rt, user, live.notify, (key, service, environment), "off")
 
 
-@admin.post("/{key}/environments/{environment}/kill")
+@admin.post("/{key}/environments/{environment}/kill", response_model=FlagState)
 def kill(
     key: str,
     environment: str,
@@ -223,7 +242,7 @@ def kill(
     return ops.switch(rt, user, live.notify, (key, service, environment), "kill", body.reason if body else None)
 
 
-@admin.post("/{key}/environments/{environment}/rollout")
+@admin.post("/{key}/environments/{environment}/rollout", response_model=FlagState)
 def rollout(
     key: str,
     environment: str,
@@ -241,7 +260,7 @@ def rollout(
 # --- OFREP: the evaluation routes are plain Starlette routes in api/ofrep.py (the hot path) ----
 
 
-@ofrep_api.get("/configuration")
+@ofrep_api.get("/configuration", response_model=OfrepConfiguration)
 def ofrep_configuration(_sdk: SdkKeyDep) -> dict[str, Any]:
     return ofrep.configuration()
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from conveyor.api.deployments import deployment_detail
 from conveyor.api.deps import RuntimeDep, UserDep
+from conveyor.api.models import CheckReported, DeploymentDetail, ReviewReported, Verification, Why
 from conveyor.audit.refusals import refuse
 from conveyor.auth.users import get_user
 from conveyor.engine import evidence_intake as intake
@@ -52,7 +53,7 @@ class ReviewBody(BaseModel):
     service: str | None = Field(None, max_length=64, description="whose repository the commit is in")
 
 
-@router.get("/why")
+@router.get("/why", response_model=Why)
 def why(
     rt: RuntimeDep,
     user: UserDep,
@@ -83,19 +84,19 @@ def why(
     }
 
 
-@router.post("/deployments/{deployment_id}/approvals", status_code=201)
+@router.post("/deployments/{deployment_id}/approvals", status_code=201, response_model=DeploymentDetail)
 def approve(deployment_id: str, body: ApprovalBody, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     d = intake.approve(rt, resolve_id(rt, deployment_id), user, body.comment)
     return deployment_detail(rt, d.id)
 
 
-@router.post("/deployments/{deployment_id}/checklist", status_code=201)
+@router.post("/deployments/{deployment_id}/checklist", status_code=201, response_model=DeploymentDetail)
 def tick(deployment_id: str, body: TickBody, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     d = intake.tick(rt, resolve_id(rt, deployment_id), body.item, user)
     return deployment_detail(rt, d.id)
 
 
-@router.post("/verifications", status_code=201)
+@router.post("/verifications", status_code=201, response_model=Verification)
 def verify(body: VerifyBody, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
     with rt.db.begin() as conn:
         svc = service_store.pick_service(conn, body.service)
@@ -103,7 +104,7 @@ def verify(body: VerifyBody, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
     return intake.verify(rt, user, body.environment, sha, svc.name)
 
 
-@router.post("/checks", status_code=201)
+@router.post("/checks", status_code=201, response_model=CheckReported)
 def report_check(body: CheckBody, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
     """A CI result. Needs a reporter role (CONVEYOR_EVIDENCE_REPORTER_ROLES, default reporter)."""
     intake.require_reporter(rt, user, "check", body.sha)
@@ -111,7 +112,7 @@ def report_check(body: CheckBody, rt: RuntimeDep, user: UserDep) -> dict[str, st
     return {"sha": body.sha.lower(), "name": body.name, "state": body.state}
 
 
-@router.post("/reviews", status_code=201)
+@router.post("/reviews", status_code=201, response_model=ReviewReported)
 def report_review(body: ReviewBody, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
     """A review from a forge without webhooks. Needs a reporter role; the commit's author comes from
     git (a reviewer who is the author's git name or e-mail is the author), never from the caller."""

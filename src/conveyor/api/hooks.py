@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.api.deps import RuntimeDep
+from conveyor.api.models import HookDelivery
 from conveyor.engine import github_intake
 from conveyor.errors import InvalidInput, Unauthorized
 from conveyor.vcs.github_events import decode_payload
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/api/v1/hooks", tags=["hooks"])
 _DELIVERY_ID = 64
 
 
-@router.post("/github", status_code=202)
+@router.post("/github", status_code=202, response_model=HookDelivery, response_model_exclude_unset=True)
 async def github(request: Request, rt: RuntimeDep) -> dict[str, Any]:
     """A delivery signed with the server-wide secret."""
     secret = rt.settings.github_webhook_secret
@@ -34,7 +35,7 @@ async def github(request: Request, rt: RuntimeDep) -> dict[str, Any]:
     return await _handle(request, rt, secret, None)
 
 
-@router.post("/github/{service}", status_code=202)
+@router.post("/github/{service}", status_code=202, response_model=HookDelivery, response_model_exclude_unset=True)
 async def github_for_service(service: str, request: Request, rt: RuntimeDep) -> dict[str, Any]:
     """A delivery for one service, signed with its own secret (or the server-wide one if it has none)."""
     own = rt.settings.github_webhook_secrets.get(service)

@@ -5,22 +5,31 @@ every role views every service. The agent's own token never leaves the server.""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 
+from conveyor.agent.client import instance_output
 from conveyor.agent.supervisor import LOG_LINES
 from conveyor.api.deps import RuntimeDep, UserDep
+from conveyor.api.models import EnvironmentOutput
 from conveyor.errors import InvalidInput, NotFound
-from conveyor.runtime import Runtime
 from conveyor.store import services as service_store
-from conveyor.targets.local import instance_output
 
 router = APIRouter(prefix="/api/v1", tags=["instances"])
 
 
-def environment_output(rt: Runtime, service: str | None, environment: str, lines: int) -> dict[str, Any]:
-    """The environment's instances, each numbered from 1 (serving release first, then the warm one)."""
+@router.get("/environments/{environment}/logs", response_model=EnvironmentOutput)
+def instance_logs(
+    environment: str,
+    rt: RuntimeDep,
+    _user: UserDep,
+    service: str | None = None,
+    lines: int = Query(200, ge=0, le=LOG_LINES, description="lines of output per instance"),
+    instance: int | None = Query(None, ge=1, description="only this instance (its index, from 1)"),
+) -> EnvironmentOutput:
+    """The running instances of an environment with their recent output (stdout and stderr).
+
+    ``agent`` is false when no agent runs on the server's host. Each instance has ``lines_seen``,
+    the count of every line it printed so far: poll and print the lines beyond the last count."""
     with rt.db.read() as conn:
         svc = service_store.pick_service(conn, service)
     env_spec = rt.spec_of(svc.config_text).environment(environment)
@@ -31,31 +40,13 @@ def environment_output(rt: Runtime, service: str | None, environment: str, lines
             fix="read it where your deploy scripts run the app",
         )
     found = instance_output(rt.settings.home, svc.name, environment, lines)
-    instances = [{"index": n, **inst} for n, inst in enumerate(found or [], start=1)]
-    return {"service": svc.name, "environment": environment, "agent": found is not None, "instances": instances}
-
-
-@router.get("/environments/{environment}/logs")
-def instance_logs(
-    environment: str,
-    rt: RuntimeDep,
-    _user: UserDep,
-    service: str | None = None,
-    lines: int = Query(200, ge=0, le=LOG_LINES, description="lines of output per instance"),
-    instance: int | None = Query(None, ge=1, description="only this instance (its index, from 1)"),
-) -> dict[str, Any]:
-    """The running instances of an environment with their recent output (stdout and stderr).
-
-    ``agent`` is false when no agent runs on the server's host. Each instance has ``lines_seen``,
-    the count of every line it printed so far: poll and print the lines beyond the last count."""
-    result = environment_output(rt, service, environment, lines)
+    instances = found.instances
     if instance is not None:
-        chosen = [i for i in result["instances"] if i["index"] == instance]
-        if not chosen:
-            count = len(result["instances"])
+        instances = [i for i in instances if i.index == instance]
+        if not instances:
+            count = len(found.instances)
             raise NotFound(
-                f"no instance {instance} in {result['service']}.{environment}; it has {count} running",
+                f"no instance {instance} in {svc.name}.{environment}; it has {count} running",
                 fix="leave out --instance to see them all",
             )
-        result["instances"] = chosen
-    return result
+    return EnvironmentOutput(service=svc.name, environment=environment, agent=found.agent, instances=instances)

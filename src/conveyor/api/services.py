@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from conveyor.api.deps import RuntimeDep, UserDep
+from conveyor.api.models import EnvironmentStatus, MaintenanceState, Registration, ServiceSummary
 from conveyor.audit import log as audit
 from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import may_deploy
@@ -35,7 +36,7 @@ class AddService(BaseModel):
     )
 
 
-@router.post("/services", status_code=201)
+@router.post("/services", status_code=201, response_model=Registration)
 def add(body: AddService, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     """Add a service, or re-register one. Needs a role in CONVEYOR_SERVICE_ADMIN_ROLES (default admin).
     A re-registration that changes anything needs an admin and the ``confirm_diff`` of its dry run."""
@@ -64,7 +65,7 @@ def add(body: AddService, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     return result
 
 
-@router.get("/services")
+@router.get("/services", response_model=list[ServiceSummary])
 def list_all(rt: RuntimeDep, _user: UserDep) -> list[dict[str, Any]]:
     with rt.db.read() as conn:
         services = service_store.list_services(conn)
@@ -79,7 +80,7 @@ class Maintenance(BaseModel):
     service: str | None = Field(None, max_length=64)
 
 
-@router.post("/environments/{environment}/maintenance")
+@router.post("/environments/{environment}/maintenance", response_model=MaintenanceState)
 def maintenance(environment: str, body: Maintenance, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
     """Answer every request of the environment with a 503 maintenance page (local targets).
     Allowed to the environment's deployers, as deploying there is; a refusal is audited and changes nothing."""
@@ -106,10 +107,10 @@ def maintenance(environment: str, body: Maintenance, rt: RuntimeDep, user: UserD
             subject=f"{service.name}/{environment}",
             details={"on": body.on},
         )
-    return {"service": service.name, "environment": environment, "maintenance": state["maintenance"]}
+    return {"service": service.name, "environment": environment, "maintenance": state.maintenance}
 
 
-@router.get("/status")
+@router.get("/status", response_model=list[EnvironmentStatus])
 def status(
     rt: RuntimeDep, _user: UserDep, service: str | None = None, environment: str | None = None
 ) -> list[dict[str, Any]]:

@@ -13,35 +13,33 @@ from conveyor.domain.process_env import STEP_BASICS, allowed, parse_names
 from conveyor.engine.process import ProcessResult, run_durable
 from conveyor.store import deployments as store
 from conveyor.store.records import DeploymentRecord, ReleaseRecord, ServiceRecord
+from conveyor.targets.base import StepOutcome
 from conveyor.vcs.git import GitRepo
 
 if TYPE_CHECKING:
     from conveyor.runtime import Runtime
+    from conveyor.settings import Settings
     from conveyor.spec import CommandSpec, EnvironmentSpec, ServiceSpec
 
+__all__ = ["StepContext", "StepOutcome", "outcome_of"]
 
-@dataclass(frozen=True)
-class StepOutcome:
-    """What a step (or a target action) reports: expected failures are values, not exceptions."""
 
-    ok: bool
-    message: str
-    output: str = ""
-    cancelled: bool = False
-
-    @classmethod
-    def of(cls, result: ProcessResult, what: str, logs_hint: str = "") -> StepOutcome:
-        if result.verdict == "cancelled":
-            return cls(False, f"{what} was stopped: the deployment was cancelled", result.output, True)
-        if result.verdict == "timeout":
-            return cls(False, f"{what} timed out and was stopped", result.output)
-        if result.exit_code != 0:
-            return cls(False, failure_summary(what, result.exit_code, result.output, logs_hint), result.output)
-        return cls(True, f"{what} succeeded", result.output)
+def outcome_of(result: ProcessResult, what: str, logs_hint: str = "") -> StepOutcome:
+    """The outcome of a command: its verdict, exit code and a summary of its output."""
+    if result.verdict == "cancelled":
+        return StepOutcome(False, f"{what} was stopped: the deployment was cancelled", result.output, True)
+    if result.verdict == "timeout":
+        return StepOutcome(False, f"{what} timed out and was stopped", result.output)
+    if result.exit_code != 0:
+        return StepOutcome(False, failure_summary(what, result.exit_code, result.output, logs_hint), result.output)
+    return StepOutcome(True, f"{what} succeeded", result.output)
 
 
 @dataclass(frozen=True)
 class StepContext:
+    """What a step sees. Satisfies targets.base.TargetContext (everything but ``runtime`` and
+    ``repo``), which is all a target gets to use."""
+
     runtime: Runtime
     deployment: DeploymentRecord
     service: ServiceRecord
@@ -49,6 +47,10 @@ class StepContext:
     env_spec: EnvironmentSpec
     release: ReleaseRecord | None
     previous: ReleaseRecord | None
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
 
     @property
     def repo(self) -> GitRepo:
@@ -59,6 +61,12 @@ class StepContext:
         sha = sha or self.deployment.sha
         suffix = "" if sha == self.deployment.sha else f"-{sha[:12]}"
         return self.runtime.settings.worktrees_dir / self.service.name / f"{self.deployment.id}{suffix}"
+
+    def built_workdir(self, release: ReleaseRecord, run_name: str) -> tuple[Path, StepOutcome]:
+        """A built worktree of ``release`` (engine/worktrees.py ``ensure_built``)."""
+        from conveyor.engine.worktrees import ensure_built  # worktrees builds on this module
+
+        return ensure_built(self, release, run_name)
 
     def environment_url(self) -> str:
         target = self.env_spec.target
@@ -86,7 +94,7 @@ class StepContext:
                 "CONVEYOR_PREVIOUS_SHA": self.previous.sha if self.previous else "",
                 "CONVEYOR_STATE_DIR": str(state_dir),
                 "CONVEYOR_URL": self.environment_url(),
-                "CONVEYOR_SERVER_URL": self.runtime.settings.url,
+                "CONVEYOR_SERVER_URL": self.runtime.settings.own_url,
             }
         )
         return env
@@ -113,7 +121,7 @@ class StepContext:
             tail_bytes=self.runtime.settings.output_tail_bytes,
             rerun_interrupted=rerun_interrupted,
         )
-        return StepOutcome.of(result, f"`{command.run}`", f"its output: conveyor logs {self.deployment.id[:8]}")
+        return outcome_of(result, f"`{command.run}`", f"its output: conveyor logs {self.deployment.id[:8]}")
 
     def cancel_requested(self) -> bool:
         with self.runtime.db.read() as conn:

@@ -8,34 +8,33 @@ else ``deploy`` with the older release's variables.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.domain.deployment import DeploymentKind
-from conveyor.engine.context import StepContext, StepOutcome
-from conveyor.engine.worktrees import ensure_built
 from conveyor.spec import CommandTarget as CommandTargetSpec
-from conveyor.targets.base import register
+from conveyor.targets.base import StepOutcome, TargetContext, register
 
 if TYPE_CHECKING:
     from conveyor.store.records import ReleaseRecord
 
 
 class CommandTarget:
-    def _spec(self, ctx: StepContext) -> CommandTargetSpec:
+    def _spec(self, ctx: TargetContext) -> CommandTargetSpec:
         spec = ctx.env_spec.target
         assert isinstance(spec, CommandTargetSpec)
         return spec
 
-    def deploy(self, ctx: StepContext) -> StepOutcome:
+    def deploy(self, ctx: TargetContext) -> StepOutcome:
         spec = self._spec(ctx)
         action = spec.deploy
         if ctx.deployment.kind == DeploymentKind.ROLLBACK and spec.rollback:
             action = spec.rollback
         return ctx.run("rollout", action, default_timeout=spec.timeout)
 
-    def restore(self, ctx: StepContext, release: ReleaseRecord) -> StepOutcome:
+    def restore(self, ctx: TargetContext, release: ReleaseRecord) -> StepOutcome:
         spec = self._spec(ctx)
-        workdir, built = ensure_built(ctx, release, "restore-build")  # never a checkout that was not built
+        workdir, built = ctx.built_workdir(release, "restore-build")  # never a checkout that was not built
         if not built.ok:
             return built
         return ctx.run(
@@ -47,6 +46,10 @@ class CommandTarget:
             rerun_interrupted=True,
             cancellable=False,
         )
+
+    def warm_workdir(self, ctx: TargetContext, release: ReleaseRecord) -> Path | None:
+        """Never: the user's scripts keep no release warm that Conveyor could switch back to."""
+        return None
 
 
 register("command", CommandTarget)

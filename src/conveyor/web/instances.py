@@ -1,15 +1,15 @@
 """Instance output on the service page: each environment's running instances and their recent
-lines, read from the agent through the same function as the API route (any signed-in user). Each
+lines, read from the agent through its client, as the API route reads them (any signed-in user). Each
 environment's section refreshes itself from ``GET /services/NAME/output/ENV`` every 3 s."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from conveyor.api.instances import environment_output
+from conveyor.agent.client import instance_output
+from conveyor.agent.protocol import NumberedInstance
 from conveyor.errors import ConveyorError, InvalidInput
 from conveyor.runtime import Runtime
 from conveyor.spec import ServiceSpec
@@ -24,19 +24,20 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 @dataclass(frozen=True)
 class EnvironmentOutput:
     environment: str
-    instances: list[dict[str, Any]] = field(default_factory=list)
+    instances: list[NumberedInstance] = field(default_factory=list)
     note: str = ""  # why there is nothing to show
 
 
 def one_output(rt: Runtime, service: str, environment: str, lines: int = LINES) -> EnvironmentOutput:
+    """The output of one environment that runs on the agent (a ``local`` target)."""
     try:
-        doc = environment_output(rt, service, environment, lines)
+        found = instance_output(rt.settings.home, service, environment, lines)
     except ConveyorError as exc:  # the agent answered with an error: say so, keep the page
         return EnvironmentOutput(environment, note=exc.message)
     note = ""
-    if not doc["instances"]:
-        note = "No instance is running." if doc["agent"] else "No agent is running on the server's host."
-    return EnvironmentOutput(environment, doc["instances"], note)
+    if not found.instances:
+        note = "No instance is running." if found.agent else "No agent is running on the server's host."
+    return EnvironmentOutput(environment, found.instances, note)
 
 
 def environment_outputs(rt: Runtime, service: str, spec: ServiceSpec, lines: int = LINES) -> list[EnvironmentOutput]:

@@ -12,16 +12,14 @@ from pathlib import Path
 from conveyor.engine.context import StepContext, StepOutcome
 from conveyor.engine.steps import step
 from conveyor.engine.worktrees import BUILD_TIMEOUT, built_workdir, link_workdir
+from conveyor.targets.base import target_for
 
 
 def _built_source(ctx: StepContext) -> tuple[Path, str] | None:
     assert ctx.release is not None
-    if ctx.env_spec.target.kind == "local":
-        from conveyor.targets.local import LocalTarget
-
-        warm = LocalTarget().warm_workdir(ctx, ctx.release)
-        if warm is not None and (warm / ".git").exists():
-            return warm, f"{ctx.release.version} is warm on the agent"
+    warm = target_for(ctx.env_spec.target.kind).warm_workdir(ctx, ctx.release)
+    if warm is not None and (warm / ".git").exists():
+        return warm, f"{ctx.release.version} is warm on the agent"
     found = built_workdir(ctx, ctx.release)
     if found is not None:
         return found, f"{ctx.release.version} was built before"
