@@ -21,6 +21,7 @@ from conveyor.api.models import Health
 from conveyor.audit import keys as audit_keys
 from conveyor.audit import log as audit
 from conveyor.auth.users import add_user, count_users, create_token
+from conveyor.engine import gating, pipeline  # noqa: F401  (the workflows: registered before DBOS launches)
 from conveyor.engine.deployments import reconcile
 from conveyor.engine.triggers import Poller
 from conveyor.runtime import Runtime

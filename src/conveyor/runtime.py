@@ -49,11 +49,10 @@ def runtime() -> Runtime:
 
 
 def launch(rt: Runtime, *, queue_poll_seconds: float = 0.1) -> None:
-    """Start DBOS on the workflow database: recovers every deployment that was in flight."""
+    """Start DBOS on the workflow database: recovers every deployment that was in flight. The
+    workflows must be registered first: the composition root (``conveyor/app.py``) imports them."""
     global _current
     _current = rt
-    from conveyor.engine import gating, pipeline  # noqa: F401  (registers the workflows before launch)
-
     logging.getLogger("dbos").setLevel(logging.WARNING)
     config: DBOSConfig = {
         "name": "conveyor",

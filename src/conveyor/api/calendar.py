@@ -16,7 +16,7 @@ from conveyor.auth.policy import may_deploy
 from conveyor.domain.calendar import Freeze as Closure
 from conveyor.domain.calendar import build_schedule, spans
 from conveyor.domain.horizon import within_calendar
-from conveyor.engine import gating
+from conveyor.engine import nudges
 from conveyor.errors import InvalidInput
 from conveyor.spec import EnvironmentSpec
 from conveyor.store import freezes as store
@@ -88,7 +88,7 @@ def lift_freeze(freeze_id: Annotated[int, Path(ge=1, le=2**63 - 1)], rt: Runtime
         audit.append(
             conn, at=now, actor=user.name, action="freeze.lifted", subject=str(freeze_id), details=record.as_json()
         )
-    gating.nudge_all_pending(rt)
+    nudges.nudge_all_pending(rt)
     return record.as_json()
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from conveyor.audit.chain import newest_is_keyed
 from conveyor.errors import InvalidInput
 from conveyor.settings import Settings
 from conveyor.store.db import Database, private_dir
@@ -117,12 +118,10 @@ def bind(db: Database, settings: Settings, create: bool = True) -> Binding | Non
     read-only check on a host without it) nothing is bound and keyed entries cannot be verified.
     Refuses to make a new key for a log whose newest entry was written with a key: that would fork
     the chain onto a key the old entries do not match."""
-    from conveyor.audit import log
-
     key, source = load_key(settings, create=False)
     if key is None and create:
         with db.read() as conn:
-            newest = log.newest_is_keyed(conn)
+            newest = newest_is_keyed(conn)
         if newest:
             raise InvalidInput(
                 f"the audit log was written with an HMAC key, and {source} is missing",

@@ -8,8 +8,6 @@ the chain, never after a keyed entry."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,36 +15,13 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from conveyor.audit.chain import GENESIS, body_of, entry_hash
 from conveyor.audit.keys import Head, binding_of
 from conveyor.domain.clock import as_utc
 from conveyor.domain.events import Event, from_audit
 from conveyor.store import events
 from conveyor.store.db import AFTER_COMMIT, serialize
 from conveyor.store.tables import audit_log
-
-GENESIS = "0" * 64
-
-
-def entry_hash(
-    prev_hash: str, at: datetime, actor: str, action: str, subject: str, details: Any, key: bytes | None = None
-) -> str:
-    """SHA-256 of the entry's canonical JSON; HMAC-SHA256 under ``key`` when there is one."""
-    body = json.dumps(
-        {
-            "prev": prev_hash,
-            "at": as_utc(at).isoformat(timespec="microseconds"),
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "details": details,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    ).encode()
-    if key is None:
-        return hashlib.sha256(body).hexdigest()
-    return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
 def append(
@@ -116,16 +91,6 @@ class ChainCheck:
         }
 
 
-def _body(row: Any) -> tuple[datetime, str, str, str, Any]:
-    return row.at, row.actor, row.action, row.subject, row.details
-
-
-def newest_is_keyed(conn: Connection) -> bool:
-    """True when the newest entry is not a plain SHA-256 entry (it was written with a key)."""
-    row = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(1)).first()
-    return row is not None and row.hash != entry_hash(row.prev_hash, *_body(row))
-
-
 def verify(conn: Connection, expect: str | None = None) -> ChainCheck:
     """Walk the chain from the first entry; report the first entry that does not check out.
 
@@ -148,9 +113,9 @@ def verify(conn: Connection, expect: str | None = None) -> ChainCheck:
         count += 1
         if row.prev_hash != prev_hash:
             return broken(row.id, "its prev_hash does not match the entry before it (an entry was deleted or inserted)")
-        if key is not None and row.hash == entry_hash(prev_hash, *_body(row), key=key):
+        if key is not None and row.hash == entry_hash(prev_hash, *body_of(row), key=key):
             keyed_seen = True
-        elif not keyed_seen and row.hash == entry_hash(prev_hash, *_body(row)):
+        elif not keyed_seen and row.hash == entry_hash(prev_hash, *body_of(row)):
             unkeyed += 1
         else:
             return broken(row.id, "its content does not match its hash (edited, or rehashed without the audit key)")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from conveyor.domain.calendar import Freeze
 from conveyor.gates import registry
@@ -12,7 +13,9 @@ from conveyor.gates.base import Evidence, GateResult
 from conveyor.runtime import Runtime
 from conveyor.store import evidence as store
 from conveyor.store import freezes as freeze_store
-from conveyor.store.records import ServiceRecord
+from conveyor.store import services as service_store
+from conveyor.store.records import DeploymentRecord, ServiceRecord
+from conveyor.store.tables import users
 
 
 def gather(
@@ -65,3 +68,31 @@ def has_gates(rt: Runtime, service: ServiceRecord, environment: str) -> bool:
     spec = rt.spec_of(service.config_text)
     env = spec.environment(environment)
     return any(g.applies(spec, env) for g in registry.GATES.values() if g.name != "deployers")
+
+
+def requester_roles(conn: Connection, d: DeploymentRecord) -> tuple[str, ...]:
+    row = conn.execute(select(users.c.roles).where(users.c.name == d.actor)).first()
+    return tuple(row.roles) if row else ()
+
+
+def evaluate_deployment(rt: Runtime, d: DeploymentRecord, system: bool = False) -> list[Any]:
+    """Evaluate every gate for a recorded deployment; ``system`` requests skip the deployers gate."""
+    with rt.db.read() as conn:
+        service = service_store.get_service_by_id(conn, d.service_id)
+        ev = gather(
+            conn,
+            rt,
+            service,
+            environment=d.environment,
+            sha=d.sha,
+            ref=d.ref,
+            requester=d.actor,
+            requester_roles=requester_roles(conn, d),
+            deployment_id=d.id,
+            emergency=d.emergency,
+            when_open=d.when_open,
+        )
+    results = evaluate(rt, service, ev)
+    if system or d.trigger != "manual":
+        results = [r for r in results if r.gate != "deployers"]
+    return results

@@ -9,7 +9,7 @@ from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import may_approve, may_approve_emergency, may_tick, may_verify
 from conveyor.auth.users import User
 from conveyor.domain.deployment import DeploymentState
-from conveyor.engine import gating
+from conveyor.engine import nudges
 from conveyor.errors import Conflict, InvalidInput
 from conveyor.gates.schedule import emergency_approvers
 from conveyor.runtime import Runtime
@@ -89,7 +89,7 @@ def approve(rt: Runtime, deployment_id: str, user: User, comment: str | None) ->
             subject=d.id,
             details={"sha": d.sha, "comment": comment, "roles": list(user.roles), "emergency": d.emergency},
         )
-    gating.nudge([d.id])
+    nudges.nudge([d.id])
     with rt.db.begin() as conn:
         return store.get_deployment(conn, d.id)
 
@@ -108,7 +108,7 @@ def tick(rt: Runtime, deployment_id: str, item: str, user: User) -> DeploymentRe
     with rt.db.begin() as conn:
         if evidence.tick(conn, d.id, item, user.name, now):
             audit.append(conn, at=now, actor=user.name, action="checklist.ticked", subject=d.id, details={"item": item})
-    gating.nudge([d.id])
+    nudges.nudge([d.id])
     with rt.db.begin() as conn:
         return store.get_deployment(conn, d.id)
 
@@ -139,7 +139,7 @@ def verify(rt: Runtime, user: User, environment: str, sha: str, service_name: st
             subject=f"{service.name}/{environment}",
             details={"sha": sha},
         )
-    gating.nudge_sha(rt, sha)
+    nudges.nudge_sha(rt, sha)
     return {"service": service.name, "environment": environment, "sha": sha, "verified_by": user.name}
 
 
@@ -160,7 +160,7 @@ def report_check(
             subject=sha.lower(),
             details={"name": name, "state": state, "url": url, **_provenance(origin)},
         )
-    gating.nudge_sha(rt, sha.lower())
+    nudges.nudge_sha(rt, sha.lower())
 
 
 def report_review(
@@ -198,7 +198,7 @@ def report_review(
             subject=sha,
             details={"reviewer": reviewer, "author": author, "state": state, "pr": pr_number, **_provenance(origin)},
         )
-    gating.nudge_sha(rt, sha)
+    nudges.nudge_sha(rt, sha)
 
 
 def record_merge(
@@ -224,4 +224,4 @@ def record_merge(
             event_at=origin.event_at,
         )
     if merge_sha:
-        gating.nudge_sha(rt, merge_sha)
+        nudges.nudge_sha(rt, merge_sha)

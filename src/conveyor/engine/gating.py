@@ -10,53 +10,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
-from sqlalchemy import Connection, select
 
 from conveyor.domain.deployment import DeploymentState
-from conveyor.engine import evidence
+from conveyor.engine import evidence, pipeline
+from conveyor.engine.nudges import GATE_TOPIC, gate_workflow_id
 from conveyor.engine.transitions import gates_evaluated, transition
 from conveyor.runtime import Runtime, runtime
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
-from conveyor.store.evidence import pending_with_sha
 from conveyor.store.records import DeploymentRecord
-from conveyor.store.tables import users
 
-GATE_TOPIC = "gates"
 RECHECK_SECONDS = 60.0
 log = logging.getLogger("conveyor.gates")
-
-
-def gate_workflow_id(deployment_id: str) -> str:
-    return f"{deployment_id}-gates"
-
-
-def requester_roles(conn: Connection, d: DeploymentRecord) -> tuple[str, ...]:
-    row = conn.execute(select(users.c.roles).where(users.c.name == d.actor)).first()
-    return tuple(row.roles) if row else ()
-
-
-def evaluate_deployment(rt: Runtime, d: DeploymentRecord, system: bool = False) -> list[Any]:
-    """Evaluate every gate for a recorded deployment; ``system`` requests skip the deployers gate."""
-    with rt.db.read() as conn:
-        service = service_store.get_service_by_id(conn, d.service_id)
-        ev = evidence.gather(
-            conn,
-            rt,
-            service,
-            environment=d.environment,
-            sha=d.sha,
-            ref=d.ref,
-            requester=d.actor,
-            requester_roles=requester_roles(conn, d),
-            deployment_id=d.id,
-            emergency=d.emergency,
-            when_open=d.when_open,
-        )
-    results = evidence.evaluate(rt, service, ev)
-    if system or d.trigger != "manual":
-        results = [r for r in results if r.gate != "deployers"]
-    return results
 
 
 def start_gate_workflow(d: DeploymentRecord) -> None:
@@ -69,8 +34,6 @@ def gate_workflow(deployment_id: str) -> str:
     while True:
         verdict = gate_step(deployment_id)
         if verdict["state"] == "passed":
-            from conveyor.engine import pipeline
-
             pipeline.enqueue_by_id(deployment_id)
             return "passed"
         if verdict["state"] != "waiting":
@@ -85,7 +48,7 @@ def gate_step(deployment_id: str) -> dict[str, Any]:
         d = store.get_deployment(conn, deployment_id)
     if d.state != DeploymentState.PENDING:
         return {"state": "done"}
-    results = evaluate_deployment(rt, d)
+    results = evidence.evaluate_deployment(rt, d)
     now = rt.clock.now()
     spec = rt.spec_of(_config(rt, d))
     env = spec.environment(d.environment)
@@ -151,25 +114,3 @@ def window_closed(d: DeploymentRecord, results: list[Any]) -> bool:
 def _config(rt: Runtime, d: DeploymentRecord) -> str:
     with rt.db.read() as conn:
         return service_store.get_service_by_id(conn, d.service_id).config_text
-
-
-def nudge(deployment_ids: list[str]) -> None:
-    """Tell waiting deployments that evidence changed, so they look at their gates now."""
-    for deployment_id in deployment_ids:
-        try:
-            DBOS.send(gate_workflow_id(deployment_id), "look again", topic=GATE_TOPIC)
-        except Exception as exc:  # a deployment without a gate workflow has nothing to wake
-            log.debug("no gate workflow to nudge for %s: %s", deployment_id, exc)
-
-
-def nudge_sha(rt: Runtime, sha: str) -> None:
-    with rt.db.begin() as conn:
-        ids = pending_with_sha(conn, sha)
-    nudge(ids)
-
-
-def nudge_all_pending(rt: Runtime) -> None:
-    """A freeze was lifted (or the calendar changed): every waiting deployment looks again."""
-    with rt.db.read() as conn:
-        ids = [d.id for d in store.list_deployments(conn, states=[DeploymentState.PENDING], limit=10_000)]
-    nudge(ids)

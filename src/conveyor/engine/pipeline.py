@@ -11,10 +11,10 @@ from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 from dbos._context import MaxPriority
 
 from conveyor.domain.deployment import DeploymentKind, DeploymentState, StepState
-from conveyor.engine import gating
 from conveyor.engine.context import StepContext, StepOutcome
-from conveyor.engine.evidence import has_gates
+from conveyor.engine.evidence import evaluate_deployment, has_gates
 from conveyor.engine.history import superseded
+from conveyor.engine.nudges import nudge_sha
 from conveyor.engine.process import InterruptedRun
 from conveyor.engine.steps import STEPS, load_builtin_steps
 from conveyor.engine.steps.tag import promote
@@ -122,7 +122,7 @@ def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
             )
         return None
     if d.kind == DeploymentKind.DEPLOY and has_gates(rt, service, d.environment):
-        failing = [r for r in gating.evaluate_deployment(rt, d) if not r.passed]
+        failing = [r for r in evaluate_deployment(rt, d) if not r.passed]
         if failing:  # e.g. a check turned red after the approvals came in
             reason = "a gate no longer passes at start: " + "; ".join(f"{r.gate}: {r.reason}" for r in failing)
             with rt.db.begin() as conn:
@@ -219,7 +219,7 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
             },
         )
     if state == DeploymentState.SUCCEEDED:
-        gating.nudge_sha(rt, d.sha)  # a staging run may be what a production deployment waits for
+        nudge_sha(rt, d.sha)  # a staging run may be what a production deployment waits for
     return state.value
 
 
