@@ -18,6 +18,10 @@ PG_ADMIN_URL = os.environ.get("CONVEYOR_TEST_PG", "postgresql://postgres@127.0.0
 T = TypeVar("T")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "server_process: the test's server runs as a child process (it is SIGKILLed)")
+
+
 def wait_until(check: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:
     """Poll ``check`` until it returns something truthy; fail the test at the deadline."""
     deadline = time.monotonic() + timeout

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.gates_world import GateWorld, make_gate_world
-from tests.e2e.harness import Server, make_service_repo
+from tests.e2e.harness import Server, make_service_repo, server_process
 
 
 @dataclass
@@ -17,11 +17,11 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path, database_url: str) -> Iterator[World]:
+def world(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[World]:
     """A service repository (develop and main) and a running server on the given database."""
     effects = tmp_path / "effects"
     repo = make_service_repo(tmp_path / "shop", effects)
-    server = Server(home=tmp_path / "home", database_url=database_url)
+    server = Server(home=tmp_path / "home", database_url=database_url, process=server_process(request))
     server.start()
     try:
         yield World(repo, effects, server)

@@ -1,33 +1,29 @@
-"""Real processes for end-to-end tests: git repositories of a service, a Conveyor server
-subprocess (killable with SIGKILL and restartable on the same data), and an API client."""
+"""End-to-end tests: git repositories of a service, a Conveyor server on a real port (in this
+process, or a subprocess killable with SIGKILL and restartable on the same data), and an API client."""
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
 import textwrap
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from tests.conftest import wait_until
 
-from conveyor.auth.users import add_user, create_token
-from conveyor.store.db import Database
+from conveyor.devserver import ServerProcess, ServerThread, free_port, make_token, server_env
+from conveyor.domain.clock import Clock
 
 FINISHED = {"succeeded", "failed", "rolled_back", "cancelled"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def server_process(request: pytest.FixtureRequest) -> bool:
+    """A test marked ``server_process`` gets a child-process server: it SIGKILLs it."""
+    return request.node.get_closest_marker("server_process") is not None
 
 
 def git(repo: Path, *args: str) -> str:
@@ -133,84 +129,65 @@ def effects(effects_dir: Path) -> list[str]:
 
 @dataclass
 class Server:
+    """A Conveyor server for one test, on a real port (conveyor.devserver). By default the app runs
+    in this process (``ServerThread``, with ``clock`` if given); ``process=True`` runs ``conveyor
+    server`` as a child process instead, for the tests that SIGKILL it."""
+
     home: Path
     database_url: str
     port: int = field(default_factory=free_port)
     poll_interval: float = 0.2
     webhook_secret: str | None = None
-    proc: subprocess.Popen[bytes] | None = None
+    process: bool = False
+    clock: Clock | None = None
     token: str = ""
+    runner: ServerProcess | ServerThread | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.runner.proc if isinstance(self.runner, ServerProcess) else None
+
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-        env.update(
-            CONVEYOR_HOME=str(self.home),
-            CONVEYOR_DATABASE_URL=self.database_url,
-            CONVEYOR_POLL_INTERVAL=str(self.poll_interval),
-            CONVEYOR_URL=self.url,
-            CONVEYOR_TOKEN=self.token,
-            CONVEYOR_PORT=str(self.port),
-            CONVEYOR_SOURCE_LOCAL_ROOTS=str(self.home.parent),  # tests register checkouts made next to HOME
-        )
+        extra = {"CONVEYOR_SOURCE_LOCAL_ROOTS": str(self.home.parent)}  # tests register checkouts made next to HOME
         if self.webhook_secret:
-            env["CONVEYOR_GITHUB_WEBHOOK_SECRET"] = self.webhook_secret
-        return env
+            extra["CONVEYOR_GITHUB_WEBHOOK_SECRET"] = self.webhook_secret
+        return server_env(
+            self.home, self.database_url, self.port, poll_interval=self.poll_interval, token=self.token, extra=extra
+        )
 
     def make_admin_token(self) -> str:
-        db = Database(self.database_url)
-        db.migrate()
-        now = datetime.now(UTC)
-        with db.begin() as conn:
-            self.token = create_token(conn, add_user(conn, "alice", ["admin", "release_manager"], now), now)
-        db.dispose()
+        self.token = make_token(self.database_url, "alice", ["admin", "release_manager"])
         return self.token
 
     def start(self) -> Server:
         if not self.token:
             self.make_admin_token()
         self.home.mkdir(parents=True, exist_ok=True)
-        log = (self.home / "server.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor", "server", "--port", str(self.port)],
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-        def up() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                return httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, timeout=60, what="the server to answer")
+        if self.process:
+            self.runner = ServerProcess(self.port, self.env(), self.home / "server.log")
+        else:
+            self.runner = ServerThread(self.port, self.env(), self.clock)
+        try:
+            self.runner.start()
+        except RuntimeError as exc:
+            raise AssertionError(str(exc)) from exc
         return self
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        """SIGKILL: no shutdown code runs (a child process only)."""
+        assert isinstance(self.runner, ServerProcess), "kill() needs Server(process=True)"
+        self.runner.kill()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.runner is not None:
+            self.runner.stop()
 
     def log(self) -> str:
-        path = self.home / "server.log"
-        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+        return self.runner.log() if isinstance(self.runner, ServerProcess) else "(in-process server: see the output)"
 
     # --- API -------------------------------------------------------------------------------
 

@@ -345,14 +345,20 @@ class Site:
 
 
 def start_site(
-    root: Path, database_url: str, *, staging: bool = False, poll_interval: float = 0, **config: Any
+    root: Path,
+    database_url: str,
+    *,
+    staging: bool = False,
+    poll_interval: float = 0,
+    process: bool = False,
+    **config: Any,
 ) -> Site:
     control = root / "control"
     control.mkdir(parents=True)
     production = free_port()
     staging_port = free_port() if staging else None
     repo = make_site_repo(root / "site", site_config(control, production, staging_port=staging_port, **config))
-    server = Server(home=root / "home", database_url=database_url, poll_interval=poll_interval)
+    server = Server(home=root / "home", database_url=database_url, poll_interval=poll_interval, process=process)
     server.start()
     server.ok("POST", "/services", json={"source": str(repo)})
     return Site(repo, control, server, production, staging_port)

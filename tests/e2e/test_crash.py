@@ -8,6 +8,7 @@ from tests.e2e.conftest import World
 from tests.e2e.harness import effects, git, wait_step_started
 
 STEPS_WITH_EFFECTS = ["prepare", "migrate", "rollout", "smoke"]
+pytestmark = pytest.mark.server_process  # SIGKILL needs a server in its own process
 
 
 @pytest.mark.parametrize("step", STEPS_WITH_EFFECTS)

@@ -34,7 +34,10 @@ COLD_CASES += [("rollback", "smoke", "fail")]
 
 def shared_site(tmp_path_factory: pytest.TempPathFactory, quick_rollback: str) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("invariant")
-    site = start_site(root, f"sqlite:///{root / 'c.db'}", quick_rollback=quick_rollback, health_timeout="10s")
+    # a child-process server: the cases SIGKILL it in the middle of a step
+    site = start_site(
+        root, f"sqlite:///{root / 'c.db'}", quick_rollback=quick_rollback, health_timeout="10s", process=True
+    )
     try:
         first = site.deploy()
         assert first["state"] == "succeeded", site.explain(first)
