@@ -16,7 +16,7 @@ from conveyor.auth.policy import (
     may_tick,
     may_verify,
 )
-from conveyor.auth.roles import ROLES
+from conveyor.domain.roles import ROLES
 from conveyor.gates.schedule import emergency_approvers
 from conveyor.spec import parse_spec
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from conveyor.auth.roles import ROLES
 from conveyor.auth.users import add_user, authenticate, check_password, create_token, get_user
+from conveyor.domain.roles import ROLES
 from conveyor.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from conveyor.store.db import Database
 from conveyor.store.tables import tokens, users

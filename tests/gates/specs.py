@@ -7,7 +7,7 @@ import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
-from conveyor.gates.base import Evidence
+from conveyor.domain.evidence import Evidence
 from conveyor.spec import EnvironmentSpec, ServiceSpec, parse_spec
 
 SHA = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from tests.gates.specs import NOW, evidence, production, service
 
+from conveyor.domain.evidence import Approval
 from conveyor.gates.approval import ApprovalGate
-from conveyor.gates.base import Approval
 
 GATE = ApprovalGate()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from tests.gates.specs import NOW, evidence, production, service
 
-from conveyor.gates.base import Tick
+from conveyor.domain.evidence import Tick
 from conveyor.gates.checklist import Checklist
 from conveyor.spec.models import DEFAULT_CHECKLIST
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tests.gates.specs import NOW, SHA, evidence, production, service
 
-from conveyor.gates.base import Check
+from conveyor.domain.evidence import Check
 from conveyor.gates.checks import Checks
 
 GATE = Checks()

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from tests.gates.specs import NOW, SHA, evidence, production, service
 
-from conveyor.gates.base import Review
+from conveyor.domain.evidence import Review
 from conveyor.gates.reviews import Reviews
 
 GATE = Reviews()

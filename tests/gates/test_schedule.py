@@ -10,7 +10,7 @@ import pytest
 from tests.gates.specs import NOW, evidence, production, service
 
 from conveyor.domain.calendar import Freeze
-from conveyor.gates.base import Approval
+from conveyor.domain.evidence import Approval
 from conveyor.gates.schedule import ScheduleGate
 
 GATE = ScheduleGate()

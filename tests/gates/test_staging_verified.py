@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from tests.gates.specs import NOW, SHA, evidence, production, service
 
-from conveyor.gates.base import EnvironmentRun, Verification
+from conveyor.domain.evidence import EnvironmentRun, Verification
 from conveyor.gates.staging import StagingVerified
 
 GATE = StagingVerified()

@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, false, select, update
 
-from conveyor.auth.roles import check_role
 from conveyor.auth.users import User, get_user, hash_password
 from conveyor.domain.clock import as_utc
+from conveyor.domain.roles import check_role
 from conveyor.errors import Conflict, InvalidInput, NotFound
 from conveyor.store.tables import tokens, users, web_sessions
 

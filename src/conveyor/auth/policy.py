@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conveyor.auth.roles import ROLES
+from conveyor.domain.roles import ROLES
 from conveyor.spec import EnvironmentSpec
 
 

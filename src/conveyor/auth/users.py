@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from sqlalchemy import Connection, or_, select, update
 
-from conveyor.auth.roles import check_role
+from conveyor.domain.roles import check_role
 from conveyor.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from conveyor.store.tables import tokens, users
 

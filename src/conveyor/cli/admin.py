@@ -15,10 +15,10 @@ from sqlalchemy import Connection
 from conveyor.audit import keys as audit_keys
 from conveyor.audit import log as audit
 from conveyor.auth import accounts
-from conveyor.auth.roles import ROLES
 from conveyor.auth.users import add_user, create_token, get_user
 from conveyor.cli.output import Table, console, handles_errors, print_json
 from conveyor.domain.clock import SystemClock
+from conveyor.domain.roles import ROLES
 from conveyor.errors import InvalidInput
 from conveyor.settings import Settings
 from conveyor.store.db import Database

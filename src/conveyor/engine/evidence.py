@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from conveyor.domain.calendar import Freeze
+from conveyor.domain.evidence import Evidence, GateResult
 from conveyor.gates import registry
-from conveyor.gates.base import Evidence, GateResult
 from conveyor.runtime import Runtime
 from conveyor.store import evidence as store
 from conveyor.store import freezes as freeze_store

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, select, update
 from conveyor.audit import log as audit
 from conveyor.domain.deployment import DeploymentState, StepState, can_transition
 from conveyor.domain.events import DeploymentMoved, GatesChanged, StepFinished, StepStarted
-from conveyor.gates.base import GateResult
+from conveyor.domain.evidence import GateResult
 from conveyor.store import deployments as store
 from conveyor.store import events
 from conveyor.store.records import DeploymentRecord

@@ -8,10 +8,10 @@ from datetime import datetime
 from pathlib import Path
 
 from conveyor.auth.users import User
+from conveyor.domain.evidence import GateResult
 from conveyor.domain.horizon import within_calendar
 from conveyor.engine.evidence import evaluate, gather
 from conveyor.engine.history import superseded
-from conveyor.gates.base import GateResult
 from conveyor.runtime import Runtime
 from conveyor.store import services as service_store
 from conveyor.store.records import ServiceRecord

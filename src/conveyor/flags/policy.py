@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from conveyor.auth.policy import Decision, deployers
-from conveyor.auth.roles import ROLES
+from conveyor.domain.roles import ROLES
 from conveyor.spec import EnvironmentSpec
 
 

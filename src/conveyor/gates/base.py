@@ -1,4 +1,5 @@
-"""The Gate protocol, the evidence gates look at, and the registry.
+"""The Gate protocol. The evidence gates look at and the results they give are domain values
+(``domain/evidence.py``), imported here for the gates' convenience.
 
 A gate never raises for an expected outcome: it returns ``GateResult(passed=False, reason=...)``
 whose reason says what is missing and how to get it. Evidence is assembled by the engine
@@ -7,94 +8,32 @@ whose reason says what is missing and how to get it. Evidence is assembled by th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from conveyor.domain.calendar import Freeze
+from conveyor.domain.evidence import (
+    Approval,
+    Check,
+    EnvironmentRun,
+    Evidence,
+    GateResult,
+    Review,
+    Tick,
+    Verification,
+)
 from conveyor.spec import EnvironmentSpec, ServiceSpec
 
-
-@dataclass(frozen=True)
-class GateResult:
-    gate: str
-    passed: bool
-    reason: str
-    details: Mapping[str, Any] = field(default_factory=dict)
-    waitable: bool = True  # False when waiting cannot make it pass (e.g. the requester's role)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"gate": self.gate, "passed": self.passed, "reason": self.reason, "details": dict(self.details)}
-
-
-@dataclass(frozen=True)
-class Review:
-    reviewer: str
-    author: str
-    state: str  # approved | changes_requested | commented | dismissed
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    state: str  # success | failure | pending
-    at: datetime
-    url: str | None = None
-
-
-@dataclass(frozen=True)
-class Approval:
-    user: str
-    roles: tuple[str, ...]
-    at: datetime
-    comment: str | None = None
-
-
-@dataclass(frozen=True)
-class Tick:
-    item: str
-    user: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class EnvironmentRun:
-    """A finished deployment of the same commit in another environment."""
-
-    environment: str
-    state: str
-    smoke: str  # state of its smoke step: succeeded | skipped | failed | absent
-    finished_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Verification:
-    environment: str
-    user: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Evidence:
-    environment: str
-    sha: str
-    ref: str
-    requester: str
-    requester_roles: tuple[str, ...]
-    now: datetime
-    deployment_id: str | None = None  # None when asking `why` before any request
-    hotfix: bool = False
-    reviews: tuple[Review, ...] = ()
-    checks: Mapping[str, Check] = field(default_factory=dict)  # the latest report per check name
-    runs: tuple[EnvironmentRun, ...] = ()
-    verifications: tuple[Verification, ...] = ()
-    approvals: tuple[Approval, ...] = ()
-    ticks: Mapping[str, Tick] = field(default_factory=dict)
-    freezes: tuple[Freeze, ...] = ()  # one-off freezes of this environment
-    emergency: bool = False  # asks to bypass the schedule (needs an emergency approval)
-    when_open: bool = False  # may wait for the next opening of the schedule
+__all__ = [
+    "Approval",
+    "Check",
+    "EnvironmentRun",
+    "Evidence",
+    "Gate",
+    "GateResult",
+    "Review",
+    "Tick",
+    "Verification",
+    "names",
+]
 
 
 class Gate(Protocol):

@@ -19,8 +19,8 @@ from pydantic import (
     model_validator,
 )
 
-from conveyor.auth.roles import ROLES
 from conveyor.domain.calendar import build_schedule
+from conveyor.domain.roles import ROLES
 from conveyor.errors import ConveyorError, NotFound
 from conveyor.spec.durations import parse_duration
 

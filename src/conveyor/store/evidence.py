@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from conveyor.domain.clock import as_utc
 from conveyor.domain.deployment import DeploymentState
+from conveyor.domain.evidence import Approval, Check, EnvironmentRun, Review, Tick, Verification
 from conveyor.errors import Conflict
-from conveyor.gates.base import Approval, Check, EnvironmentRun, Review, Tick, Verification
 from conveyor.store.records import ServiceRecord
 from conveyor.store.tables import (
     approvals,

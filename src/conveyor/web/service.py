@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from conveyor.auth.policy import may_deploy
 from conveyor.domain.clock import as_utc
-from conveyor.gates.base import Check
+from conveyor.domain.evidence import Check
 from conveyor.store import deployments as store
 from conveyor.store import evidence
 from conveyor.store import services as service_store

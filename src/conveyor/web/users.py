@@ -14,8 +14,8 @@ from sqlalchemy import Connection
 from conveyor.audit import log as audit
 from conveyor.audit.refusals import refuse
 from conveyor.auth import accounts
-from conveyor.auth.roles import ROLES
 from conveyor.auth.sessions import Session
+from conveyor.domain.roles import ROLES
 from conveyor.errors import Forbidden
 from conveyor.web.pages import PageRoute, page, runtime
 from conveyor.web.session import PostDep, SessionDep
