@@ -17,6 +17,7 @@ import httpx
 from tests.e2e.harness import SCRIPTS, Server, commit, git
 
 from conveyor.auth.users import add_user, create_token
+from conveyor.domain.clock import Clock
 from conveyor.store.db import Database
 
 SECRET = "gate-secret"
@@ -109,7 +110,12 @@ class GateWorld:
 
 
 def make_gate_world(
-    tmp_path: Path, database_url: str, config: Callable[[Path], str] = gated_config
+    tmp_path: Path,
+    database_url: str,
+    config: Callable[[Path], str] = gated_config,
+    *,
+    process: bool = False,
+    clock: Clock | None = None,
 ) -> Iterator[GateWorld]:
     effects = tmp_path / "effects"
     effects.mkdir()
@@ -117,7 +123,14 @@ def make_gate_world(
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
     commit(repo, {**SCRIPTS, "conveyor.yml": config(effects)}, "initial")
-    server = Server(home=tmp_path / "home", database_url=database_url, poll_interval=0, webhook_secret=SECRET)
+    server = Server(
+        home=tmp_path / "home",
+        database_url=database_url,
+        poll_interval=0,
+        webhook_secret=SECRET,
+        process=process,
+        clock=clock,
+    )
     db = Database(database_url)
     db.migrate()
     now = datetime.now(UTC)

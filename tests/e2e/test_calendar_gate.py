@@ -1,6 +1,7 @@
 """The deploy calendar end to end: `why --at`, refusals outside the window with the next opening,
-`--when-open` waiting durably for an opening (across a server restart), emergency deployments
-approved by a manager, freezes, and `conveyor calendar`."""
+`--when-open` waiting for an opening (on the server's clock, which the test moves), emergency
+deployments approved by a manager (the wait for it survives a SIGKILL of the server), freezes, and
+`conveyor calendar`."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tests.clock import ControlledClock
 from tests.conftest import wait_until
 from tests.e2e.gates_world import GateWorld, make_gate_world
+from tests.e2e.harness import server_process
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 TARGET = "{kind: command, deploy: ./scripts/deploy.sh, rollback: ./scripts/rollback.sh}"
@@ -64,8 +67,9 @@ def office(tmp_path: Path) -> Iterator[GateWorld]:
 
 
 @pytest.fixture
-def closed(tmp_path: Path, database_url: str) -> Iterator[GateWorld]:
-    yield from make_gate_world(tmp_path, database_url, config(ALWAYS_CLOSED))  # type: ignore[arg-type]
+def closed(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[GateWorld]:
+    process = server_process(request)
+    yield from make_gate_world(tmp_path, database_url, config(ALWAYS_CLOSED), process=process)  # type: ignore[arg-type]
 
 
 def test_why_at_any_instant_and_the_calendar(office: GateWorld) -> None:
@@ -94,6 +98,7 @@ def test_outside_the_window_a_plain_request_is_refused_with_the_next_opening(clo
     assert closed.ok_as("ada", "GET", "/deployments") == []
 
 
+@pytest.mark.server_process
 def test_emergency_outside_the_window_needs_a_managers_approval(closed: GateWorld) -> None:
     no_reason = closed.as_(
         "rita", "POST", "/deployments", json={"environment": "production", "ref": "main", "emergency": True}
@@ -108,6 +113,9 @@ def test_emergency_outside_the_window_needs_a_managers_approval(closed: GateWorl
     wait_until(lambda: closed.server.deployment(d["id"])["gates"], what="gates evaluated")
     assert closed.as_("eve", "POST", f"/deployments/{d['id']}/approvals", json={}).status_code == 403
     assert closed.as_("rita", "POST", f"/deployments/{d['id']}/approvals", json={}).status_code == 403
+    assert closed.server.deployment(d["id"])["state"] == "pending"
+    closed.server.kill()  # the wait is durable: a SIGKILL and a restart in between change nothing
+    closed.server.start()
     assert closed.server.deployment(d["id"])["state"] == "pending"
     assert cli(closed, "max", "approve", d["id"], "--comment", "go").returncode == 0
     done = closed.server.wait_finished(d["id"])
@@ -150,16 +158,27 @@ def test_freeze_closes_and_lifting_reopens(office: GateWorld) -> None:
     assert cli(office, "rita", "why", "production", "--ref", "main", "--at", at).returncode == 0
 
 
-def test_when_open_waits_for_the_window_even_across_a_restart(tmp_path: Path) -> None:
-    now = datetime.now(UTC)
-    opening = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
-    if (opening - now).total_seconds() < 8:  # leave time to request, restart and check
-        opening += timedelta(minutes=1)
+def gate_looks(deployment_id: str) -> int:
+    """How many times the deployment's gate workflow has evaluated its gates (the server runs in this
+    process: its engine is this process's DBOS)."""
+    from dbos import DBOS
+
+    from conveyor.engine.gating import gate_step, gate_workflow_id
+
+    steps = DBOS.list_workflow_steps(gate_workflow_id(deployment_id), load_output=False)
+    return sum(1 for s in steps if s["function_name"].endswith(gate_step.__qualname__))
+
+
+def test_when_open_waits_for_the_window_then_starts_at_the_opening(tmp_path: Path) -> None:
+    """The server's clock is the test's: it stands two seconds before the window opens (the waiting
+    deployment looks again at each opening it is told of), then jumps to the opening."""
+    opening = (datetime.now(UTC) + timedelta(minutes=5)).replace(second=0, microsecond=0)
     end = opening + timedelta(minutes=3)
     end_text = "24:00" if end.date() != opening.date() else end.strftime("%H:%M")
     window = f"{DAYS[opening.weekday()]} {opening:%H:%M}-{end_text}"
     schedule = f'schedule:\n  timezone: UTC\n  allow: ["{window}"]\n  weekends: open\n'
-    worlds = make_gate_world(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", config(schedule))  # type: ignore[arg-type]
+    clock = ControlledClock(opening - timedelta(seconds=2))
+    worlds = make_gate_world(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", config(schedule), clock=clock)  # type: ignore[arg-type]
     gw = next(worlds)
     try:
         r = cli(gw, "rita", "deploy", "production", "--ref", "main", "--when-open", "--json")
@@ -171,10 +190,11 @@ def test_when_open_waits_for_the_window_even_across_a_restart(tmp_path: Path) ->
             what="the schedule gate",
         )
         assert not gate["passed"] and gate["details"]["next_open"] == opening.isoformat()
-        gw.server.kill()  # the wait is durable: a restart in between changes nothing
-        gw.server.start()
+        # it looks again when the window should open, by the server's clock, which stands still: it waits on
+        wait_until(lambda: gate_looks(d["id"]) >= 3, what="the waiting deployment to look at its gates again")
         assert gw.server.deployment(d["id"])["state"] == "pending"
-        done = gw.server.wait_finished(d["id"], timeout=150)
+        clock.set(opening, running=True)
+        done = gw.server.wait_finished(d["id"], timeout=60)
         assert done["state"] == "succeeded", done
         assert datetime.fromisoformat(done["started_at"]) >= opening
         assert datetime.fromisoformat(done["started_at"]) < opening + timedelta(seconds=30)
