@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from conveyor.engine.context import StepContext, StepOutcome
 from conveyor.store import deployments as store
 from conveyor.store.records import ReleaseRecord
+from conveyor.targets.base import StepOutcome
+
+if TYPE_CHECKING:
+    from conveyor.engine.context import StepContext  # which calls into this module (built_workdir)
 
 BUILD_TIMEOUT = 900.0
 
