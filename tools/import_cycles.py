@@ -20,6 +20,10 @@ How the graph is built (with ``ast``, nothing of Conveyor's is executed but the 
   (a registry module -> a built-in -> the registry's ``register``) as allowed. A cycle that exists
   without registration edges fails.
 
+Then the layers (DESIGN.md: domain first, pure core, adapters at the edge): ``LAYERS`` names,
+for each top-level package, the packages it must not import, in any form (deferred too); an
+import against it fails like a cycle, e.g. the engine reaching into the API or the dashboard.
+
 ``ALLOWED`` may list further edges, each (importer, imported) of a registration done with a plain
 import (a registry module importing its built-ins), and nothing else.
 """
@@ -40,6 +44,24 @@ PACKAGE = "conveyor"
 
 # registration edges made with a plain import (registry module, built-in module); none today
 ALLOWED: frozenset[tuple[str, str]] = frozenset()
+
+
+EDGE = ("api", "web", "cli", "app", "devserver")  # the adapters and the composition root
+# top-level package -> what it must never import
+LAYERS: dict[str, frozenset[str]] = {
+    "domain": frozenset({"store", "engine", "gates", "targets", "agent", "audit", "auth", "flags", "runtime", *EDGE}),
+    "spec": frozenset({"store", "engine", "gates", "targets", "agent", "audit", "runtime", *EDGE}),
+    "store": frozenset({"engine", "gates", "targets", "agent", "flags", "runtime", *EDGE}),
+    "gates": frozenset({"store", "engine", "targets", "agent", "runtime", *EDGE}),
+    "targets": frozenset({"engine", "runtime", *EDGE}),
+    "agent": frozenset({"store", "engine", "gates", "targets", "flags", "runtime", *EDGE}),
+    "audit": frozenset({"engine", "gates", "targets", "flags", *EDGE}),
+    "auth": frozenset({"engine", "targets", "flags", *EDGE}),
+    "flags": frozenset({"engine", "targets", *EDGE}),
+    "engine": frozenset(EDGE),
+    "api": frozenset({"web", "cli", "app", "devserver"}),
+    "web": frozenset({"api", "cli", "app", "devserver"}),
+}
 
 
 @dataclass(frozen=True)
@@ -226,6 +248,16 @@ def describe(cycle: list[str], edges: list[Edge]) -> str:
     return "\n".join(lines)
 
 
+def layer_violations(edges: list[Edge]) -> list[Edge]:
+    """Imports that cross a layer the wrong way (``LAYERS``)."""
+
+    def top(module: str) -> str:
+        parts = module.split(".")
+        return parts[1] if len(parts) > 1 else parts[0]
+
+    return [e for e in edges if top(e.target) in LAYERS.get(top(e.source), frozenset())]
+
+
 def short(module: str) -> str:
     return module.removeprefix(f"{PACKAGE}.")
 
@@ -250,6 +282,13 @@ def main() -> int:
         print(f"\n{title}: {len(found)}")
         for cycle in found:
             print(describe(cycle, imports + registration))
+    wrong_way = layer_violations(imports)
+    print(f"\nimports against the layers: {len(wrong_way)}")
+    for e in wrong_way:
+        print(f"    {short(e.source)} -> {short(e.target)}: {e.kind} at {e.where}")
+    if wrong_way:
+        print("\nturn those dependencies around: the inner layer must not know the outer one (LAYERS above)")
+        return 1
     if import_time or deferred:
         print(
             f"\n{len(import_time) + len(deferred)} import cycle(s) besides plugin registration: "

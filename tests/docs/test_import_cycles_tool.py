@@ -62,3 +62,32 @@ def test_conveyor_has_registration_cycles_and_they_are_allowed() -> None:
     imports = tool.import_edges(known)
     assert ["conveyor.gates.deployers", "conveyor.gates.registry"] in tool.cycles(imports + registration)
     assert ["conveyor.gates.deployers", "conveyor.gates.registry"] not in tool.cycles(imports)
+
+
+def test_an_import_against_the_layers_is_found(tmp_path: Path) -> None:
+    """The engine reaching into the dashboard, or the domain into the store, fails `make lint`;
+    the outer layer importing the inner one does not."""
+    tool = _tool()
+    src = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "engine/__init__.py": "",
+            "engine/pipeline.py": "def later():\n    from conveyor.web import pages\n",
+            "web/__init__.py": "",
+            "web/pages.py": "from conveyor.engine import pipeline\n",
+            "domain/__init__.py": "",
+            "domain/clock.py": "from conveyor.store import db\n",
+            "store/__init__.py": "",
+            "store/db.py": "from conveyor.domain import clock\n",
+        },
+    )
+    known = tool.modules(src)
+    wrong = tool.layer_violations(tool.import_edges(known, tmp_path))
+    assert sorted((e.source, e.target) for e in wrong) == [
+        ("conveyor.domain.clock", "conveyor.store"),
+        ("conveyor.domain.clock", "conveyor.store.db"),
+        ("conveyor.engine.pipeline", "conveyor.web"),
+        ("conveyor.engine.pipeline", "conveyor.web.pages"),
+    ]
+    assert tool.layer_violations(tool.import_edges(tool.modules(), tool.ROOT)) == []  # Conveyor itself
