@@ -67,6 +67,14 @@ class GateWorld:
     effects: Path
     server: Server
     tokens: dict[str, str] = field(default_factory=dict)
+    _http: httpx.Client | None = None
+
+    @property
+    def http(self) -> httpx.Client:
+        """One keep-alive client to the server, for tests that send many requests."""
+        if self._http is None:
+            self._http = httpx.Client(base_url=self.server.url, timeout=30)
+        return self._http
 
     def as_(self, user: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"}
@@ -146,4 +154,6 @@ def make_gate_world(
     try:
         yield world
     finally:
+        if world._http is not None:
+            world._http.close()
         server.stop()

@@ -45,12 +45,7 @@ def sdk_get(world: GateWorld, path: str, key: str | None, **kwargs: Any) -> http
 
 
 def evaluate(world: GateWorld, key: str, flag: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
-    r = httpx.post(
-        f"{world.server.url}/ofrep/v1/evaluate/flags/{flag}",
-        headers={SDK_HEADERS: key},
-        json={"context": context or {}},
-        timeout=30,
-    )
+    r = world.http.post(f"/ofrep/v1/evaluate/flags/{flag}", headers={SDK_HEADERS: key}, json={"context": context or {}})
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     return body
