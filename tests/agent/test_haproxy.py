@@ -17,12 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from tests.e2e.harness import free_port
 from tests.e2e.local import DEMO_APP, Load
 
 from conveyor.agent import haproxy
 from conveyor.agent.haproxy import HAProxyError, HAProxyRouter
 from conveyor.agent.routing import ROUTERS, Backend
+from conveyor.devserver import free_port
 
 try:
     haproxy.find_haproxy()
@@ -94,13 +94,27 @@ async def wait_for(check: Callable[[], bool], what: str, timeout: float = 5.0) -
         await asyncio.sleep(0.02)
 
 
+async def in_flight(router: HAProxyRouter, backend: Backend, count: int = 1, timeout: float = 5.0) -> None:
+    """Wait until haproxy has ``count`` requests open to ``backend`` (its current sessions)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = (await router.command("show stat be_app 4 -1")).splitlines()
+        fields = rows[0].lstrip("# ").split(",")
+        found = [dict(zip(fields, row.split(","), strict=False)) for row in rows[1:] if row]
+        current = [int(r["scur"] or 0) for r in found if r["svname"] == f"{backend.id}-{backend.port}"]
+        if current and current[0] >= count:
+            return
+        assert time.monotonic() < deadline, f"timed out waiting for {count} request(s) in flight to {backend.id}"
+        await asyncio.sleep(0.02)
+
+
 def test_registered_and_missing_binary_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import conveyor.agent.main  # noqa: F401  (the agent registers both routers)
 
     assert {"builtin", "haproxy"} <= set(ROUTERS)
     monkeypatch.setattr(haproxy.shutil, "which", lambda _name: None)
     monkeypatch.setattr(haproxy, "SEARCH", ())
-    r = ROUTERS["haproxy"]("web.test", "127.0.0.1", free_port(), 1000)
+    r = ROUTERS.get("haproxy")("web.test", "127.0.0.1", free_port(), 1000)
     with pytest.raises(HAProxyError, match="apt-get install haproxy"):
         asyncio.run(r.start())
 
@@ -128,15 +142,15 @@ async def test_drain_lets_the_request_in_flight_finish_and_sends_it_nothing_new(
     slow, fast = apps.start("slow", DEMO_SLOW_MS="1500"), apps.start("fast")
     await router.set_backends([slow])
     async with httpx.AsyncClient(timeout=10) as client:
-        in_flight = asyncio.create_task(client.get(url(router)))
-        await asyncio.sleep(0.3)
+        pending = asyncio.create_task(client.get(url(router)))
+        await in_flight(router, slow)
         await router.set_backends([fast])
         started = time.monotonic()
         drain = asyncio.create_task(router.drain(slow.id, timeout=10))
         during = [await client.get(url(router)) for _ in range(5)]
         assert await drain == 0
         waited = time.monotonic() - started
-        response = await in_flight
+        response = await pending
         after = [await client.get(url(router)) for _ in range(3)]
     assert response.status_code == 200 and response.json()["version"] == "slow"
     assert 0.8 < waited < 3, waited
@@ -151,11 +165,11 @@ async def test_drain_timeout_cuts_the_request_and_reports_it(router: HAProxyRout
     slow = apps.start("slow", DEMO_SLOW_MS="3000")
     await router.set_backends([slow])
     async with httpx.AsyncClient(timeout=10) as client:
-        in_flight = asyncio.create_task(client.get(url(router)))
-        await asyncio.sleep(0.3)
+        pending = asyncio.create_task(client.get(url(router)))
+        await in_flight(router, slow)
         assert await router.drain(slow.id, timeout=0.3) == 1
         with pytest.raises(httpx.HTTPError):
-            (await in_flight).raise_for_status()
+            (await pending).raise_for_status()
     assert await server_names(router) == []
 
 
@@ -232,7 +246,8 @@ async def test_no_request_fails_while_the_rotation_moves(router: HAProxyRouter, 
             await router.set_backends(current)
             assert await router.drain(old.id, timeout=10) == 0
             apps.stop(old)
-        await asyncio.sleep(0.2)
+        # each load sees the new rotation answer before the next swap
+        await wait_for(lambda v=f"v{n}": all(load.results and load.results[-1][2] == v for load in loads), f"v{n}")
     for load in loads:
         load.stop()
     assert [f for load in loads for f in load.failures] == []
