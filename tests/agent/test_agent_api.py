@@ -21,16 +21,12 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from conveyor.devserver import free_port
+
 DEMO_APP = Path(__file__).resolve().parents[2] / "examples" / "demo-app" / "app.py"
 DEMO = f"exec {shlex.quote(sys.executable)} app.py"  # PORT comes from the environment
 FAST_HEALTH = {"path": "/healthz", "interval": 0.05, "successes": 2, "timeout": 15}
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_open(port: int) -> bool:

@@ -24,16 +24,11 @@ from conveyor.agent import environment as environment_module
 from conveyor.agent.environment import DeployPlan, Environment, Operation
 from conveyor.agent.router import BuiltinRouter
 from conveyor.agent.supervisor import HealthConfig, Instance, InstanceState, ReleaseSpec
+from conveyor.devserver import free_port
 
 DEMO_APP = Path(__file__).resolve().parents[2] / "examples" / "demo-app" / "app.py"
 DEMO = f"exec {shlex.quote(sys.executable)} app.py"  # PORT comes from the environment
 FAST = HealthConfig(path="/healthz", interval=0.05, successes=2, failures=3, timeout=15)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_open(port: int) -> bool:

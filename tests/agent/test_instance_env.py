@@ -23,6 +23,7 @@ import pytest
 from conveyor.agent.client import AgentClient, agent_environment, ensure_agent
 from conveyor.agent.run_as import resolve_run_as
 from conveyor.agent.supervisor import HealthConfig, Instance, InstanceState, ReleaseSpec
+from conveyor.devserver import free_port
 from conveyor.errors import InvalidInput
 
 T = TypeVar("T")
@@ -111,7 +112,7 @@ def test_an_instance_gets_its_release_env_and_none_of_the_servers_secrets(
     assert stat.S_IMODE((home / "agent" / "token").stat().st_mode) == 0o600
     assert stat.S_IMODE((home / "agent").stat().st_mode) == 0o700
 
-    agent.call("PUT", "/v1/environments/shop.production", json={"port": _free_port()})
+    agent.call("PUT", "/v1/environments/shop.production", json={"port": free_port()})
     release_env = {"GREETING": "hello from conveyor.yml", "CONVEYOR_VERSION": "v1.0.0", "CONVEYOR_ENV": "production"}
     release = {"version": "v1.0.0", "sha": "a" * 40, "workdir": str(app_dir), "command": COMMAND, "env": release_env}
     body = {"id": "op-env", "release": release, "replicas": 1, "health": HEALTH}
@@ -143,14 +144,6 @@ def test_an_instance_gets_its_release_env_and_none_of_the_servers_secrets(
     unexpected = {k for k in env if k not in basics | documented and not k.startswith("LC_")}
     assert not unexpected, f"an allow-list lets only these through: {sorted(unexpected)}"
     assert output[0]["lines_seen"] >= 2
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _nobody() -> pwd.struct_passwd | None:

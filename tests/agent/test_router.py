@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import itertools
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,15 +20,10 @@ import pytest
 from conveyor.agent import router as router_module
 from conveyor.agent.router import BuiltinRouter
 from conveyor.agent.routing import LATENCY_BUCKETS, Backend, ReleaseCounters
+from conveyor.devserver import free_port
 
 HOST = "127.0.0.1"
 TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 async def eventually(check: Callable[[], object], timeout: float = TIMEOUT, what: str = "condition") -> None:

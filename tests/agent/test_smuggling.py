@@ -23,18 +23,13 @@ import pytest
 from conveyor.agent.edge import ClientLimits
 from conveyor.agent.router import BuiltinRouter
 from conveyor.agent.routing import Backend
+from conveyor.devserver import free_port
 
 HOST = "127.0.0.1"
 TIMEOUT = 10.0
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
 N = b"%d" % len(SMUGGLED)
 BIG = 16 * 1024 * 1024  # the size of the app's /big answer  # a Content-Length that covers exactly the smuggled request
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 async def eventually(check: Callable[[], object], timeout: float = TIMEOUT, what: str = "condition") -> None:

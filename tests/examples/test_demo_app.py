@@ -19,14 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.devserver import free_port
+
 DEMO_DIR = Path(__file__).resolve().parents[2] / "examples" / "demo-app"
 SHA = "0123456789abcdef0123456789abcdef01234567"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
