@@ -316,7 +316,8 @@ def test_every_answer_validates_against_its_declared_model(walk: Walk) -> None:
             continue
         problems += [f"{method} {route}: undeclared key {where}" for where in undeclared(value)]
         again = adapter.dump_python(value, mode="json", by_alias=True, exclude_unset=True)
-        if again != body:
+        raw = route.endswith("/ruleset")  # served as the SDKs' document (sorted keys), not through the model
+        if json.dumps(again, sort_keys=raw) != json.dumps(body, sort_keys=raw):  # same keys, order and values
             problems.append(f"{method} {route}: the model writes it differently:\n{again}\n!=\n{body}")
     assert not problems, "\n".join(problems)
 

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from conveyor.cli.client import Client
+from conveyor.api.models import Calendar, Freeze, ServiceFreeze
+from conveyor.cli.client import Client, wire
 from conveyor.cli.deploy import Json, Service
 from conveyor.cli.output import Table, console, handles_errors, print_json
 
@@ -26,15 +27,14 @@ def freeze_add(
     json_out: Json = False,
 ) -> None:
     """Freeze ENVIRONMENT: no deploys from --from until --until."""
-    result = Client().post(
-        "/freezes", {"environment": environment, "service": service, "from": start, "until": until, "reason": reason}
-    )
+    body = {"environment": environment, "service": service, "from": start, "until": until, "reason": reason}
+    result = Client().send_as(ServiceFreeze, "POST", "/freezes", body)
     if json_out:
-        print_json(result)
+        print_json(wire(result))
     else:
-        end = result["until"] or "lifted"
+        end = result.until or "lifted"
         console.print(
-            f"freeze {result['id']}: {environment} closed from {result['from']} until {end}: {reason}", highlight=False
+            f"freeze {result.id}: {environment} closed from {result.from_} until {end}: {reason}", highlight=False
         )
 
 
@@ -44,13 +44,13 @@ def freeze_list(
     environment: Annotated[str, typer.Argument(help="environment")], service: Service = None, json_out: Json = False
 ) -> None:
     """Freezes of ENVIRONMENT that are not lifted."""
-    rows = Client().get("/freezes", environment=environment, service=service)
+    rows = Client().get_as(list[Freeze], "/freezes", environment=environment, service=service)
     if json_out:
-        print_json(rows)
+        print_json(wire(rows))
         return
     table = Table("id", "from", "until", "reason", "by")
     for f in rows:
-        table.add_row(str(f["id"]), f["from"], f["until"] or "lifted", f["reason"], f["created_by"])
+        table.add_row(str(f.id), f.from_, f.until or "lifted", f.reason, f.created_by)
     console.print(table)
 
 
@@ -58,9 +58,9 @@ def freeze_list(
 @handles_errors
 def freeze_lift(freeze_id: Annotated[int, typer.Argument(help="freeze id")], json_out: Json = False) -> None:
     """Lift a freeze."""
-    result = Client().request("DELETE", f"/freezes/{freeze_id}")
+    result = Client().send_as(Freeze, "DELETE", f"/freezes/{freeze_id}")
     if json_out:
-        print_json(result)
+        print_json(wire(result))
     else:
         console.print(f"freeze {freeze_id} lifted", highlight=False)
 
@@ -73,19 +73,19 @@ def calendar(
     json_out: Json = False,
 ) -> None:
     """The open windows and closures of ENVIRONMENT for the coming days."""
-    result = Client().get("/calendar", environment=environment, service=service, days=days)
+    result = Client().get_as(Calendar, "/calendar", environment=environment, service=service, days=days)
     if json_out:
-        print_json(result)
+        print_json(wire(result))
         return
-    if not result["spans"]:
+    if not result.spans:
         console.print(f"{environment} has no schedule: always open", highlight=False)
         return
-    table = Table("from", "until", "", "why", title=f"{environment} ({result['timezone']})")
-    for s in result["spans"]:
+    table = Table("from", "until", "", "why", title=f"{environment} ({result.timezone})")
+    for s in result.spans:
         table.add_row(
-            s["start"][:16].replace("T", " "),
-            s["end"][:16].replace("T", " "),
-            "[green]open[/green]" if s["open"] else "[red]closed[/red]",
-            s["reason"],
+            s.start[:16].replace("T", " "),
+            s.end[:16].replace("T", " "),
+            "[green]open[/green]" if s.open else "[red]closed[/red]",
+            s.reason,
         )
     console.print(table)

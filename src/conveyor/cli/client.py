@@ -1,10 +1,12 @@
-"""The CLI's HTTP client for the REST API (CONVEYOR_URL, CONVEYOR_TOKEN)."""
+"""The CLI's HTTP client for the REST API (CONVEYOR_URL, CONVEYOR_TOKEN). Answers parse into the
+API's own response models (api/models*.py): ``client.get_as(DeploymentDetail, ...)``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, TypeAdapter
 
 from conveyor.errors import Conflict, ConveyorError, Forbidden, InvalidInput, NotFound, Unauthorized
 from conveyor.settings import Settings
@@ -16,6 +18,23 @@ _KINDS: dict[str, type[ConveyorError]] = {
     "forbidden": Forbidden,
     "conflict": Conflict,
 }
+
+
+T = TypeVar("T")
+
+
+def parse(shape: type[T], data: Any) -> T:
+    """``data`` (an answer's JSON) as ``shape``: a response model, or e.g. ``list[Model]``."""
+    return TypeAdapter(shape).validate_python(data)
+
+
+def wire(value: Any) -> Any:
+    """A parsed answer as the server sent it, for ``--json`` (the models change no key or value)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    if isinstance(value, list):
+        return [wire(item) for item in value]
+    return value
 
 
 class SpecProblems(InvalidInput):
@@ -66,3 +85,13 @@ class Client:
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, json=body or {})
+
+    def get_as(self, shape: type[T], path: str, **params: Any) -> T:
+        return parse(shape, self.get(path, **params))
+
+    def send_as(self, shape: type[T], method: str, path: str, body: dict[str, Any] | None = None, **params: Any) -> T:
+        """POST, PUT, PATCH or DELETE ``body`` (JSON) with query ``params``; the answer as ``shape``."""
+        kwargs: dict[str, Any] = {"params": {k: v for k, v in params.items() if v is not None}}
+        if body is not None or method == "POST":
+            kwargs["json"] = body or {}
+        return parse(shape, self.request(method, path, **kwargs))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from conveyor.cli.client import Client
+from conveyor.api.models import Deployment, DeploymentDetail, EnvironmentStatus
+from conveyor.cli.client import Client, wire
 from conveyor.cli.output import Table, console, handles_errors, print_json
 from conveyor.cli.watch import wait_for
 
@@ -15,19 +16,19 @@ Service = Annotated[str | None, typer.Option("--service", "-s", help="service na
 Wait = Annotated[bool, typer.Option("--wait", help="follow it to the end; exit 0 only on success")]
 
 
-def _finish(detail: dict[str, Any], json_out: bool, waited: bool) -> None:
+def _finish(detail: DeploymentDetail, json_out: bool, waited: bool) -> None:
     if json_out:
-        print_json(detail)
+        print_json(wire(detail))
     else:
-        version = detail.get("version") or detail["sha"][:12]
+        version = detail.version or detail.sha[:12]
         console.print(
-            f"deployment [bold]{detail['id'][:8]}[/bold] {detail['kind']} of {detail['service']} "
-            f"{version} to {detail['environment']}: [bold]{detail['state']}[/bold]",
+            f"deployment [bold]{detail.id[:8]}[/bold] {detail.kind.value} of {detail.service} "
+            f"{version} to {detail.environment}: [bold]{detail.state.value}[/bold]",
             highlight=False,
         )
-        if detail.get("reason"):
-            console.print(f"  {detail['reason']}", highlight=False)
-    if waited and detail["state"] != "succeeded":
+        if detail.reason:
+            console.print(f"  {detail.reason}", highlight=False)
+    if waited and detail.state != "succeeded":
         raise typer.Exit(1)
 
 
@@ -60,9 +61,9 @@ def deploy(
         "reason": reason,
         "when_open": when_open,
     }
-    detail = client.post("/deployments", body)
+    detail = client.send_as(DeploymentDetail, "POST", "/deployments", body)
     if wait:
-        detail = wait_for(client, detail["id"], show=not json_out)
+        detail = wait_for(client, detail.id, show=not json_out)
     _finish(detail, json_out, wait)
 
 
@@ -76,9 +77,10 @@ def rollback(
 ) -> None:
     """Deploy an earlier release of ENVIRONMENT again."""
     client = Client()
-    detail = client.post("/rollbacks", {"environment": environment, "service": service, "to": to})
+    body = {"environment": environment, "service": service, "to": to}
+    detail = client.send_as(DeploymentDetail, "POST", "/rollbacks", body)
     if wait:
-        detail = wait_for(client, detail["id"], show=not json_out)
+        detail = wait_for(client, detail.id, show=not json_out)
     _finish(detail, json_out, wait)
 
 
@@ -88,7 +90,7 @@ def cancel(
     json_out: Json = False,
 ) -> None:
     """Cancel a deployment that has not finished."""
-    detail = Client().post(f"/deployments/{deployment_id}/cancel")
+    detail = Client().send_as(DeploymentDetail, "POST", f"/deployments/{deployment_id}/cancel")
     _finish(detail, json_out, waited=False)
 
 
@@ -99,20 +101,20 @@ def status(
     json_out: Json = False,
 ) -> None:
     """What each environment runs, and its latest deployment."""
-    rows = Client().get("/status", service=service, environment=environment)
+    rows = Client().get_as(list[EnvironmentStatus], "/status", service=service, environment=environment)
     if json_out:
-        print_json(rows)
+        print_json(wire(rows))
         return
     table = Table("service", "environment", "serving", "latest deployment", "state", "by")
     for r in rows:
-        cur, latest = r["current"], r["latest"]
+        cur, latest = r.current, r.latest
         table.add_row(
-            r["service"],
-            r["environment"],
-            cur["version"] if cur else "-",
-            latest["id"][:8] if latest else "-",
-            latest["state"] if latest else "-",
-            latest["actor"] if latest else "-",
+            r.service,
+            r.environment,
+            cur.version if cur else "-",
+            latest.id[:8] if latest else "-",
+            latest.state.value if latest else "-",
+            latest.actor if latest else "-",
         )
     console.print(table)
 
@@ -125,20 +127,20 @@ def history(
     json_out: Json = False,
 ) -> None:
     """Deployments, newest first."""
-    rows = Client().get("/deployments", service=service, environment=environment, limit=limit)
+    rows = Client().get_as(list[Deployment], "/deployments", service=service, environment=environment, limit=limit)
     if json_out:
-        print_json(rows)
+        print_json(wire(rows))
         return
     table = Table("id", "service", "environment", "kind", "version", "state", "by", "requested")
     for d in rows:
         table.add_row(
-            d["id"][:8],
-            d["service"],
-            d["environment"],
-            d["kind"],
-            d["version"] or d["sha"][:12],
-            d["state"],
-            d["actor"],
-            d["created_at"][:19],
+            d.id[:8],
+            d.service,
+            d.environment,
+            d.kind.value,
+            d.version or d.sha[:12],
+            d.state.value,
+            d.actor,
+            d.created_at[:19],
         )
     console.print(table)

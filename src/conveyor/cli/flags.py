@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import typer
 
-from conveyor.cli.client import Client
+from conveyor.api.models_flags import FlagDeleted, FlagDetail, FlagState, FlagSummary, NewSdkKey, SdkKey
+from conveyor.cli.client import Client, wire
 from conveyor.cli.deploy import Json, Service
 from conveyor.cli.output import Table, console, err, handles_errors, print_json
+from conveyor.flags.model import Strategy
 from conveyor.flags.text import describe_strategies, read_json, read_value
 
 app = typer.Typer(
@@ -29,6 +31,7 @@ Variants = Annotated[
     str | None, typer.Option("--variants", help='JSON list, or @FILE: [{"name": "a", "value": ..., "weight": 50}]')
 ]
 Description = Annotated[str | None, typer.Option("--description", "-d", help="what the flag is for")]
+T = TypeVar("T")
 
 
 def _path(flag: str, *rest: str) -> str:
@@ -49,38 +52,42 @@ def _value(text: str, flag_type: str, what: str) -> Any:
         raise typer.BadParameter(str(exc), param_hint=what) from None
 
 
-def _out(result: Any, json_out: bool, human: Callable[[Any], None]) -> None:
+def _out(result: T, json_out: bool, human: Callable[[T], None]) -> None:
     if json_out:
-        print_json(result)
+        print_json(wire(result))
     else:
         human(result)
 
 
-def _show(flag: dict[str, Any]) -> None:
+def _strategies(strategies: list[Strategy]) -> str:
+    return describe_strategies([s.model_dump(mode="json") for s in strategies])
+
+
+def _show(flag: FlagDetail) -> None:
     console.print(
-        f"[bold]{flag['key']}[/bold] ({flag['service']}, {flag['type']}): default {json.dumps(flag['default'])}, "
-        f"on {json.dumps(flag['on_value'])}" + (f", {len(flag['variants'])} variants" if flag["variants"] else ""),
+        f"[bold]{flag.key}[/bold] ({flag.service}, {flag.type}): default {json.dumps(flag.default)}, "
+        f"on {json.dumps(flag.on_value)}" + (f", {len(flag.variants)} variants" if flag.variants else ""),
         highlight=False,
     )
-    if flag.get("description"):
-        console.print(f"  {flag['description']}", highlight=False)
+    if flag.description:
+        console.print(f"  {flag.description}", highlight=False)
     table = Table("environment", "state", "strategies", "version", "changed by")
-    for env in flag.get("environments", []):
+    for env in flag.environments:
         table.add_row(
-            env["environment"],
-            "[green]on[/green]" if env["enabled"] else "off",
-            describe_strategies(env["strategies"]),
-            str(env["version"]),
-            env["updated_by"] or "-",
+            env.environment,
+            "[green]on[/green]" if env.enabled else "off",
+            _strategies(env.strategies),
+            str(env.version),
+            env.updated_by or "-",
         )
     console.print(table)
 
 
-def _state_line(result: dict[str, Any]) -> None:
-    state = "[green]on[/green]" if result["enabled"] else "[bold]off[/bold]"
+def _state_line(result: FlagState) -> None:
+    state = "[green]on[/green]" if result.enabled else "[bold]off[/bold]"
     console.print(
-        f"{result['key']} is {state} in {result['environment']} ({result['service']}; "
-        f"serves {describe_strategies(result['strategies'])} when on; ruleset version {result['version']})",
+        f"{result.key} is {state} in {result.environment} ({result.service}; "
+        f"serves {_strategies(result.strategies)} when on; ruleset version {result.version})",
         highlight=False,
     )
 
@@ -106,7 +113,7 @@ def create(
         body["on_value"] = _value(on_value, kind, "--on-value")
     if variants is not None:
         body["variants"] = _json_arg(variants, "--variants")
-    result = Client().post("/flags", body)
+    result = Client().send_as(FlagDetail, "POST", "/flags", body)
     _out(result, json_out, _show)
 
 
@@ -114,13 +121,13 @@ def create(
 @handles_errors
 def list_flags(service: Service = None, json_out: Json = False) -> None:
     """Every flag, and where it is on."""
-    rows = Client().get("/flags", service=service)
+    rows = Client().get_as(list[FlagSummary], "/flags", service=service)
     if json_out:
-        print_json(rows)
+        print_json(wire(rows))
         return
     table = Table("flag", "service", "type", "default", "on in")
     for f in rows:
-        table.add_row(f["key"], f["service"], f["type"], json.dumps(f["default"]), ", ".join(f["enabled_in"]) or "-")
+        table.add_row(f.key, f.service, f.type, json.dumps(f.default), ", ".join(f.enabled_in) or "-")
     console.print(table)
 
 
@@ -128,7 +135,7 @@ def list_flags(service: Service = None, json_out: Json = False) -> None:
 @handles_errors
 def show(flag: Flag, service: Service = None, json_out: Json = False) -> None:
     """A flag and its state in every environment."""
-    result = Client().get(_path(flag), service=service)
+    result = Client().get_as(FlagDetail, _path(flag), service=service)
     _out(result, json_out, _show)
 
 
@@ -149,7 +156,7 @@ def update(
     body: dict[str, Any] = {}
     kind = flag_type
     if kind is None and (default is not None or on_value is not None):
-        kind = client.get(_path(flag), service=service)["type"]
+        kind = client.get_as(FlagDetail, _path(flag), service=service).type
     if flag_type is not None:
         body["type"] = flag_type
     if default is not None:
@@ -160,27 +167,23 @@ def update(
         body["variants"] = _json_arg(variants, "--variants")
     if description is not None:
         body["description"] = description
-    result = client.request("PATCH", _path(flag), params=_service(service), json=body)
+    result = client.send_as(FlagDetail, "PATCH", _path(flag), body, service=service)
     _out(result, json_out, _show)
-
-
-def _service(service: str | None) -> dict[str, str]:
-    return {"service": service} if service else {}
 
 
 @app.command("delete")
 @handles_errors
 def delete(flag: Flag, service: Service = None, json_out: Json = False) -> None:
     """Delete a flag that is off everywhere."""
-    result = Client().request("DELETE", _path(flag), params=_service(service))
+    result = Client().send_as(FlagDeleted, "DELETE", _path(flag), service=service)
     if json_out:
-        print_json(result)
+        print_json(wire(result))
     else:
-        console.print(f"flag {result['key']} deleted", highlight=False)
+        console.print(f"flag {result.key} deleted", highlight=False)
 
 
 def _env_action(flag: str, env: str, action: str, service: str | None, body: dict[str, Any], json_out: bool) -> None:
-    result = Client().request("POST", _path(flag, "environments", env, action), params=_service(service), json=body)
+    result = Client().send_as(FlagState, "POST", _path(flag, "environments", env, action), body, service=service)
     _out(result, json_out, _state_line)
 
 
@@ -240,7 +243,7 @@ def set_state(
     body: dict[str, Any] = {"enabled": enabled}
     if strategies is not None:
         body["strategies"] = _json_arg(strategies, "--strategies")
-    result = Client().request("PUT", _path(flag, "environments", env), params=_service(service), json=body)
+    result = Client().send_as(FlagState, "PUT", _path(flag, "environments", env), body, service=service)
     _out(result, json_out, _state_line)
 
 
@@ -253,12 +256,13 @@ def key_create(
     json_out: Json = False,
 ) -> None:
     """Create an SDK key for ENV; it is printed once and stored only as a hash."""
-    result = Client().post("/flags/sdk-keys", {"environment": env, "service": service, "name": name})
+    body = {"environment": env, "service": service, "name": name}
+    result = Client().send_as(NewSdkKey, "POST", "/flags/sdk-keys", body)
     if json_out:
-        print_json(result)
+        print_json(wire(result))
         return
-    print(result["key"])
-    err.print(f"SDK key for {result['service']}/{result['environment']} (shown once)", highlight=False)
+    print(result.key)
+    err.print(f"SDK key for {result.service}/{result.environment} (shown once)", highlight=False)
 
 
 @key_app.command("list")
@@ -269,16 +273,15 @@ def key_list(
     json_out: Json = False,
 ) -> None:
     """SDK keys (their prefixes; the keys themselves are not kept)."""
-    rows = Client().get("/flags/sdk-keys", service=service, environment=env)
+    rows = Client().get_as(list[SdkKey], "/flags/sdk-keys", service=service, environment=env)
     if json_out:
-        print_json(rows)
+        print_json(wire(rows))
         return
     table = Table("id", "prefix", "service", "environment", "name", "created by", "revoked")
     for k in rows:
         table.add_row(
-            str(k["id"]), k["prefix"], k["service"], k["environment"], k["name"] or "-", k["created_by"],
-            "yes" if k["revoked"] else "-",
-        )  # fmt: skip
+            str(k.id), k.prefix, k.service, k.environment, k.name or "-", k.created_by, "yes" if k.revoked else "-"
+        )
     console.print(table)
 
 
@@ -288,8 +291,8 @@ def key_revoke(
     key_id: Annotated[int, typer.Argument(help="the key's id (`conveyor flags key list`)")], json_out: Json = False
 ) -> None:
     """Revoke an SDK key: it stops working at once (open streams end within 15 s)."""
-    result = Client().request("DELETE", f"/flags/sdk-keys/{key_id}")
+    result = Client().send_as(SdkKey, "DELETE", f"/flags/sdk-keys/{key_id}")
     if json_out:
-        print_json(result)
+        print_json(wire(result))
     else:
-        console.print(f"SDK key {result['prefix']}... revoked", highlight=False)
+        console.print(f"SDK key {result.prefix}... revoked", highlight=False)

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from conveyor.cli.client import Client
+from conveyor.api.models import CheckReported, DeploymentDetail, Gate, Verification, Why
+from conveyor.cli.client import Client, wire
 from conveyor.cli.deploy import Json, Service, _finish
 from conveyor.cli.output import Table, console, handles_errors, print_json
 
 checks_app = typer.Typer(help="CI checks on commits.", no_args_is_help=True)
 
 
-def _gate_table(gates: list[dict[str, Any]]) -> Table:
+def _gate_table(gates: list[Gate]) -> Table:
     table = Table("gate", "state", "reason")
     for g in gates:
-        table.add_row(g["gate"], "[green]passed[/green]" if g["passed"] else "[red]blocked[/red]", g["reason"])
+        table.add_row(g.gate, "[green]passed[/green]" if g.passed else "[red]blocked[/red]", g.reason)
     return table
 
 
@@ -30,18 +31,19 @@ def why(
     json_out: Json = False,
 ) -> None:
     """Evaluate every gate for deploying REF to ENVIRONMENT, without deploying. Exit 0 deployable, 1 blocked."""
-    result = Client().get("/why", environment=environment, ref=ref, service=service, as_user=as_user, at=at)
+    params = {"environment": environment, "ref": ref, "service": service, "as_user": as_user, "at": at}
+    result = Client().get_as(Why, "/why", **params)
     if json_out:
-        print_json(result)
+        print_json(wire(result))
     else:
-        verdict = "[green]deployable[/green]" if result["deployable"] else "[red]blocked[/red]"
-        when = f" at {result['at']}" if at else ""
+        verdict = "[green]deployable[/green]" if result.deployable else "[red]blocked[/red]"
+        when = f" at {result.at}" if at else ""
         console.print(
-            f"{result['service']} {ref} ({result['sha'][:12]}) to {environment} as {result['as']}{when}: {verdict}",
+            f"{result.service} {ref} ({result.sha[:12]}) to {environment} as {result.as_}{when}: {verdict}",
             highlight=False,
         )
-        console.print(_gate_table(result["gates"]))
-    if not result["deployable"]:
+        console.print(_gate_table(result.gates))
+    if not result.deployable:
         raise typer.Exit(1)
 
 
@@ -52,7 +54,8 @@ def approve(
     json_out: Json = False,
 ) -> None:
     """Approve a pending deployment."""
-    detail = Client().post(f"/deployments/{deployment_id}/approvals", {"comment": comment})
+    path = f"/deployments/{deployment_id}/approvals"
+    detail = Client().send_as(DeploymentDetail, "POST", path, {"comment": comment})
     _finish(detail, json_out, waited=False)
 
 
@@ -64,14 +67,14 @@ def checklist(
 ) -> None:
     """Tick items of a pending deployment's checklist."""
     client = Client()
-    detail: dict[str, Any] = {}
+    detail: DeploymentDetail | None = None
     for item in tick:
-        detail = client.post(f"/deployments/{deployment_id}/checklist", {"item": item})
+        detail = client.send_as(DeploymentDetail, "POST", f"/deployments/{deployment_id}/checklist", {"item": item})
     if json_out:
-        print_json(detail)
+        print_json(wire(detail) if detail is not None else {})
         return
-    gate = next((g for g in detail.get("gates", []) if g["gate"] == "checklist"), None)
-    console.print(f"ticked {', '.join(tick)}" + (f"; {gate['reason']}" if gate else ""), highlight=False)
+    gate = next((g for g in detail.gates if g.gate == "checklist"), None) if detail else None
+    console.print(f"ticked {', '.join(tick)}" + (f"; {gate.reason}" if gate else ""), highlight=False)
 
 
 @handles_errors
@@ -82,11 +85,12 @@ def verify(
     json_out: Json = False,
 ) -> None:
     """Record that you verified REF in ENVIRONMENT (the staging sign-off)."""
-    result = Client().post("/verifications", {"environment": environment, "ref": ref, "service": service})
+    body = {"environment": environment, "ref": ref, "service": service}
+    result = Client().send_as(Verification, "POST", "/verifications", body)
     if json_out:
-        print_json(result)
+        print_json(wire(result))
     else:
-        console.print(f"{result['sha'][:12]} verified in {environment} by {result['verified_by']}", highlight=False)
+        console.print(f"{result.sha[:12]} verified in {environment} by {result.verified_by}", highlight=False)
 
 
 @checks_app.command("report")
@@ -99,8 +103,8 @@ def checks_report(
     json_out: Json = False,
 ) -> None:
     """Report a CI check's state on a commit (from CircleCI, GitHub Actions, ...)."""
-    result = Client().post("/checks", {"sha": sha, "name": name, "state": state, "url": url})
+    result = Client().send_as(CheckReported, "POST", "/checks", {"sha": sha, "name": name, "state": state, "url": url})
     if json_out:
-        print_json(result)
+        print_json(wire(result))
     else:
         console.print(f"{name} {state} on {sha[:12]}", highlight=False)

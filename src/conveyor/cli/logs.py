@@ -8,11 +8,13 @@ id prefix that happens to spell an environment's name needs a few more character
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from conveyor.cli.client import Client
+from conveyor.agent.protocol import NumberedInstance
+from conveyor.api.models import DeploymentLogs, EnvironmentOutput, ServiceSummary
+from conveyor.cli.client import Client, wire
 from conveyor.cli.output import console, handles_errors, print_json
 from conveyor.cli.watch import FINISHED, follow_logs
 
@@ -21,16 +23,16 @@ POLL_SECONDS = 0.5
 
 def environment_names(client: Client, service: str | None) -> set[str]:
     """The environments of ``service``, or of every service when none is named."""
-    services: list[dict[str, Any]] = client.get("/services")
-    return {env for s in services if service in (None, s["service"]) for env in s["environments"]}
+    services = client.get_as(list[ServiceSummary], "/services")
+    return {env for s in services if service in (None, s.service) for env in s.environments}
 
 
-def _header(inst: dict[str, Any], where: str) -> str:
-    warm = " warm," if inst["role"] == "warm" else ""
-    pid = f", pid {inst['pid']}" if inst.get("pid") else ""
+def _header(inst: NumberedInstance, where: str) -> str:
+    warm = " warm," if inst.role == "warm" else ""
+    pid = f", pid {inst.pid}" if inst.pid else ""
     return (
-        f"[bold]── {where} #{inst['index']}[/bold] {inst['id']} ({inst['version']},{warm} {inst['state']}"
-        f"{pid}, port {inst['port']}, {inst['restarts']} restart(s))"
+        f"[bold]── {where} #{inst.index}[/bold] {inst.id} ({inst.version},{warm} {inst.state}"
+        f"{pid}, port {inst.port}, {inst.restarts} restart(s))"
     )
 
 
@@ -43,39 +45,41 @@ def show_instances(
     client: Client, environment: str, service: str | None, instance: int | None, lines: int, follow: bool
 ) -> None:
     params = {"service": service, "instance": instance, "lines": lines}
-    doc: dict[str, Any] = client.get(f"/environments/{environment}/logs", **params)
-    where = f"{doc['service']}.{doc['environment']}"
-    if not doc["instances"]:
-        agent = "" if doc["agent"] else " (no agent runs on the server's host)"
+    path = f"/environments/{environment}/logs"
+    doc = client.get_as(EnvironmentOutput, path, **params)
+    where = f"{doc.service}.{doc.environment}"
+    if not doc.instances:
+        agent = "" if doc.agent else " (no agent runs on the server's host)"
         console.print(f"no instance of {where} is running{agent}", highlight=False)
     seen: dict[str, int] = {}
-    for inst in doc["instances"]:
+    for inst in doc.instances:
         console.print(_header(inst, where), highlight=False)
-        _print_lines(inst["lines"])
-        seen[inst["id"]] = inst["lines_seen"]
+        _print_lines(inst.lines)
+        seen[inst.id] = inst.lines_seen
     while follow:
         time.sleep(POLL_SECONDS)
-        doc = client.get(f"/environments/{environment}/logs", **{**params, "lines": 500})
-        many = len(doc["instances"]) > 1
-        for inst in doc["instances"]:
-            if inst["id"] not in seen:
+        doc = client.get_as(EnvironmentOutput, path, **{**params, "lines": 500})
+        many = len(doc.instances) > 1
+        for inst in doc.instances:
+            if inst.id not in seen:
                 console.print(_header(inst, where), highlight=False)
-            new = inst["lines_seen"] - seen.get(inst["id"], 0)
+            new = inst.lines_seen - seen.get(inst.id, 0)
             if new > 0:
-                _print_lines(inst["lines"][-new:], f"[#{inst['index']}] " if many else "")
-            seen[inst["id"]] = inst["lines_seen"]
+                _print_lines(inst.lines[-new:], f"[#{inst.index}] " if many else "")
+            seen[inst.id] = inst.lines_seen
 
 
 def show_deployment(client: Client, deployment_id: str, follow: bool, json_out: bool) -> None:
     if not json_out:
-        detail = follow_logs(client, deployment_id, follow)
-        console.print(f"deployment {detail['id'][:8]}: [bold]{detail['state']}[/bold]", highlight=False)
+        followed = follow_logs(client, deployment_id, follow)
+        console.print(f"deployment {followed.id[:8]}: [bold]{followed.state.value}[/bold]", highlight=False)
         return
-    detail = client.get(f"/deployments/{deployment_id}/logs")
-    while follow and detail["state"] not in FINISHED:
+    path = f"/deployments/{deployment_id}/logs"
+    detail = client.get_as(DeploymentLogs, path)
+    while follow and detail.state not in FINISHED:
         time.sleep(POLL_SECONDS)
-        detail = client.get(f"/deployments/{deployment_id}/logs")
-    print_json(detail)
+        detail = client.get_as(DeploymentLogs, path)
+    print_json(wire(detail))
 
 
 @handles_errors
@@ -98,7 +102,7 @@ def logs(
             raise typer.BadParameter("--follow prints output as it comes; leave out --json", param_hint="--json")
         if json_out:
             params = {"service": service, "instance": instance, "lines": lines}
-            print_json(client.get(f"/environments/{target}/logs", **params))
+            print_json(wire(client.get_as(EnvironmentOutput, f"/environments/{target}/logs", **params)))
             return
         show_instances(client, target, service, instance, lines, follow)
         return

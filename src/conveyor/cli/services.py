@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from conveyor.cli.client import Client
+from conveyor.api.models import MaintenanceState, Registration, ServiceSummary
+from conveyor.cli.client import Client, wire
 from conveyor.cli.output import console, err, handles_errors, print_json
 from conveyor.errors import ConveyorError
 
@@ -34,39 +35,39 @@ def add(
         source = str(Path(source).expanduser().resolve())  # the server needs an absolute path
     client = Client()
     body: dict[str, object] = {"source": source, "github_repository": github_repository}
-    preview = client.post("/services", {**body, "dry_run": True})
-    if preview["changes"] and not preview["created"]:
-        err.print(f"re-registering {preview['service']} changes: {', '.join(preview['changes'])}", highlight=False)
-        err.print(Text(preview["diff"]), soft_wrap=True)
+    preview = client.send_as(Registration, "POST", "/services", {**body, "dry_run": True})
+    if preview.changes and not preview.created:
+        err.print(f"re-registering {preview.service} changes: {', '.join(preview.changes)}", highlight=False)
+        err.print(Text(preview.diff), soft_wrap=True)
         if not yes:
             if not sys.stdin.isatty():
                 raise ConveyorError("not applied", fix="review the diff above, then run again with --yes")
             if not typer.confirm("Apply these changes?", err=True):
                 raise ConveyorError("not applied: you declined")
-    result = client.post("/services", {**body, "confirm_diff": preview["confirm"]})
+    result = client.send_as(Registration, "POST", "/services", {**body, "confirm_diff": preview.confirm})
     if json_out:
-        print_json(result)
+        print_json(wire(result))
         return
-    verb = "added" if result["created"] else "updated"
+    verb = "added" if result.created else "updated"
     console.print(
-        f"service [bold]{result['service']}[/bold] {verb}: environments {', '.join(result['environments'])}",
+        f"service [bold]{result.service}[/bold] {verb}: environments {', '.join(result.environments)}",
         highlight=False,
     )
-    for d in result["deployments"]:
-        console.print(f"  deploying {d['ref']} ({d['sha'][:12]}) to {d['environment']}: {d['id'][:8]}", highlight=False)
+    for d in result.deployments:
+        console.print(f"  deploying {d.ref} ({d.sha[:12]}) to {d.environment}: {d.id[:8]}", highlight=False)
 
 
 @app.command("list")
 @handles_errors
 def list_services(json_out: Json = False) -> None:
     """List services."""
-    rows = Client().get("/services")
+    rows = Client().get_as(list[ServiceSummary], "/services")
     if json_out:
-        print_json(rows)
+        print_json(wire(rows))
         return
     table = Table("service", "source", "environments")
     for r in rows:
-        table.add_row(r["service"], r["source"], ", ".join(r["environments"]))
+        table.add_row(r.service, r.source, ", ".join(r.environments))
     console.print(table)
 
 
@@ -79,12 +80,11 @@ def maintenance(
     """Put an environment in maintenance mode (503 with Retry-After for every request), or take it out."""
     if state not in ("on", "off"):
         raise typer.BadParameter(f"{state!r}: say on or off", param_hint="STATE")
-    run = handles_errors(
-        lambda: Client().post(f"/environments/{environment}/maintenance", {"on": state == "on", "service": service})
-    )
+    path, body = f"/environments/{environment}/maintenance", {"on": state == "on", "service": service}
+    run = handles_errors(lambda: Client().send_as(MaintenanceState, "POST", path, body))
     result = run()
     if json_out:
-        print_json(result)
+        print_json(wire(result))
     else:
-        word = "on" if result["maintenance"] else "off"
-        console.print(f"maintenance mode {word} for {result['service']} {environment}", highlight=False)
+        word = "on" if result.maintenance else "off"
+        console.print(f"maintenance mode {word} for {result.service} {environment}", highlight=False)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from conveyor.api.models import DeploymentDetail, DeploymentLogs
 from conveyor.cli.client import Client
 from conveyor.cli.output import console
 
@@ -15,13 +15,14 @@ STEP_DONE = {"succeeded", "failed", "skipped", "cancelled"}
 POLL_SECONDS = 0.25
 
 
-def wait_for(client: Client, deployment_id: str, show: bool = True) -> dict[str, Any]:
+def wait_for(client: Client, deployment_id: str, show: bool = True) -> DeploymentDetail:
     """Poll until the deployment finishes; draw a progress bar of its steps unless ``show`` is off."""
-    detail: dict[str, Any] = client.get(f"/deployments/{deployment_id}")
+    path = f"/deployments/{deployment_id}"
+    detail = client.get_as(DeploymentDetail, path)
     if not show:
-        while detail["state"] not in FINISHED:
+        while detail.state not in FINISHED:
             time.sleep(POLL_SECONDS)
-            detail = client.get(f"/deployments/{deployment_id}")
+            detail = client.get_as(DeploymentDetail, path)
         return detail
     columns = (
         SpinnerColumn(),
@@ -31,41 +32,40 @@ def wait_for(client: Client, deployment_id: str, show: bool = True) -> dict[str,
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("queued", total=len(detail["steps"]))
+        task = progress.add_task("queued", total=len(detail.steps))
         while True:
-            steps = detail["steps"]
-            done = sum(1 for s in steps if s["state"] in STEP_DONE)
-            running = next((s["name"] for s in steps if s["state"] == "running"), None)
-            label = f"{detail['environment']}: {running or detail['state']}"
+            done = sum(1 for s in detail.steps if s.state in STEP_DONE)
+            running = next((s.name for s in detail.steps if s.state == "running"), None)
+            label = f"{detail.environment}: {running or detail.state.value}"
             progress.update(task, completed=done, description=label)
-            if detail["state"] in FINISHED:
+            if detail.state in FINISHED:
                 break
             time.sleep(POLL_SECONDS)
-            detail = client.get(f"/deployments/{deployment_id}")
+            detail = client.get_as(DeploymentDetail, path)
     return detail
 
 
-def follow_logs(client: Client, deployment_id: str, follow: bool) -> dict[str, Any]:
+def follow_logs(client: Client, deployment_id: str, follow: bool) -> DeploymentLogs:
     """Print each step's output as it grows; with ``follow``, until the deployment finishes."""
     printed: dict[str, int] = {}
     headed: set[str] = set()
     while True:
-        detail: dict[str, Any] = client.get(f"/deployments/{deployment_id}/logs")
-        for step in detail["steps"]:
-            name, output = step["name"], step.get("output") or ""
-            if step["state"] == "pending":
+        detail = client.get_as(DeploymentLogs, f"/deployments/{deployment_id}/logs")
+        for step in detail.steps:
+            name, output = step.name, step.output
+            if step.state == "pending":
                 continue
             if name not in headed:
-                console.print(f"[bold]── {name}[/bold] ({step['state']})", highlight=False)
+                console.print(f"[bold]── {name}[/bold] ({step.state.value})", highlight=False)
                 headed.add(name)
             new = output[printed.get(name, 0) :]
             if new:
                 console.out(new, end="" if new.endswith("\n") else "\n", highlight=False)
                 printed[name] = len(output)
-            if step["state"] in STEP_DONE and f"{name}:done" not in headed:
+            if step.state in STEP_DONE and f"{name}:done" not in headed:
                 headed.add(f"{name}:done")
-                if step.get("message"):
-                    console.print(f"   → {step['state']}: {step['message']}", highlight=False)
-        if not follow or detail["state"] in FINISHED:
+                if step.message:
+                    console.print(f"   → {step.state.value}: {step.message}", highlight=False)
+        if not follow or detail.state in FINISHED:
             return detail
         time.sleep(POLL_SECONDS)
