@@ -14,6 +14,7 @@ Both take their settings as the ``CONVEYOR_*`` variables ``server_env`` builds.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 import httpx
 
@@ -94,8 +95,9 @@ def server_env(
         CONVEYOR_POLL_INTERVAL=str(poll_interval),
         CONVEYOR_URL=f"http://127.0.0.1:{port}",
         CONVEYOR_PORT=str(port),
-        CONVEYOR_TOKEN=token,
     )
+    if token:
+        env["CONVEYOR_TOKEN"] = token  # for a CLI run with this environment
     env.update(extra or {})
     return env
 
@@ -174,7 +176,11 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
     unknown = set(fields) - set(Settings.model_fields)
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
-    return Settings.model_validate(fields)
+    values: dict[str, Any] = dict(fields)
+    for name, text in fields.items():  # complex settings come as JSON, as from the environment
+        if get_origin(Settings.model_fields[name].annotation) in (dict, list):
+            values[name] = json.loads(text)
+    return Settings.model_validate(values)
 
 
 class ServerThread:

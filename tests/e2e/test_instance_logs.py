@@ -97,7 +97,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     git(repo, "init", "-q", "-b", "main")
     commit(repo, {"app.py": APP, "conveyor.yml": config(port)}, "shop v1")
     database_url = f"sqlite:///{tmp / 'conveyor.db'}"
-    server = Server(home=tmp / "home", database_url=database_url, poll_interval=0, webhook_secret=WEBHOOK_SECRET)
+    # a child-process server: what reaches steps and instances is filtered from the server's own environment
+    server = Server(
+        home=tmp / "home", database_url=database_url, poll_interval=0, webhook_secret=WEBHOOK_SECRET, process=True
+    )
     server.make_admin_token()
     db = Database(database_url)
     now = datetime.now(UTC)

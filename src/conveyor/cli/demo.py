@@ -23,6 +23,7 @@ import typer
 import conveyor
 from conveyor.auth.users import add_user, create_token
 from conveyor.cli.output import console, fail
+from conveyor.devserver import ServerProcess, server_env
 from conveyor.store.db import Database
 
 FINISHED = {"succeeded", "failed", "rolled_back", "cancelled"}
@@ -146,28 +147,13 @@ def demo(
         users = {name: add_user(conn, name, roles, now, password) for name, roles, password in DEMO_USERS}
         token = create_token(conn, users["admin"], now, "demo")
     db.dispose()
-    url = f"http://127.0.0.1:{base_port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    env.update(
-        CONVEYOR_HOME=str(home),
-        CONVEYOR_DATABASE_URL=db_url,
-        CONVEYOR_PORT=str(base_port),
-        CONVEYOR_URL=url,
-        CONVEYOR_POLL_INTERVAL="2",
-        CONVEYOR_SOURCE_LOCAL_ROOTS=str(workspace),  # the demo registers its checkout from here
-    )
-    log = (workspace / "server.log").open("ab")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "conveyor", "server"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    # the demo registers its checkout from the workspace
+    env = server_env(home, db_url, base_port, poll_interval=2, extra={"CONVEYOR_SOURCE_LOCAL_ROOTS": str(workspace)})
+    server = ServerProcess(base_port, env, workspace / "server.log")
     try:
-        _run(server, url, token, repo, workspace, base_port)
+        _run(server, token, repo, workspace, base_port)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
         stop_apps(home)
 
 
@@ -196,20 +182,15 @@ def _wait_finished(http: httpx.Client, d: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _run(server: subprocess.Popen[bytes], url: str, token: str, repo: Path, workspace: Path, port: int) -> None:
+def _run(server: ServerProcess, token: str, repo: Path, workspace: Path, port: int) -> None:
+    url = server.url
     users = "\n".join(f"            {n} / {pw}   ({', '.join(roles)})" for n, roles, pw in DEMO_USERS)
     http = httpx.Client(base_url=url + "/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30)
-
-    def up() -> bool:
-        if server.poll() is not None:
-            raise fail(f"the server exited; see {workspace / 'server.log'}")
-        try:
-            return http.get("/health").status_code == 200
-        except httpx.HTTPError:
-            return False
-
     console.print(f"Starting the Conveyor server on {url} ...")
-    _wait(up, 60, "the server to start")
+    try:
+        server.start(timeout=60)
+    except RuntimeError as exc:
+        raise fail(f"the server did not start; see {workspace / 'server.log'}") from exc
     added = http.post("/services", json={"source": str(repo)}).raise_for_status().json()
     console.print(f"Service [bold]{added['service']}[/bold] added from {repo}")
     for d in added["deployments"]:
@@ -256,7 +237,7 @@ def _run(server: subprocess.Popen[bytes], url: str, token: str, repo: Path, work
         soft_wrap=True,
     )
     try:
-        while server.poll() is None:
+        while server.running:
             time.sleep(0.5)
     except KeyboardInterrupt:
         console.print("Stopping the demo ...")
