@@ -32,8 +32,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -50,6 +48,7 @@ import httpx
 from sqlalchemy import insert
 
 from conveyor.auth.users import add_user, create_token
+from conveyor.devserver import ServerProcess, free_port, server_env
 from conveyor.store.db import Database
 from conveyor.store.tables import approvals, deployments, environments, releases, services, steps
 
@@ -96,12 +95,6 @@ TARGETED = ("overview /", "history /history")
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- seeding ---------------------------------------------------------------------------------------
@@ -269,30 +262,17 @@ def _deployment(
 @contextmanager
 def server(home: Path, url: str) -> Iterator[str]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    env.update(CONVEYOR_HOME=str(home), CONVEYOR_DATABASE_URL=url, CONVEYOR_POLL_INTERVAL="0", CONVEYOR_PORT=str(port))
-    env["CONVEYOR_SOURCE_LOCAL_ROOTS"] = str(home.parent)  # the benchmark's service checkout is here
-    home.mkdir(parents=True, exist_ok=True)
-    log = (home / "server.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "conveyor", "server"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    # the benchmark's service checkout is next to HOME
+    env = server_env(home, url, port, poll_interval=0, extra={"CONVEYOR_SOURCE_LOCAL_ROOTS": str(home.parent)})
+    process = ServerProcess(port, env, home / "server.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server did not start; see {home / 'server.log'}")
-            try:
-                if httpx.get(base + "/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            process.start()
+        except RuntimeError as exc:
+            raise SystemExit(f"the server did not start; see {home / 'server.log'}") from exc
+        yield process.url
+    finally:
+        process.stop()
 
 
 def sign_in(base: str, user: str) -> httpx.Client:

@@ -38,8 +38,6 @@ import math
 import os
 import platform
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -56,9 +54,9 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from conveyor.auth.users import add_user, create_token
+from conveyor.devserver import ServerProcess, free_port, make_token, server_env
 from conveyor.domain.versions import next_version
-from conveyor.store.db import Database, make_engine
+from conveyor.store.db import make_engine
 from conveyor.vcs.git import GitRepo
 
 PG_ADMIN_URL = os.environ.get("CONVEYOR_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -165,70 +163,32 @@ def database(backend: str, tmp: Path) -> Iterator[str]:
 # --- the server ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
-    """A `conveyor server` subprocess with its own CONVEYOR_HOME and an admin token."""
+    """A `conveyor server` subprocess (conveyor.devserver) with its own CONVEYOR_HOME and an admin token."""
 
     def __init__(self, home: Path, database_url: str) -> None:
         self.home, self.database_url, self.port = home, database_url, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process: ServerProcess | None = None
         self.client = httpx.Client(base_url=self.url + "/api/v1", timeout=60)
 
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        db = Database(self.database_url)
-        db.migrate()
-        now = datetime.now(UTC)
-        with db.begin() as conn:
-            token = create_token(conn, add_user(conn, "bench", ["admin", "release_manager"], now), now)
-        db.dispose()
+        token = make_token(self.database_url, "bench", ["admin", "release_manager"])
         self.client.headers["Authorization"] = f"Bearer {token}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-        env.update(
-            CONVEYOR_HOME=str(self.home),
-            CONVEYOR_DATABASE_URL=self.database_url,
-            CONVEYOR_POLL_INTERVAL="0",
-            CONVEYOR_PORT=str(self.port),
-            CONVEYOR_SOURCE_LOCAL_ROOTS=str(self.home.parent),  # the benchmark's service checkout is here
-        )
-        log = (self.home / "server.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor", "server", "--port", str(self.port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if self.client.get("/health").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"the server did not answer within 60 s:\n{self.log()}")
+        # the benchmark's service checkout is next to HOME
+        extra = {"CONVEYOR_SOURCE_LOCAL_ROOTS": str(self.home.parent)}
+        env = server_env(self.home, self.database_url, self.port, poll_interval=0, extra=extra)
+        self.process = ServerProcess(self.port, env, self.home / "server.log")
+        self.process.start()
 
     def stop(self) -> None:
         self.client.close()
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.process:
+            self.process.stop(timeout=30)
 
     def log(self) -> str:
-        path = self.home / "server.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        return self.process.log(4000) if self.process else ""
 
     def ok(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.client.request(method, path, **kwargs)

@@ -54,7 +54,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -70,8 +69,7 @@ from typing import Any
 
 import httpx
 
-from conveyor.auth.users import add_user, create_token
-from conveyor.store.db import Database
+from conveyor.devserver import ServerProcess, free_port, make_token, server_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_APP = ROOT / "examples" / "demo-app"
@@ -96,12 +94,6 @@ end
 # --- processes -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def git(repo: Path, *args: str) -> str:
     env = {
         **os.environ,
@@ -115,61 +107,31 @@ def git(repo: Path, *args: str) -> str:
 
 
 class Server:
-    """A `conveyor server` subprocess with its own CONVEYOR_HOME and an admin token."""
+    """A `conveyor server` subprocess (conveyor.devserver) with its own CONVEYOR_HOME and an admin token."""
 
     def __init__(self, home: Path) -> None:
         self.home, self.port = home, free_port()
         self.database_url = f"sqlite:///{home / 'conveyor.db'}"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process: ServerProcess | None = None
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}/api/v1", timeout=60)
 
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        db = Database(self.database_url)  # the token is made like tests/e2e/harness.py makes it
-        db.migrate()
-        now = datetime.now(UTC)
-        with db.begin() as conn:
-            token = create_token(conn, add_user(conn, "bench", ["admin", "release_manager"], now), now)
-        db.dispose()
+        token = make_token(self.database_url, "bench", ["admin", "release_manager"])
         self.client.headers["Authorization"] = f"Bearer {token}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-        env.update(
-            CONVEYOR_HOME=str(self.home),
-            CONVEYOR_DATABASE_URL=self.database_url,
-            CONVEYOR_POLL_INTERVAL="0",
-            CONVEYOR_PORT=str(self.port),
-            CONVEYOR_SOURCE_LOCAL_ROOTS=str(self.home.parent),  # the benchmark's service checkout is here
-        )
-        log = (self.home / "server.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor", "server", "--port", str(self.port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if self.client.get("/health").status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"the server did not answer within 60 s:\n{self.log()}")
+        # the benchmark's service checkout is next to HOME
+        extra = {"CONVEYOR_SOURCE_LOCAL_ROOTS": str(self.home.parent)}
+        env = server_env(self.home, self.database_url, self.port, poll_interval=0, extra=extra)
+        self.process = ServerProcess(self.port, env, self.home / "server.log")
+        self.process.start()
 
     def stop(self) -> None:
         self.client.close()
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.process:
+            self.process.stop(timeout=30)
 
     def log(self) -> str:
-        path = self.home / "server.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        return self.process.log(4000) if self.process else ""
 
     def ok(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.client.request(method, path, **kwargs)

@@ -110,10 +110,14 @@ def _healthy(url: str) -> bool:
 
 
 class ServerProcess:
-    """``python -m conveyor server`` in a child process, its output appended to ``log_path``."""
+    """``python -m conveyor server`` in a child process, its output appended to ``log_path``;
+    ``argv`` runs another command instead (one that serves the same app on ``port``)."""
 
-    def __init__(self, port: int, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self, port: int, env: Mapping[str, str], log_path: Path, argv: Sequence[str] | None = None
+    ) -> None:
         self.port, self.env, self.log_path = port, dict(env), log_path
+        self.argv = list(argv or [sys.executable, "-m", "conveyor", "server", "--port", str(port)])
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -129,7 +133,7 @@ class ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "conveyor", "server", "--port", str(self.port)],
+                self.argv,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
