@@ -24,6 +24,7 @@ from conveyor.auth.users import add_user, count_users, create_token
 from conveyor.engine import gating, pipeline  # noqa: F401  (the workflows: registered before DBOS launches)
 from conveyor.engine.deployments import reconcile
 from conveyor.engine.triggers import Poller
+from conveyor.notify.host import NotifyHost
 from conveyor.runtime import Runtime
 from conveyor.store.db import private_dir, private_sqlite
 from conveyor.web import install as install_dashboard
@@ -51,7 +52,7 @@ def bootstrap_admin(rt: Runtime) -> str | None:
 
 
 def create_app(rt: Runtime) -> FastAPI:
-    def start() -> Poller:
+    def start() -> tuple[Poller, NotifyHost]:
         private_dir(rt.settings.home.resolve())  # 0700 when created; the SQLite files are 0600
         private_sqlite(rt.settings.workflows_database_url)
         rt.db.migrate()
@@ -65,25 +66,29 @@ def create_app(rt: Runtime) -> FastAPI:
             log.warning("resuming %d unfinished deployment(s)", resumed)
         poller = Poller(rt, rt.settings.poll_interval)
         poller.start()
+        notify = NotifyHost(rt)  # notifications: follows the event stream, never inside a deployment
+        notify.start()
         print(
             f"Conveyor {__version__} serving on http://{rt.settings.host}:{rt.settings.port}",
             file=sys.stderr,
             flush=True,
         )
-        return poller
+        return poller, notify
 
-    def stop(poller: Poller) -> None:
+    def stop(hosted: tuple[Poller, NotifyHost]) -> None:
+        poller, notify = hosted
+        notify.stop()
         poller.stop()
         engine.shutdown()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # DBOS refuses its blocking calls on a thread with a running event loop
-        poller = await run_in_threadpool(start)
+        hosted = await run_in_threadpool(start)
         try:
             yield
         finally:
-            await run_in_threadpool(stop, poller)
+            await run_in_threadpool(stop, hosted)
 
     app = FastAPI(
         title="Conveyor",

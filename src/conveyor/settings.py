@@ -95,6 +95,36 @@ class Settings(BaseSettings):
         None, description="unprivileged user the agent runs app instances as (the agent must run as root)"
     )
 
+    # --- notifications (docs/notifications.md) ---------------------------------------------
+    notify_people: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='Conveyor users\' chat handles and addresses as JSON, e.g. {"ron": {"slack": "U024BE7LH", '
+        '"email": "ron@example.com"}}: approval requests mention and mail them',
+    )
+    notify_interval: float = Field(
+        0.5, gt=0, description="seconds between looks at the event stream and at deliveries due for a retry"
+    )
+    notify_retry_base: float = Field(2.0, gt=0, description="seconds before a failed delivery's first retry")
+    notify_retry_max: float = Field(
+        300.0, gt=0, description="longest wait between retries (the wait doubles from notify_retry_base up to this)"
+    )
+    notify_give_up: float = Field(
+        86400.0, gt=0, description="seconds after which a delivery still failing is given up (and shown as failed)"
+    )
+    notify_timeout: float = Field(30.0, gt=0, description="seconds one delivery attempt may take")
+    slack_api_url: str = Field("https://slack.com/api/", description="base URL of the Slack Web API")
+    github_api_url: str = Field(
+        "https://api.github.com", description="base URL of the GitHub REST API (GitHub Enterprise: https://HOST/api/v3)"
+    )
+    smtp_url: str | None = Field(
+        None,
+        description="mail server for the email notifier: smtp://HOST:PORT, smtp+starttls://HOST:587 or "
+        "smtps://HOST:465; user and password come from CONVEYOR_SMTP_USER / CONVEYOR_SMTP_PASSWORD",
+    )
+    smtp_user: str | None = Field(None, description="user for the mail server, if it needs one")
+    smtp_password: str | None = Field(None, description="password for the mail server")
+    smtp_from: str = Field("conveyor@localhost", description="sender address of Conveyor's mail")
+
     @cached_property
     def app_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home.resolve() / 'conveyor.db'}"

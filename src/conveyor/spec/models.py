@@ -194,6 +194,18 @@ DEFAULT_CHECKLIST = (
 )
 
 
+def _template(text: str) -> str:
+    """A message template must compile (Jinja2, sandboxed when rendered: notify/render.py)."""
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    try:
+        SandboxedEnvironment().parse(text)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"not a Jinja2 template: {exc.message} (line {exc.lineno} of the template)") from exc
+    return text
+
+
 def _known_roles(roles: list[str]) -> list[str]:
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
@@ -246,6 +258,119 @@ class GatesSpec(BaseModel):
         return {"environment": value} if isinstance(value, str) else value
 
 
+NotifyEvent = Literal["requested", "approval", "started", "step", "succeeded", "failed", "rolled_back", "cancelled"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
+    "requested",
+    "approval",
+    "started",
+    "step",
+    "succeeded",
+    "failed",
+    "rolled_back",
+    "cancelled",
+)
+_SECRET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _secret_ref(value: str) -> str:
+    if not _SECRET.fullmatch(value.strip()):
+        raise ValueError(
+            "a secret is written as ${NAME}, read from the server's environment, never in conveyor.yml "
+            "(e.g. ${SLACK_BOT_TOKEN})"
+        )
+    return value.strip()
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"https?://[^\s/]+", value) and not _SECRET.fullmatch(value.strip()):
+        raise ValueError(f"{value!r} is not an http(s) URL (or ${{NAME}} read from the server's environment)")
+    return value.strip()
+
+
+Secret = Annotated[str, AfterValidator(_secret_ref)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class SlackNotifier(BaseModel):
+    """Slack: an incoming webhook (one message per event), or a bot token and a channel (one message
+    per deployment, updated in place, with replies in its thread). Text is the webhook."""
+
+    model_config = _STRICT
+    webhook: Secret | None = None
+    token: Secret | None = None
+    channel: str | None = None
+    events: list[NotifyEvent] = list(NOTIFY_EVENTS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        return {"webhook": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> SlackNotifier:
+        if (self.webhook is None) == (self.token is None):
+            raise RuleError([((), "slack needs either webhook: ${URL_VARIABLE} or token: ${TOKEN_VARIABLE}")])
+        if self.token is not None and not self.channel:
+            raise RuleError([(("channel",), "slack with a bot token needs a channel (e.g. channel: '#deployments')")])
+        return self
+
+
+class WebhookNotifier(BaseModel):
+    """JSON to ``url`` for each event, signed with HMAC-SHA256 of ``secret`` like GitHub's webhooks."""
+
+    model_config = _STRICT
+    url: HttpUrl
+    secret: Secret | None = None
+    events: list[NotifyEvent] = list(NOTIFY_EVENTS)
+
+
+class EmailNotifier(BaseModel):
+    """Mail through the server's mail server (CONVEYOR_SMTP_URL): approval requests to the approvers."""
+
+    model_config = _STRICT
+    to: list[str] = []
+    events: list[NotifyEvent] = ["approval"]
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, addresses: list[str]) -> list[str]:
+        for address in addresses:
+            if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", address):
+                raise ValueError(f"{address!r} is not an email address")
+        return addresses
+
+
+class GithubNotifier(BaseModel):
+    """GitHub Deployments: a deployment per environment and deploy, and its statuses."""
+
+    model_config = _STRICT
+    token: Secret
+    repository: Annotated[str, _name_check("repository", r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", "OWNER/NAME")] | None = (
+        None
+    )
+
+
+class NotifierSpec(BaseModel):
+    """One entry of ``notify``: a mapping with exactly one key, the notifier's kind."""
+
+    model_config = _STRICT
+    slack: SlackNotifier | None = None
+    webhook: WebhookNotifier | None = None
+    email: EmailNotifier | None = None
+    github: GithubNotifier | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> NotifierSpec:
+        kinds = [k for k in ("slack", "webhook", "email", "github") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise RuleError([((), "a notify entry names exactly one notifier: slack, webhook, email or github")])
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("slack", "webhook", "email", "github") if getattr(self, k) is not None)
+
+
 class EnvironmentSpec(BaseModel):
     model_config = _STRICT
     branch: str | None = None
@@ -259,7 +384,8 @@ class EnvironmentSpec(BaseModel):
     rollout: RolloutSpec = RolloutSpec()
     quick_rollback: Duration = 900.0
     monitor: MonitorSpec | None = None
-    notify: list[dict[str, Any]] = []
+    notify: list[NotifierSpec] = []
+    links: dict[str, str] = {}
     steps: list[Step] | None = None
     env: dict[str, str] = {}
     url: str | None = None  # where the environment answers; given to smoke tests as CONVEYOR_URL
@@ -294,8 +420,6 @@ class EnvironmentSpec(BaseModel):
         broken: list[tuple[Loc, str]] = []
         if self.monitor is not None:
             broken.append((("monitor",), NOT_YET.format(key="monitor", what="post-deploy monitoring")))
-        if self.notify:
-            broken.append((("notify",), NOT_YET.format(key="notify", what="notifications")))
         if broken:
             raise RuleError(broken)
         return self
@@ -332,6 +456,7 @@ class ServiceSpec(BaseModel):
     environments: dict[EnvironmentName, EnvironmentSpec] = Field(min_length=1)
     hotfix: HotfixSpec | None = None
     env: dict[str, str] = {}
+    templates: dict[NotifyEvent, Annotated[str, AfterValidator(_template)]] = {}
 
     @model_validator(mode="after")
     def _cross_environment_rules(self) -> ServiceSpec:

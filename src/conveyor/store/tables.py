@@ -390,3 +390,42 @@ event_cursors = Table(
     Column("position", Id, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# --- notifications (notify/): what each notifier is to send, and what came of it ----------------
+
+# one row per message to one destination (a notifier of one environment), sent in id order per
+# destination; the event stream's consumer writes them, the sender delivers them with retries
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("position", Id, nullable=False),  # the event it was made for
+    Column("deployment_id", String(36)),
+    Column("destination", String(255), nullable=False),  # SERVICE/ENVIRONMENT/INDEX:KIND, or test:...
+    Column("notifier", String(16), nullable=False),  # slack | webhook | email | github
+    Column("event", String(32), nullable=False),  # requested | approval | started | step | ...
+    Column("config", JSON, nullable=False),  # the notifier's conveyor.yml entry (secrets as ${NAME})
+    Column("context", JSON, nullable=False),  # the event's values the message is made from
+    Column("state", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", DateTime(timezone=True), nullable=False),
+    Column("locked_until", DateTime(timezone=True)),  # a sender holds it until then
+    Column("text", Text),  # what was sent, once rendered
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    UniqueConstraint("position", "destination", name="uq_notifications_position_destination"),
+    Index("ix_notifications_state_destination", "state", "destination"),
+    Index("ix_notifications_deployment_id", "deployment_id"),
+)
+
+# what a destination keeps per deployment: the Slack message it updates (channel id, ts), the
+# GitHub deployment it adds statuses to (id)
+notification_threads = Table(
+    "notification_threads",
+    metadata,
+    Column("destination", String(255), primary_key=True),
+    Column("deployment_id", String(36), primary_key=True),
+    Column("ref", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -264,6 +264,14 @@ class GitRepo:
         out = self._git("log", "--no-show-signature", fmt, f"--max-count={max(limit, 0)}", head, "--")
         return [Commit(*line.split("\0")) for line in out.splitlines()]
 
+    def commits_between(self, older: str | None, newer: str, limit: int = 50) -> list[Commit]:
+        """The commits ``newer`` brings over ``older`` along first parents (a merged pull request is
+        its merge commit), newest first; all of ``newer``'s history (to ``limit``) without ``older``."""
+        fmt = "--format=%H%x00%h%x00%s%x00%an%x00%aI"
+        span = f"{self.resolve(older)}..{self.resolve(newer)}" if older else self.resolve(newer)
+        out = self._git("log", "--no-show-signature", "--first-parent", fmt, f"--max-count={max(limit, 0)}", span, "--")
+        return [Commit(*line.split("\0")) for line in out.splitlines()]
+
     def commit_message(self, sha: str) -> str:
         """The full message of a commit, without the trailing newline."""
         return self._git("show", "-s", "--no-show-signature", "--format=%B", self.resolve(sha)).rstrip("\n")

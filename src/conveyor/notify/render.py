@@ -1,0 +1,288 @@
+"""Messages from templates: the facts of a deployment at one event, read from the database (the
+step states as the event stream had them at that event, so a late or retried message says what
+was true then), written through Jinja2 templates (the built-in ones in ``templates/``, or the
+service's own ``templates:`` of conveyor.yml), sandboxed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
+from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import Connection, select
+
+from conveyor.domain.events import StepFinished, StepStarted
+from conveyor.notify.base import Message
+from conveyor.notify.changes import Change, changes_between
+from conveyor.runtime import Runtime
+from conveyor.spec import EnvironmentSpec, ServiceSpec
+from conveyor.store import deployments as store
+from conveyor.store import events as stream
+from conveyor.store import evidence
+from conveyor.store import services as service_store
+from conveyor.store.records import DeploymentRecord, ServiceRecord
+from conveyor.store.tables import users
+
+TEMPLATES = Path(__file__).parent / "templates"
+OUTPUT_LINES = 10
+MAX_CHANGES = 20
+_MARKS = {"succeeded": "✓", "failed": "✗", "running": "▶", "skipped": "-", "cancelled": "⏹", "pending": "○"}
+_STATE = {
+    "requested": ("🚀", "requested"),
+    "approval": ("⏳", "waiting for approval"),
+    "started": ("▶️", "running"),
+    "step": ("▶️", "running"),
+    "succeeded": ("✅", "succeeded"),
+    "failed": ("❌", "failed"),
+    "rolled_back": ("↩️", "rolled back"),
+    "cancelled": ("⏹️", "cancelled"),
+    "test": ("🔔", "test"),
+}
+
+
+class _Builtin(BaseLoader):
+    def get_source(self, environment: Any, template: str) -> tuple[str, str, Callable[[], bool]]:
+        path = TEMPLATES / f"{template}.j2"
+        if not path.is_file():
+            raise TemplateNotFound(template)
+        return path.read_text(), str(path), lambda: True
+
+
+@lru_cache(maxsize=1)
+def _jinja() -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=_Builtin(), trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined, autoescape=False
+    )
+
+
+def render_template(name: str, values: dict[str, Any], spec: ServiceSpec | None) -> str:
+    """``name`` through the service's own template if it has one, else the built-in."""
+    own = spec.templates.get(name) if spec is not None else None  # type: ignore[call-overload]
+    template = _jinja().from_string(own) if own is not None else _jinja().get_template(name)
+    lines = [line.rstrip() for line in template.render(**values).strip("\n").splitlines()]
+    return "\n".join(lines)
+
+
+class Style:
+    """How a notifier writes links, mentions and user text: Slack mrkdwn, or plain text."""
+
+    def __init__(self, name: str, people: dict[str, dict[str, str]]) -> None:
+        self.name, self.people = name, people
+
+    def text(self, value: str) -> str:
+        if self.name == "slack":
+            return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return value
+
+    def link(self, url: str | None, label: str) -> str:
+        if not url:
+            return self.text(label)
+        return f"<{url}|{self.text(label)}>" if self.name == "slack" else f"{label} ({url})"
+
+    def mention(self, user: str) -> str:
+        handle = self.people.get(user, {}).get("slack")
+        return f"<@{handle}>" if self.name == "slack" and handle else f"@{user}"
+
+
+def step_states(conn: Connection, d: DeploymentRecord, position: int) -> list[dict[str, str]]:
+    """The deployment's steps as they stood at event ``position``."""
+    plan = [s.name for s in store.get_steps(conn, d.id)]
+    state = dict.fromkeys(plan, "pending")
+    for stored in stream.read_after(conn, 0, 1000, deployment_id=d.id):
+        if stored.position > position:
+            break
+        if isinstance(stored.event, StepStarted):
+            state[stored.event.step] = "running"
+        elif isinstance(stored.event, StepFinished):
+            state[stored.event.step] = stored.event.state
+    return [{"name": name, "state": state[name], "mark": _MARKS.get(state[name], "·")} for name in plan]
+
+
+def approvers(conn: Connection, d: DeploymentRecord, env: EnvironmentSpec) -> tuple[list[str], list[str]]:
+    """Who may still approve ``d``: (user names, the roles asked for)."""
+    roles: list[str] = list(env.gates.approval.from_) if env.gates.approval else []
+    self_ok = bool(env.gates.approval and env.gates.approval.self_approval)
+    schedule = env.gates.schedule or {}
+    if d.emergency:
+        roles += [r for r in (schedule.get("emergency") or {}).get("approvers") or [] if r not in roles]
+    done = {a.user for a in evidence.approvals_for(conn, d.id)}
+    names = [
+        row.name
+        for row in conn.execute(
+            select(users.c.name, users.c.roles).where(users.c.disabled.is_(False)).order_by(users.c.name)
+        )
+        if any(r in roles for r in row.roles) and row.name not in done and (self_ok or row.name != d.actor)
+    ]
+    return names, roles
+
+
+def _emergency_reason(d: DeploymentRecord) -> str:
+    notes = d.notes or ""
+    return notes.removeprefix("EMERGENCY: ").split(" | ")[0] if notes.startswith("EMERGENCY: ") else ""
+
+
+def _ticket_url(rt: Runtime, ticket: str) -> str | None:
+    return rt.settings.ticket_url.replace("{ticket}", ticket) if rt.settings.ticket_url else None
+
+
+def values_for(
+    rt: Runtime,
+    conn: Connection,
+    d: DeploymentRecord,
+    service: ServiceRecord,
+    env: EnvironmentSpec,
+    style: Style,
+    event: str,
+    context: dict[str, Any],
+    position: int,
+) -> dict[str, Any]:
+    payload: dict[str, Any] = context.get("payload", {})
+    release = store.get_release(conn, d.release_id) if d.release_id else None
+    previous = store.get_release(conn, d.previous_release_id) if d.previous_release_id else None
+    dashboard = f"{rt.settings.own_url}/deployments/{d.id}"
+    links = [style.link(dashboard, "Dashboard"), *(style.link(url, label) for label, url in env.links.items())]
+    steps = step_states(conn, d, position)
+    emergency = _emergency_reason(d) if d.emergency else ""
+    notes = d.notes
+    if d.emergency:  # recorded as "EMERGENCY: reason | notes"
+        notes = d.notes.split(" | ", 1)[1] if d.notes and " | " in d.notes else None
+    mark, words = _STATE.get(event, ("•", event))
+    values: dict[str, Any] = {
+        "id": d.id,
+        "event": event,
+        "service": service.name,
+        "environment": d.environment,
+        "kind": d.kind.value,
+        "What": "Rollback" if d.kind == "rollback" else "Deployment",
+        "ref": d.ref,
+        "sha": d.sha,
+        "short_sha": d.sha[:7],
+        "version": release.version if release else None,
+        "previous_version": previous.version if previous else None,
+        "release": release.version if release else f"{style.text(d.ref)} ({d.sha[:7]})",
+        "actor": d.actor,
+        "notes": style.text(notes) if notes else None,
+        "ticket": style.text(d.ticket) if d.ticket else None,
+        "ticket_link": style.link(_ticket_url(rt, d.ticket), d.ticket) if d.ticket else None,
+        "emergency": d.emergency,
+        "emergency_reason": style.text(emergency),
+        "mark": "🚨 EMERGENCY " if d.emergency else "",
+        "dashboard_url": dashboard,
+        "github_repository": service.github_repository,
+        "environment_url": env.url,
+        "links": " · ".join(links),
+        "plan": [s["name"] for s in steps],
+        "steps": steps,
+        "state_mark": mark,
+        "state_words": words,
+        "reason": style.text(payload.get("reason") or d.reason or ""),
+        "mention": style.mention,
+        "link": style.link,
+    }
+    if event == "step":
+        state = str(payload.get("state", ""))
+        values |= {
+            "step": payload.get("step"),
+            "step_state": state,
+            "step_mark": _MARKS.get(state, "·"),
+            "step_message": style.text(str(payload.get("message") or "")),
+        }
+        running = next((s["name"] for s in steps if s["state"] == "running"), None)
+        values["state_words"] = f"running {running}" if running else "running"
+    if event == "approval":
+        names, roles = approvers(conn, d, env)
+        values |= {"approvers": [style.mention(n) for n in names], "approver_names": names, "approver_roles": roles}
+    if event in ("failed", "rolled_back", "cancelled"):
+        failed = next((s for s in store.get_steps(conn, d.id) if s.state == "failed"), None)
+        tail = (failed.output_tail or "").rstrip("\n").splitlines()[-OUTPUT_LINES:] if failed else []
+        values |= {
+            "failed_step": failed.name if failed else None,
+            "failed_message": style.text(failed.message or "") if failed else "",
+            "output_lines": [line.replace("```", "'''") for line in tail],
+        }
+        if event == "failed" and failed:
+            values["state_words"] = f"failed at {failed.name}"
+        by = style.mention(d.actor) if d.kind == "rollback" else None
+        if by is None:
+            signal = f"{failed.name} failed" if failed else (d.reason or "a failed step")
+            by = f"Conveyor, by itself ({style.text(signal)})"
+        values["rolled_back_by"] = by
+    if event == "succeeded":
+        values["state_words"] = f"succeeded{_took(d.started_at, d.finished_at)}"
+    values["changes"], values["more_changes"] = [], 0
+    if event == "succeeded" and d.kind == "deploy":
+        found = changes_between(service, previous.sha if previous else None, d.sha, MAX_CHANGES + 1)
+        values["changes"] = [_change(rt, service, style, c) for c in found[:MAX_CHANGES]]
+        values["more_changes"] = max(0, len(found) - MAX_CHANGES)
+    return values
+
+
+def _took(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return ""
+    seconds = max(0, int((end - start).total_seconds()))
+    return f" in {seconds // 60}m {seconds % 60}s" if seconds >= 60 else f" in {seconds}s"
+
+
+def _change(rt: Runtime, service: ServiceRecord, style: Style, c: Change) -> dict[str, Any]:
+    repo = service.github_repository
+    pr = style.link(f"https://github.com/{repo}/pull/{c.pr}" if repo else None, f"#{c.pr}") if c.pr else None
+    tickets = [style.link(_ticket_url(rt, t), t) for t in c.tickets]
+    subject = style.text(c.subject)
+    if c.pr:
+        subject = re.sub(rf"\s*\(#{c.pr}\)$", "", subject)
+    return {"subject": subject, "pr": pr, "tickets": tickets, "sha": c.sha}
+
+
+def message_for(
+    rt: Runtime,
+    conn: Connection,
+    deployment_id: str,
+    event: str,
+    context: dict[str, Any],
+    position: int,
+    style_name: str,
+) -> Message:
+    """The message of ``event`` of a deployment, written for a notifier of ``style_name``."""
+    d = store.get_deployment(conn, deployment_id)
+    service = service_store.get_service_by_id(conn, d.service_id)
+    spec = rt.spec_of(service.config_text)
+    env = spec.environment(d.environment)
+    style = Style(style_name, rt.settings.notify_people)
+    values = values_for(rt, conn, d, service, env, style, event, context, position)
+    text = render_template(event, values, spec)
+    summary = render_template("summary", values, spec)
+    emails = tuple(
+        rt.settings.notify_people[n]["email"]
+        for n in values.get("approver_names", [])
+        if rt.settings.notify_people.get(n, {}).get("email")
+    )
+    plain = {k: v for k, v in values.items() if not callable(v)}
+    return Message(event=event, text=text, summary=summary, values=plain, recipients=emails)
+
+
+def sample(
+    rt: Runtime, service: ServiceRecord, environment: str, actor: str, notifier: str, style_name: str
+) -> Message:
+    """The message `conveyor notify test` sends."""
+    spec = rt.spec_of(service.config_text)
+    env = spec.environment(environment)
+    style = Style(style_name, rt.settings.notify_people)
+    links = [style.link(rt.settings.own_url, "Dashboard"), *(style.link(u, label) for label, u in env.links.items())]
+    values = {
+        "service": service.name,
+        "environment": environment,
+        "notifier": notifier,
+        "actor": actor,
+        "links": " · ".join(links),
+        "mention": style.mention,
+        "link": style.link,
+    }
+    text = render_template("test", values, None)
+    plain = {k: v for k, v in values.items() if not callable(v)}
+    return Message(event="test", text=text, summary=text, values=plain)
