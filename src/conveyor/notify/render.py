@@ -164,7 +164,8 @@ def values_for(
         "short_sha": d.sha[:7],
         "version": release.version if release else None,
         "previous_version": previous.version if previous else None,
-        "release": release.version if release else f"{style.text(d.ref)} ({d.sha[:7]})",
+        # the version once it is made (the tag step's), as the stream stood at this event
+        "release": release.version if release and _tagged(steps) else f"{style.text(d.ref)} ({d.sha[:7]})",
         "actor": d.actor,
         "notes": style.text(notes) if notes else None,
         "ticket": style.text(d.ticket) if d.ticket else None,
@@ -217,9 +218,13 @@ def values_for(
     values["changes"], values["more_changes"] = [], 0
     if event == "succeeded" and d.kind == "deploy":
         found = changes_between(service, previous.sha if previous else None, d.sha, MAX_CHANGES + 1)
-        values["changes"] = [_change(rt, service, style, c) for c in found[:MAX_CHANGES]]
+        values["changes"] = [_change(rt, service, style, c) for c in reversed(found[:MAX_CHANGES])]  # oldest first
         values["more_changes"] = max(0, len(found) - MAX_CHANGES)
     return values
+
+
+def _tagged(steps: list[dict[str, str]]) -> bool:
+    return all(s["state"] in ("succeeded", "skipped") for s in steps if s["name"] == "tag")
 
 
 def _took(start: datetime | None, end: datetime | None) -> str:
@@ -232,11 +237,11 @@ def _took(start: datetime | None, end: datetime | None) -> str:
 def _change(rt: Runtime, service: ServiceRecord, style: Style, c: Change) -> dict[str, Any]:
     repo = service.github_repository
     pr = style.link(f"https://github.com/{repo}/pull/{c.pr}" if repo else None, f"#{c.pr}") if c.pr else None
-    tickets = [style.link(_ticket_url(rt, t), t) for t in c.tickets]
-    subject = style.text(c.subject)
-    if c.pr:
-        subject = re.sub(rf"\s*\(#{c.pr}\)$", "", subject)
-    return {"subject": subject, "pr": pr, "tickets": tickets, "sha": c.sha}
+    subject = style.text(re.sub(rf"\s*\(#{c.pr}\)$", "", c.subject) if c.pr else c.subject)
+    for ticket in c.tickets:  # each key in the subject becomes its link
+        linked = style.link(_ticket_url(rt, ticket), ticket)
+        subject = subject.replace(ticket, linked)
+    return {"subject": subject, "pr": pr, "sha": c.sha}
 
 
 def message_for(

@@ -1,0 +1,3 @@
+from tests.notify.world import world
+
+__all__ = ["world"]
