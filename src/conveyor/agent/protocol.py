@@ -142,11 +142,21 @@ class Removed(Answer):
 # --- what the server makes of them -----------------------------------------------------------
 
 
-class NumberedInstance(InstanceOutput):
+class NumberedInstance(Answer):
     """An instance numbered from 1 in its environment (serving release first, then the warm one):
-    the number ``conveyor logs --instance`` takes."""
+    the number ``conveyor logs --instance`` takes. The fields of ``InstanceOutput`` follow it."""
 
     index: int
+    id: str
+    version: str
+    port: int
+    pid: int | None
+    state: str
+    restarts: int
+    last_health: str
+    lines_seen: int
+    lines: list[str]
+    role: Literal["active", "warm"]
 
 
 class EnvironmentInstances(BaseModel):

@@ -27,13 +27,13 @@ class NewToken(BaseModel):
     name: str | None = Field(None, max_length=64)
 
 
-@router.get("/me", response_model=User)
-def me(user: UserDep) -> dict[str, Any]:
-    return {"name": user.name, "roles": list(user.roles)}
+@router.get("/me")
+def me(user: UserDep) -> User:
+    return User(name=user.name, roles=list(user.roles))
 
 
-@router.post("/users", status_code=201, response_model=User)
-def users_add(body: NewUser, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
+@router.post("/users", status_code=201)
+def users_add(body: NewUser, rt: RuntimeDep, admin: AdminDep) -> User:
     now = rt.clock.now()
     with rt.db.begin() as conn:
         user = add_user(conn, body.name, body.roles, now, body.password)
@@ -45,11 +45,11 @@ def users_add(body: NewUser, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
             subject=user.name,
             details={"roles": list(user.roles)},
         )
-    return {"name": user.name, "roles": list(user.roles)}
+    return User(name=user.name, roles=list(user.roles))
 
 
-@router.post("/tokens", status_code=201, response_model=TokenCreated)
-def tokens_create(body: NewToken, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
+@router.post("/tokens", status_code=201)
+def tokens_create(body: NewToken, rt: RuntimeDep, admin: AdminDep) -> TokenCreated:
     now = rt.clock.now()
     with rt.db.begin() as conn:
         user = get_user(conn, body.user)
@@ -62,7 +62,7 @@ def tokens_create(body: NewToken, rt: RuntimeDep, admin: AdminDep) -> dict[str, 
             subject=user.name,
             details={"prefix": token[:10]},
         )
-    return {"user": user.name, "token": token}
+    return TokenCreated(user=user.name, token=token)
 
 
 class Roles(BaseModel):
@@ -73,58 +73,56 @@ class Password(BaseModel):
     password: str = Field(min_length=accounts.MIN_PASSWORD, max_length=256)
 
 
-def _account_change(rt: RuntimeDep, admin: AdminDep, name: str, action: str, change: Any) -> dict[str, Any]:
+def _account_change(rt: RuntimeDep, admin: AdminDep, name: str, action: str, change: Any) -> AccountChange:
     """Run ``change(conn)`` and audit it as ``action`` in one transaction; answer with the account."""
     now = rt.clock.now()
     with rt.db.begin() as conn:
         details = change(conn)
         audit.append(conn, at=now, actor=admin.name, action=action, subject=name, details=details)
         account = next(a for a in accounts.list_accounts(conn) if a.name == name)
-    return {**account.as_json(), "change": details}
+    return AccountChange.model_validate({**account.as_json(), "change": details})
 
 
-@router.get("/users", response_model=list[Account])
-def users_list(rt: RuntimeDep, _admin: AdminDep) -> list[dict[str, Any]]:
+@router.get("/users")
+def users_list(rt: RuntimeDep, _admin: AdminDep) -> list[Account]:
     with rt.db.read() as conn:
-        return [a.as_json() for a in accounts.list_accounts(conn)]
+        return [Account.model_validate(a.as_json()) for a in accounts.list_accounts(conn)]
 
 
-@router.post("/users/{name}/disable", response_model=AccountChange)
-def users_disable(name: str, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
+@router.post("/users/{name}/disable")
+def users_disable(name: str, rt: RuntimeDep, admin: AdminDep) -> AccountChange:
     """Disable a user: their tokens and dashboard sessions stop working with the next request."""
     return _account_change(rt, admin, name, "user.disabled", lambda c: accounts.set_disabled(c, name, True))
 
 
-@router.post("/users/{name}/enable", response_model=AccountChange)
-def users_enable(name: str, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
+@router.post("/users/{name}/enable")
+def users_enable(name: str, rt: RuntimeDep, admin: AdminDep) -> AccountChange:
     return _account_change(rt, admin, name, "user.enabled", lambda c: accounts.set_disabled(c, name, False))
 
 
-@router.put("/users/{name}/roles", response_model=AccountChange)
-def users_roles(name: str, body: Roles, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
+@router.put("/users/{name}/roles")
+def users_roles(name: str, body: Roles, rt: RuntimeDep, admin: AdminDep) -> AccountChange:
     """Replace a user's roles (the change applies to their next request)."""
     return _account_change(rt, admin, name, "user.roles_changed", lambda c: accounts.set_roles(c, name, body.roles))
 
 
-@router.put("/users/{name}/password", response_model=AccountChange)
-def users_password(name: str, body: Password, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
+@router.put("/users/{name}/password")
+def users_password(name: str, body: Password, rt: RuntimeDep, admin: AdminDep) -> AccountChange:
     """Set a user's dashboard password; their sessions end. The password is not audited."""
     return _account_change(
         rt, admin, name, "user.password_changed", lambda c: accounts.set_password(c, name, body.password)
     )
 
 
-@router.get("/tokens", response_model=list[Token])
-def tokens_list(
-    rt: RuntimeDep, _admin: AdminDep, user: str | None = Query(None, max_length=64)
-) -> list[dict[str, Any]]:
+@router.get("/tokens")
+def tokens_list(rt: RuntimeDep, _admin: AdminDep, user: str | None = Query(None, max_length=64)) -> list[Token]:
     """Every API token (prefixes, never the secret), or those of one user."""
     with rt.db.read() as conn:
-        return [t.as_json() for t in accounts.list_tokens(conn, user)]
+        return [Token.model_validate(t.as_json()) for t in accounts.list_tokens(conn, user)]
 
 
-@router.post("/tokens/{token_id}/revoke", response_model=Token)
-def tokens_revoke(token_id: int, rt: RuntimeDep, admin: AdminDep) -> dict[str, Any]:
+@router.post("/tokens/{token_id}/revoke")
+def tokens_revoke(token_id: int, rt: RuntimeDep, admin: AdminDep) -> Token:
     """Revoke any user's token by its id: it stops working with the next request."""
     now = rt.clock.now()
     with rt.db.begin() as conn:
@@ -137,15 +135,12 @@ def tokens_revoke(token_id: int, rt: RuntimeDep, admin: AdminDep) -> dict[str, A
             subject=token.user,
             details={"id": token.id, "prefix": token.prefix, "name": token.name},
         )
-    return token.as_json()
+    return Token.model_validate(token.as_json())
 
 
-@router.get("/audit", response_model=AuditLog)
-def audit_list(rt: RuntimeDep, _admin: AdminDep, limit: int = Query(100, ge=1, le=10_000)) -> dict[str, Any]:
+@router.get("/audit")
+def audit_list(rt: RuntimeDep, _admin: AdminDep, limit: int = Query(100, ge=1, le=10_000)) -> AuditLog:
     with rt.db.read() as conn:
         entries = audit.recent(conn, limit)
         check = audit.verify(conn)
-    return {
-        "chain": check.as_json(),  # ok, entries, bad_entry, problem, head, unkeyed, anchor
-        "entries": entries,
-    }
+    return AuditLog.model_validate({"chain": check.as_json(), "entries": entries})

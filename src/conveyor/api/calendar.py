@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from conveyor.api.deps import RuntimeDep, UserDep
-from conveyor.api.models import Calendar, Freeze, ServiceFreeze
+from conveyor.api.models import Calendar, Freeze, ServiceFreeze, Span
 from conveyor.audit import log as audit
 from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import may_deploy
@@ -46,8 +46,8 @@ def _aware(value: datetime | None, what: str) -> datetime | None:
     return value if value is None else within_calendar(value, what)
 
 
-@router.post("/freezes", status_code=201, response_model=ServiceFreeze)
-def add_freeze(body: NewFreeze, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+@router.post("/freezes", status_code=201)
+def add_freeze(body: NewFreeze, rt: RuntimeDep, user: UserDep) -> ServiceFreeze:
     """Freeze an environment: no deploys from ``from`` until ``until`` (or until lifted)."""
     svc, env = _env(rt, body.service, body.environment)
     if not (user.has_role("manager") or may_deploy(user.name, user.roles, body.environment, env).allowed):
@@ -68,18 +68,18 @@ def add_freeze(body: NewFreeze, rt: RuntimeDep, user: UserDep) -> dict[str, Any]
             subject=f"{svc.name}/{body.environment}",
             details=record.as_json(),
         )
-    return {"service": svc.name, **record.as_json()}
+    return ServiceFreeze.model_validate({"service": svc.name, **record.as_json()})
 
 
-@router.get("/freezes", response_model=list[Freeze])
-def list_freezes(rt: RuntimeDep, _user: UserDep, environment: str, service: str | None = None) -> list[dict[str, Any]]:
+@router.get("/freezes")
+def list_freezes(rt: RuntimeDep, _user: UserDep, environment: str, service: str | None = None) -> list[Freeze]:
     svc, _env_spec = _env(rt, service, environment)
     with rt.db.read() as conn:
-        return [f.as_json() for f in store.active_freezes(conn, svc.id, environment)]
+        return [Freeze.model_validate(f.as_json()) for f in store.active_freezes(conn, svc.id, environment)]
 
 
-@router.delete("/freezes/{freeze_id}", response_model=Freeze)
-def lift_freeze(freeze_id: Annotated[int, Path(ge=1, le=2**63 - 1)], rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+@router.delete("/freezes/{freeze_id}")
+def lift_freeze(freeze_id: Annotated[int, Path(ge=1, le=2**63 - 1)], rt: RuntimeDep, user: UserDep) -> Freeze:
     if not (user.has_role("manager") or user.has_role("release_manager")):
         raise refuse(rt, user.name, "lift freeze", str(freeze_id), f"{user.name} may not lift freezes")
     now = rt.clock.now()
@@ -89,10 +89,10 @@ def lift_freeze(freeze_id: Annotated[int, Path(ge=1, le=2**63 - 1)], rt: Runtime
             conn, at=now, actor=user.name, action="freeze.lifted", subject=str(freeze_id), details=record.as_json()
         )
     nudges.nudge_all_pending(rt)
-    return record.as_json()
+    return Freeze.model_validate(record.as_json())
 
 
-@router.get("/calendar", response_model=Calendar, response_model_exclude_unset=True)
+@router.get("/calendar", response_model_exclude_unset=True)
 def calendar(
     rt: RuntimeDep,
     _user: UserDep,
@@ -100,29 +100,29 @@ def calendar(
     service: str | None = None,
     days: int = Query(7, ge=1, le=60),
     start: datetime | None = None,
-) -> dict[str, Any]:
+) -> Calendar:
     """Open windows and closures of the coming days, with their reasons."""
     svc, env = _env(rt, service, environment)
     if env.gates.schedule is None:
-        return {"service": svc.name, "environment": environment, "schedule": None, "spans": []}
+        return Calendar(service=svc.name, environment=environment, schedule=None, spans=[])
     with rt.db.read() as conn:
         frozen = [Closure(f.starts_at, f.ends_at, f.reason) for f in store.active_freezes(conn, svc.id, environment)]
     schedule = build_schedule(env.gates.schedule, frozen)
     begin = _aware(start, "start") or rt.clock.now()
     begin = begin.replace(second=0, microsecond=0)
     out = spans(schedule, begin, days)
-    return {
-        "service": svc.name,
-        "environment": environment,
-        "timezone": str(schedule.timezone),
-        "until": (begin + timedelta(days=days)).isoformat(),
-        "spans": [
-            {
-                "start": s.start.astimezone(schedule.timezone).isoformat(),
-                "end": s.end.astimezone(schedule.timezone).isoformat(),
-                "open": s.open,
-                "reason": s.reason,
-            }
+    return Calendar(
+        service=svc.name,
+        environment=environment,
+        timezone=str(schedule.timezone),
+        until=(begin + timedelta(days=days)).isoformat(),
+        spans=[
+            Span(
+                start=s.start.astimezone(schedule.timezone).isoformat(),
+                end=s.end.astimezone(schedule.timezone).isoformat(),
+                open=s.open,
+                reason=s.reason,
+            )
             for s in out
         ],
-    }
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
@@ -35,16 +33,16 @@ class NewRollback(BaseModel):
     to: str | None = Field(None, max_length=128, description="version to go back to; default the previous")
 
 
-def deployment_detail(rt: RuntimeDep, deployment_id: str) -> dict[str, Any]:
+def deployment_detail(rt: RuntimeDep, deployment_id: str) -> DeploymentDetail:
     """A deployment with its step journal, as every deployment endpoint answers."""
     with rt.db.read() as conn:
         d = store.get_deployment(conn, deployment_id)
         steps = store.get_steps(conn, deployment_id)
-    return {**d.as_json(), "steps": [s.as_json() for s in steps]}
+    return DeploymentDetail.model_validate({**d.as_json(), "steps": [s.as_json() for s in steps]})
 
 
-@router.post("/deployments", status_code=201, response_model=DeploymentDetail)
-def deploy(body: NewDeployment, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+@router.post("/deployments", status_code=201)
+def deploy(body: NewDeployment, rt: RuntimeDep, user: UserDep) -> DeploymentDetail:
     d = request_deployment(
         rt,
         DeployRequest(
@@ -63,15 +61,15 @@ def deploy(body: NewDeployment, rt: RuntimeDep, user: UserDep) -> dict[str, Any]
     return deployment_detail(rt, d.id)
 
 
-@router.post("/rollbacks", status_code=201, response_model=DeploymentDetail)
-def rollback(body: NewRollback, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+@router.post("/rollbacks", status_code=201)
+def rollback(body: NewRollback, rt: RuntimeDep, user: UserDep) -> DeploymentDetail:
     d = request_rollback(
         rt, environment=body.environment, actor=user.name, roles=user.roles, service=body.service, to=body.to
     )
     return deployment_detail(rt, d.id)
 
 
-@router.get("/deployments", response_model=list[Deployment])
+@router.get("/deployments")
 def history(
     rt: RuntimeDep,
     _user: UserDep,
@@ -79,7 +77,7 @@ def history(
     environment: str | None = None,
     state: DeploymentState | None = None,
     limit: int = Query(50, ge=1, le=1000),
-) -> list[dict[str, Any]]:
+) -> list[Deployment]:
     with rt.db.read() as conn:
         service_id = service_store.get_service(conn, service).id if service else None
         rows = store.list_deployments(
@@ -89,27 +87,30 @@ def history(
             states=[state] if state else None,
             limit=limit,
         )
-    return [d.as_json() for d in rows]
+    return [Deployment.model_validate(d.as_json()) for d in rows]
 
 
-@router.get("/deployments/{deployment_id}", response_model=DeploymentDetail)
-def show(deployment_id: str, rt: RuntimeDep, _user: UserDep) -> dict[str, Any]:
+@router.get("/deployments/{deployment_id}")
+def show(deployment_id: str, rt: RuntimeDep, _user: UserDep) -> DeploymentDetail:
     return deployment_detail(rt, resolve_id(rt, deployment_id))
 
 
-@router.post("/deployments/{deployment_id}/cancel", response_model=DeploymentDetail)
-def cancel_deployment(deployment_id: str, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+@router.post("/deployments/{deployment_id}/cancel")
+def cancel_deployment(deployment_id: str, rt: RuntimeDep, user: UserDep) -> DeploymentDetail:
     cancel(rt, resolve_id(rt, deployment_id), user.name, user.roles)
     return deployment_detail(rt, resolve_id(rt, deployment_id))
 
 
-@router.get("/deployments/{deployment_id}/logs", response_model=DeploymentLogs)
-def logs(deployment_id: str, rt: RuntimeDep, _user: UserDep) -> dict[str, Any]:
+@router.get("/deployments/{deployment_id}/logs")
+def logs(deployment_id: str, rt: RuntimeDep, _user: UserDep) -> DeploymentLogs:
     """The step journal with each step's output; a running step's output is read live."""
-    detail = deployment_detail(rt, resolve_id(rt, deployment_id))
+    found = resolve_id(rt, deployment_id)
     with rt.db.read() as conn:
-        steps = store.get_steps(conn, detail["id"])
-    for out, step in zip(detail["steps"], steps, strict=True):
-        live = rt.settings.runs_dir / detail["id"] / step.name / "output.log"
-        out["output"] = read_tail(live, rt.settings.output_tail_bytes) or step.output_tail or ""
-    return detail
+        d = store.get_deployment(conn, found)
+        steps = store.get_steps(conn, found)
+    runs, tail = rt.settings.runs_dir / d.id, rt.settings.output_tail_bytes
+    journal = [
+        {**step.as_json(), "output": read_tail(runs / step.name / "output.log", tail) or step.output_tail or ""}
+        for step in steps
+    ]
+    return DeploymentLogs.model_validate({**d.as_json(), "steps": journal})

@@ -103,31 +103,33 @@ class NewKey(BaseModel):
 Service = Annotated[str | None, Field(max_length=64)]
 
 
-@admin.get("", response_model=list[FlagSummary])
-def list_flags(rt: RuntimeDep, _user: UserDep, service: Service = None) -> list[Any]:
-    return ops.list_flags(rt, service)
+@admin.get("")
+def list_flags(rt: RuntimeDep, _user: UserDep, service: Service = None) -> list[FlagSummary]:
+    return [FlagSummary.model_validate(f) for f in ops.list_flags(rt, service)]
 
 
-@admin.post("", status_code=201, response_model=FlagDetail)
-def create(body: NewFlag, rt: RuntimeDep, user: UserDep, live: LiveDep) -> dict[str, Any]:
+@admin.post("", status_code=201)
+def create(body: NewFlag, rt: RuntimeDep, user: UserDep, live: LiveDep) -> FlagDetail:
     definition = body.model_dump(exclude={"key", "service"})
-    return ops.create_flag(rt, user, live.notify, body.key, body.service, definition)
+    return FlagDetail.model_validate(ops.create_flag(rt, user, live.notify, body.key, body.service, definition))
 
 
-@admin.get("/sdk-keys", response_model=list[SdkKeyModel])
-def list_keys(rt: RuntimeDep, _user: UserDep, service: Service = None, environment: str | None = None) -> list[Any]:
-    return access.list_keys(rt, service, environment)
+@admin.get("/sdk-keys")
+def list_keys(
+    rt: RuntimeDep, _user: UserDep, service: Service = None, environment: str | None = None
+) -> list[SdkKeyModel]:
+    return [SdkKeyModel.model_validate(k) for k in access.list_keys(rt, service, environment)]
 
 
-@admin.post("/sdk-keys", status_code=201, response_model=NewSdkKey)
-def create_key(body: NewKey, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+@admin.post("/sdk-keys", status_code=201)
+def create_key(body: NewKey, rt: RuntimeDep, user: UserDep) -> NewSdkKey:
     """A new SDK key for one service environment. The key is in this answer only."""
-    return access.create_key(rt, user, body.service, body.environment, body.name)
+    return NewSdkKey.model_validate(access.create_key(rt, user, body.service, body.environment, body.name))
 
 
-@admin.delete("/sdk-keys/{key_id}", response_model=SdkKeyModel)
-def revoke_key(key_id: int, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
-    return access.revoke_key(rt, user, key_id)
+@admin.delete("/sdk-keys/{key_id}")
+def revoke_key(key_id: int, rt: RuntimeDep, user: UserDep) -> SdkKeyModel:
+    return SdkKeyModel.model_validate(access.revoke_key(rt, user, key_id))
 
 
 # --- for SDKs: the ruleset and its stream ----------------------------------------------------
@@ -180,27 +182,29 @@ async def stream(
 # --- one flag ----------------------------------------------------------------------------------
 
 
-@admin.get("/{key}", response_model=FlagDetail)
-def show(key: str, rt: RuntimeDep, _user: UserDep, service: Service = None) -> dict[str, Any]:
+@admin.get("/{key}")
+def show(key: str, rt: RuntimeDep, _user: UserDep, service: Service = None) -> FlagDetail:
     """The flag, with its state and ruleset version in every environment of its service."""
-    return ops.detail(rt, key, service)
+    return FlagDetail.model_validate(ops.detail(rt, key, service))
 
 
-@admin.patch("/{key}", response_model=FlagDetail)
+@admin.patch("/{key}")
 def update(
     key: str, body: FlagChanges, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None
-) -> dict[str, Any]:
+) -> FlagDetail:
     """Change type, default, on_value, variants or description; fields left out stay."""
-    return ops.update_flag(rt, user, live.notify, key, service, body.model_dump(exclude_unset=True))
+    return FlagDetail.model_validate(
+        ops.update_flag(rt, user, live.notify, key, service, body.model_dump(exclude_unset=True))
+    )
 
 
-@admin.delete("/{key}", response_model=FlagDeleted)
-def delete(key: str, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None) -> dict[str, Any]:
+@admin.delete("/{key}")
+def delete(key: str, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None) -> FlagDeleted:
     """Delete a flag that is off in every environment."""
-    return ops.delete_flag(rt, user, live.notify, key, service)
+    return FlagDeleted.model_validate(ops.delete_flag(rt, user, live.notify, key, service))
 
 
-@admin.put("/{key}/environments/{environment}", response_model=FlagState)
+@admin.put("/{key}/environments/{environment}")
 def put_state(
     key: str,
     environment: str,
@@ -209,26 +213,30 @@ def put_state(
     user: UserDep,
     live: LiveDep,
     service: Service = None,
-) -> dict[str, Any]:
+) -> FlagState:
     """Set the flag's state in the environment: ``enabled`` and/or ``strategies`` (an omitted
     field keeps its value, so new strategies never undo a kill)."""
     ref = (key, service, environment)
-    return ops.set_state(rt, user, live.notify, ref, body.enabled, body.strategies)
+    return FlagState.model_validate(ops.set_state(rt, user, live.notify, ref, body.enabled, body.strategies))
 
 
-@admin.post("/{key}/environments/{environment}/on", response_model=FlagState)
-def turn_on(key: str, environment: str, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None) -> Any:
+@admin.post("/{key}/environments/{environment}/on")
+def turn_on(
+    key: str, environment: str, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None
+) -> FlagState:
     """Serve the flag in the environment: to everyone, unless its strategies narrow it."""
-    return ops.switch(rt, user, live.notify, (key, service, environment), "on")
+    return FlagState.model_validate(ops.switch(rt, user, live.notify, (key, service, environment), "on"))
 
 
-@admin.post("/{key}/environments/{environment}/off", response_model=FlagState)
-def turn_off(key: str, environment: str, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None) -> Any:
+@admin.post("/{key}/environments/{environment}/off")
+def turn_off(
+    key: str, environment: str, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None
+) -> FlagState:
     """Serve the flag's default in the environment."""
-    return ops.switch(rt, user, live.notify, (key, service, environment), "off")
+    return FlagState.model_validate(ops.switch(rt, user, live.notify, (key, service, environment), "off"))
 
 
-@admin.post("/{key}/environments/{environment}/kill", response_model=FlagState)
+@admin.post("/{key}/environments/{environment}/kill")
 def kill(
     key: str,
     environment: str,
@@ -237,12 +245,13 @@ def kill(
     live: LiveDep,
     body: Kill | None = None,
     service: Service = None,
-) -> dict[str, Any]:
+) -> FlagState:
     """The kill switch: off now, in one call. Managers may use it as well as the deployers."""
-    return ops.switch(rt, user, live.notify, (key, service, environment), "kill", body.reason if body else None)
+    reason = body.reason if body else None
+    return FlagState.model_validate(ops.switch(rt, user, live.notify, (key, service, environment), "kill", reason))
 
 
-@admin.post("/{key}/environments/{environment}/rollout", response_model=FlagState)
+@admin.post("/{key}/environments/{environment}/rollout")
 def rollout(
     key: str,
     environment: str,
@@ -251,18 +260,18 @@ def rollout(
     user: UserDep,
     live: LiveDep,
     service: Service = None,
-) -> dict[str, Any]:
+) -> FlagState:
     """Set the percentage of the flag's rollout strategy (the first one without constraints; one
     is added after the targeting rules if there is none). Does not turn the flag on."""
-    return ops.rollout(rt, user, live.notify, (key, service, environment), body.percent)
+    return FlagState.model_validate(ops.rollout(rt, user, live.notify, (key, service, environment), body.percent))
 
 
 # --- OFREP: the evaluation routes are plain Starlette routes in api/ofrep.py (the hot path) ----
 
 
-@ofrep_api.get("/configuration", response_model=OfrepConfiguration)
-def ofrep_configuration(_sdk: SdkKeyDep) -> dict[str, Any]:
-    return ofrep.configuration()
+@ofrep_api.get("/configuration")
+def ofrep_configuration(_sdk: SdkKeyDep) -> OfrepConfiguration:
+    return OfrepConfiguration.model_validate(ofrep.configuration())
 
 
 router = APIRouter()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -53,7 +52,7 @@ class ReviewBody(BaseModel):
     service: str | None = Field(None, max_length=64, description="whose repository the commit is in")
 
 
-@router.get("/why", response_model=Why)
+@router.get("/why")
 def why(
     rt: RuntimeDep,
     user: UserDep,
@@ -62,7 +61,7 @@ def why(
     service: str | None = None,
     as_user: str | None = None,
     at: datetime | None = None,
-) -> dict[str, Any]:
+) -> Why:
     """Every gate for deploying REF to ENVIRONMENT now (or ``at``, ISO-8601 with an offset), as USER
     (default: the caller), without deploying."""
     if at is not None and at.utcoffset() is None:
@@ -72,48 +71,50 @@ def why(
     with rt.db.read() as conn:
         subject = get_user(conn, as_user) if as_user else user
     answer = why_answer(rt, subject, service, environment, ref, at)
-    return {
-        "service": answer.service.name,
-        "environment": environment,
-        "ref": ref,
-        "sha": answer.sha,
-        "as": subject.name,
-        "at": answer.at.isoformat(),
-        "deployable": answer.deployable,
-        "gates": [r.as_json() for r in answer.gates],
-    }
+    return Why.model_validate(
+        {
+            "service": answer.service.name,
+            "environment": environment,
+            "ref": ref,
+            "sha": answer.sha,
+            "as": subject.name,
+            "at": answer.at.isoformat(),
+            "deployable": answer.deployable,
+            "gates": [r.as_json() for r in answer.gates],
+        }
+    )
 
 
-@router.post("/deployments/{deployment_id}/approvals", status_code=201, response_model=DeploymentDetail)
-def approve(deployment_id: str, body: ApprovalBody, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+@router.post("/deployments/{deployment_id}/approvals", status_code=201)
+def approve(deployment_id: str, body: ApprovalBody, rt: RuntimeDep, user: UserDep) -> DeploymentDetail:
     d = intake.approve(rt, resolve_id(rt, deployment_id), user, body.comment)
     return deployment_detail(rt, d.id)
 
 
-@router.post("/deployments/{deployment_id}/checklist", status_code=201, response_model=DeploymentDetail)
-def tick(deployment_id: str, body: TickBody, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+@router.post("/deployments/{deployment_id}/checklist", status_code=201)
+def tick(deployment_id: str, body: TickBody, rt: RuntimeDep, user: UserDep) -> DeploymentDetail:
     d = intake.tick(rt, resolve_id(rt, deployment_id), body.item, user)
     return deployment_detail(rt, d.id)
 
 
-@router.post("/verifications", status_code=201, response_model=Verification)
-def verify(body: VerifyBody, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
+@router.post("/verifications", status_code=201)
+def verify(body: VerifyBody, rt: RuntimeDep, user: UserDep) -> Verification:
     with rt.db.begin() as conn:
         svc = service_store.pick_service(conn, body.service)
     sha = GitRepo(Path(svc.repo_path)).resolve(body.ref)
-    return intake.verify(rt, user, body.environment, sha, svc.name)
+    return Verification.model_validate(intake.verify(rt, user, body.environment, sha, svc.name))
 
 
-@router.post("/checks", status_code=201, response_model=CheckReported)
-def report_check(body: CheckBody, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
+@router.post("/checks", status_code=201)
+def report_check(body: CheckBody, rt: RuntimeDep, user: UserDep) -> CheckReported:
     """A CI result. Needs a reporter role (CONVEYOR_EVIDENCE_REPORTER_ROLES, default reporter)."""
     intake.require_reporter(rt, user, "check", body.sha)
     intake.report_check(rt, user.name, body.sha, body.name, body.state, body.url)
-    return {"sha": body.sha.lower(), "name": body.name, "state": body.state}
+    return CheckReported(sha=body.sha.lower(), name=body.name, state=body.state)
 
 
-@router.post("/reviews", status_code=201, response_model=ReviewReported)
-def report_review(body: ReviewBody, rt: RuntimeDep, user: UserDep) -> dict[str, str]:
+@router.post("/reviews", status_code=201)
+def report_review(body: ReviewBody, rt: RuntimeDep, user: UserDep) -> ReviewReported:
     """A review from a forge without webhooks. Needs a reporter role; the commit's author comes from
     git (a reviewer who is the author's git name or e-mail is the author), never from the caller."""
     intake.require_reporter(rt, user, "review", body.sha)
@@ -121,4 +122,4 @@ def report_review(body: ReviewBody, rt: RuntimeDep, user: UserDep) -> dict[str, 
         svc = service_store.pick_service(conn, body.service)
     sha, author = intake.commit_author(GitRepo(Path(svc.repo_path)), body.sha, body.reviewer)
     intake.report_review(rt, user.name, sha=sha, reviewer=body.reviewer, author=author, state=body.state, source="api")
-    return {"sha": sha, "reviewer": body.reviewer, "author": author, "state": body.state}
+    return ReviewReported(sha=sha, reviewer=body.reviewer, author=author, state=body.state)

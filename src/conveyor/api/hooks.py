@@ -7,8 +7,6 @@ verified delivery (repository binding, replay detection, evidence) is in engine/
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -23,8 +21,8 @@ router = APIRouter(prefix="/api/v1/hooks", tags=["hooks"])
 _DELIVERY_ID = 64
 
 
-@router.post("/github", status_code=202, response_model=HookDelivery, response_model_exclude_unset=True)
-async def github(request: Request, rt: RuntimeDep) -> dict[str, Any]:
+@router.post("/github", status_code=202, response_model_exclude_unset=True)
+async def github(request: Request, rt: RuntimeDep) -> HookDelivery:
     """A delivery signed with the server-wide secret."""
     secret = rt.settings.github_webhook_secret
     if not secret:
@@ -35,8 +33,8 @@ async def github(request: Request, rt: RuntimeDep) -> dict[str, Any]:
     return await _handle(request, rt, secret, None)
 
 
-@router.post("/github/{service}", status_code=202, response_model=HookDelivery, response_model_exclude_unset=True)
-async def github_for_service(service: str, request: Request, rt: RuntimeDep) -> dict[str, Any]:
+@router.post("/github/{service}", status_code=202, response_model_exclude_unset=True)
+async def github_for_service(service: str, request: Request, rt: RuntimeDep) -> HookDelivery:
     """A delivery for one service, signed with its own secret (or the server-wide one if it has none)."""
     own = rt.settings.github_webhook_secrets.get(service)
     secret = own or rt.settings.github_webhook_secret
@@ -50,7 +48,7 @@ async def github_for_service(service: str, request: Request, rt: RuntimeDep) -> 
 
 async def _handle(
     request: Request, rt: RuntimeDep, secret: str, service: str | None, own_secret: bool = False
-) -> dict[str, Any]:
+) -> HookDelivery:
     body = await request.body()
     if not verify_github_signature(secret, body, request.headers.get("x-hub-signature-256")):
         raise Unauthorized(
@@ -59,9 +57,9 @@ async def _handle(
         )
     event = request.headers.get("x-github-event", "")
     if event == "ping":
-        return {"event": "ping", "deployments": []}
+        return HookDelivery(event="ping", deployments=[])
     if event not in github_intake.HANDLED:
-        return {"event": event[:64], "ignored": True, "deployments": []}
+        return HookDelivery(event=event[:64], deployments=[], ignored=True)  # keys in the model's order
     delivery_id = request.headers.get("x-github-delivery", "").strip()
     if not delivery_id or len(delivery_id) > _DELIVERY_ID:
         raise InvalidInput(
@@ -70,4 +68,4 @@ async def _handle(
         )
     payload = decode_payload(body, request.headers.get("content-type", ""), event)
     delivery = github_intake.Delivery(event, delivery_id, payload, service, own_secret)
-    return await run_in_threadpool(github_intake.accept, rt, delivery)
+    return HookDelivery.model_validate(await run_in_threadpool(github_intake.accept, rt, delivery))

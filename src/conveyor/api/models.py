@@ -189,8 +189,17 @@ class Freeze(Wire):
     lifted_at: Timestamp | None
 
 
-class ServiceFreeze(Freeze):
+class ServiceFreeze(Wire):
+    """A new freeze, with its service first (the fields of ``Freeze`` after it, in that order)."""
+
     service: str
+    id: int
+    environment: str
+    from_: Timestamp = Field(alias="from")
+    until: Timestamp | None = Field(description="null: until lifted")
+    reason: str
+    created_by: str
+    lifted_at: Timestamp | None
 
 
 class Span(Wire):

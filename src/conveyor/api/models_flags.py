@@ -46,11 +46,17 @@ class FlagDetail(Flag):
     environments: list[FlagEnvironment]
 
 
-class FlagState(FlagEnvironment):
-    """The flag's state in one environment after a change."""
+class FlagState(Wire):
+    """The flag's state in one environment after a change (``FlagEnvironment`` after its key and service)."""
 
     key: str
     service: str
+    environment: str
+    enabled: bool
+    strategies: list[Strategy]
+    updated_by: str | None
+    updated_at: Timestamp | None
+    version: int = Field(description="the environment's ruleset version")
 
 
 class FlagDeleted(Wire):

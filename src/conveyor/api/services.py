@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from conveyor.api.deps import RuntimeDep, UserDep
-from conveyor.api.models import EnvironmentStatus, MaintenanceState, Registration, ServiceSummary
+from conveyor.api.models import (
+    Deployment,
+    EnvironmentStatus,
+    MaintenanceState,
+    Registration,
+    ServiceSummary,
+    ServingRelease,
+)
 from conveyor.audit import log as audit
 from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import may_deploy
@@ -36,8 +41,8 @@ class AddService(BaseModel):
     )
 
 
-@router.post("/services", status_code=201, response_model=Registration)
-def add(body: AddService, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+@router.post("/services", status_code=201)
+def add(body: AddService, rt: RuntimeDep, user: UserDep) -> Registration:
     """Add a service, or re-register one. Needs a role in CONVEYOR_SERVICE_ADMIN_ROLES (default admin).
     A re-registration that changes anything needs an admin and the ``confirm_diff`` of its dry run."""
     plan, service = register(
@@ -48,29 +53,26 @@ def add(body: AddService, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
         confirm=body.confirm_diff,
         dry_run=body.dry_run,
     )
-    result: dict[str, Any] = {
-        "service": plan.name,
-        "created": plan.created,
-        "dry_run": body.dry_run,
-        "changes": list(plan.changes),
-        "diff": plan.diff,
-        "confirm": plan.confirm,
-        "github_repository": plan.github_repository,
-        "environments": list(rt.spec_of(plan.text).environments),
-        "deployments": [],
-    }
-    if service is not None:
-        started = check_service(rt, service)  # follow its branches from now on: deploy their heads
-        result["deployments"] = [d.as_json() for d in started]
-    return result
+    started = check_service(rt, service) if service is not None else []  # follow its branches: deploy their heads
+    return Registration(
+        service=plan.name,
+        created=plan.created,
+        dry_run=body.dry_run,
+        changes=list(plan.changes),
+        diff=plan.diff,
+        confirm=plan.confirm,
+        github_repository=plan.github_repository,
+        environments=list(rt.spec_of(plan.text).environments),
+        deployments=[Deployment.model_validate(d.as_json()) for d in started],
+    )
 
 
-@router.get("/services", response_model=list[ServiceSummary])
-def list_all(rt: RuntimeDep, _user: UserDep) -> list[dict[str, Any]]:
+@router.get("/services")
+def list_all(rt: RuntimeDep, _user: UserDep) -> list[ServiceSummary]:
     with rt.db.read() as conn:
         services = service_store.list_services(conn)
     return [
-        {"service": s.name, "source": s.source, "environments": list(rt.spec_of(s.config_text).environments)}
+        ServiceSummary(service=s.name, source=s.source, environments=list(rt.spec_of(s.config_text).environments))
         for s in services
     ]
 
@@ -80,8 +82,8 @@ class Maintenance(BaseModel):
     service: str | None = Field(None, max_length=64)
 
 
-@router.post("/environments/{environment}/maintenance", response_model=MaintenanceState)
-def maintenance(environment: str, body: Maintenance, rt: RuntimeDep, user: UserDep) -> dict[str, Any]:
+@router.post("/environments/{environment}/maintenance")
+def maintenance(environment: str, body: Maintenance, rt: RuntimeDep, user: UserDep) -> MaintenanceState:
     """Answer every request of the environment with a 503 maintenance page (local targets).
     Allowed to the environment's deployers, as deploying there is; a refusal is audited and changes nothing."""
     with rt.db.begin() as conn:
@@ -107,15 +109,15 @@ def maintenance(environment: str, body: Maintenance, rt: RuntimeDep, user: UserD
             subject=f"{service.name}/{environment}",
             details={"on": body.on},
         )
-    return {"service": service.name, "environment": environment, "maintenance": state.maintenance}
+    return MaintenanceState(service=service.name, environment=environment, maintenance=state.maintenance)
 
 
-@router.get("/status", response_model=list[EnvironmentStatus])
+@router.get("/status")
 def status(
     rt: RuntimeDep, _user: UserDep, service: str | None = None, environment: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[EnvironmentStatus]:
     """Per service and environment: the release serving, and the latest deployment."""
-    out: list[dict[str, Any]] = []
+    out: list[EnvironmentStatus] = []
     with rt.db.read() as conn:
         services = [service_store.get_service(conn, service)] if service else service_store.list_services(conn)
         for s in services:
@@ -125,16 +127,15 @@ def status(
                 spec.environment(env)
                 current = store.current_release(conn, s.id, env)
                 latest = store.list_deployments(conn, service_id=s.id, environment=env, limit=1)
+                serving = (
+                    {**current.as_json(), "version": store.serving_version(conn, s.id, current)} if current else None
+                )
                 out.append(
-                    {
-                        "service": s.name,
-                        "environment": env,
-                        "current": (
-                            {**current.as_json(), "version": store.serving_version(conn, s.id, current)}
-                            if current
-                            else None
-                        ),
-                        "latest": latest[0].as_json() if latest else None,
-                    }
+                    EnvironmentStatus(
+                        service=s.name,
+                        environment=env,
+                        current=ServingRelease.model_validate(serving) if serving else None,
+                        latest=Deployment.model_validate(latest[0].as_json()) if latest else None,
+                    )
                 )
     return out
