@@ -48,8 +48,8 @@ def environment_key(service: str, environment: str) -> str:
 class AgentClient:
     """The agent's API, typed with agent/protocol.py. ``call`` is the untyped escape hatch."""
 
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url
+    def __init__(self, url: str, token: str, pid: int | None = None) -> None:
+        self.url, self.pid = url, pid  # pid: what HOME/agent/agent.json says the agent's is
         self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -162,7 +162,8 @@ def _read(agent_dir: Path) -> AgentClient | None:
     try:
         info = json.loads((agent_dir / "agent.json").read_text())
         token = (agent_dir / "token").read_text().strip()
-        return AgentClient(str(info["url"]), token)
+        pid = info.get("pid")
+        return AgentClient(str(info["url"]), token, pid if isinstance(pid, int) else None)
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
 

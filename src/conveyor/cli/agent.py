@@ -8,16 +8,16 @@ process is gone."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 
+from conveyor.agent.client import find_agent
+from conveyor.agent.protocol import AgentHealth
 from conveyor.cli import server
 from conveyor.cli.output import console, handles_errors, print_json
 from conveyor.errors import ConveyorError
@@ -37,18 +37,17 @@ def agent(ctx: typer.Context) -> None:
         server.agent()
 
 
-def _running_agent(agent_dir: Path) -> dict[str, Any] | None:
-    """The agent's own word on its pid and environments; None when no agent answers for ``agent_dir``."""
+def _running_agent(home: Path) -> AgentHealth | None:
+    """The agent's own word on its pid and environments; None when no agent of ``home`` answers, or
+    when the one answering is not the one its files name."""
+    agent = find_agent(home)
+    if agent is None:
+        return None
     try:
-        info = json.loads((agent_dir / "agent.json").read_text())
-        token = (agent_dir / "token").read_text().strip()
-        answer = httpx.get(f"{info['url']}/v1/health", headers={"Authorization": f"Bearer {token}"}, timeout=5)
-    except (FileNotFoundError, ValueError, KeyError, httpx.HTTPError):
+        health = agent.health()
+    except ConveyorError:
         return None
-    if answer.status_code != 200:
-        return None
-    health: dict[str, Any] = answer.json()
-    return health if health.get("pid") == info.get("pid") else None
+    return health if health.pid == agent.pid else None
 
 
 def _gone(pid: int) -> bool:
@@ -67,15 +66,16 @@ def stop(
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")] = False,
 ) -> None:
     """Stop the agent of this HOME: every app instance and router it runs stops, then the agent exits."""
-    agent_dir = Settings().home.resolve() / "agent"
-    found = _running_agent(agent_dir)
+    home = Settings().home
+    agent_dir = home.resolve() / "agent"
+    found = _running_agent(home)
     if found is None:
         if json_out:
             print_json({"stopped": False, "pid": None, "environments": []})
         else:
             console.print(f"no agent is running for {agent_dir}: nothing to stop", highlight=False)
         return
-    pid, environments = int(found["pid"]), list(found.get("environments", []))
+    pid, environments = found.pid, found.environments
     with contextlib.suppress(ProcessLookupError):  # it exited since it answered: nothing to signal
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
