@@ -165,14 +165,17 @@ class KeyCache:
     def __init__(self, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl, self._clock = ttl, clock
         self._lock = threading.Lock()
-        self._items: dict[str, tuple[SdkKey, float]] = {}
+        self._items: dict[str, tuple[SdkKey, float]] = {}  # by hash: what load() learned
+        self._sent: dict[str, tuple[SdkKey, float]] = {}  # the same, by the key as sent: no SHA-256 per request
         self._generation = 0
 
     def get(self, key: str | None) -> SdkKey | None:
         """The cached live key, or None when the database must be asked (``load``)."""
         if not key:
             return None
-        found = self._items.get(hash_key(key))
+        found = self._sent.get(key)
+        if found is None:
+            found = self._items.get(hash_key(key))
         if found is None or self._clock() - found[1] > self.ttl:
             return None
         return found[0]
@@ -185,13 +188,16 @@ class KeyCache:
         assert key is not None  # authenticate_key refused an empty key
         with self._lock:
             if generation == self._generation:
-                self._items[hash_key(key)] = (found, started)
+                if len(self._sent) >= 10_000:  # keys as sent, kept only while they are few
+                    self._sent.clear()
+                self._items[hash_key(key)] = self._sent[key] = (found, started)
         return found
 
     def revoked(self) -> None:
         with self._lock:
             self._generation += 1
             self._items.clear()
+            self._sent.clear()
 
 
 CACHE = KeyCache()  # the process's SDK keys: revoke_key below empties it
