@@ -4,6 +4,7 @@ per process (the engine is process-wide)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,12 +38,25 @@ class App:
         assert r.status_code < 300, f"{user} {method} {path}: {r.status_code} {r.text}"
         return r.json()
 
+    def sign_in(self, user: str) -> None:
+        """Sign the client in to the dashboard as ``user`` (its cookies hold the session)."""
+        form = self.client.get("/login")
+        found = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert found, form.text
+        data = {"username": user, "password": password(user), "csrf_token": found.group(1), "next": "/"}
+        signed_in = self.client.post("/login", data=data, follow_redirects=False)
+        assert signed_in.status_code == 303, signed_in.text
+
     def wait_finished(self, deployment_id: str, user: str = "admin", timeout: float = 60) -> dict[str, Any]:
         def done() -> dict[str, Any] | None:
             d: dict[str, Any] = self.ok(user, "GET", f"/deployments/{deployment_id}")
             return d if d["state"] in FINISHED else None
 
         return wait_until(done, timeout=timeout, what=f"deployment {deployment_id} to finish")
+
+
+def password(user: str) -> str:
+    return f"{user}-in-process-password"
 
 
 @contextmanager
@@ -52,7 +66,7 @@ def app(
     """The app on ``database_url`` with ``users`` (name -> roles), each with a token, and user
     ``admin`` (admin, release_manager) if not among them."""
     users = {"admin": ["admin", "release_manager"], **users}
-    tokens = {name: make_token(database_url, name, roles) for name, roles in users.items()}
+    tokens = {name: make_token(database_url, name, roles, password=password(name)) for name, roles in users.items()}
     env = server_env(home, database_url, 0, poll_interval=poll_interval)
     env["CONVEYOR_SOURCE_LOCAL_ROOTS"] = str(home.parent)  # tests register checkouts made next to HOME
     settings = settings_from_env(env)

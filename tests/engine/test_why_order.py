@@ -1,9 +1,10 @@
-"""The gates in `why` (and so in the CLI and on the dashboard) come in the order the registry
-declares (gates/registry.py), whatever order a conveyor.yml lists them in or modules are imported.
-In-process: the app through Starlette's TestClient, on a clock the test sets."""
+"""The gates in `why` (the API, so the CLI) and on the dashboard's deploy form come in the order the
+registry declares (gates/registry.py), whatever order a conveyor.yml lists them in or modules are
+imported. In-process: the app through Starlette's TestClient, on a clock the test sets."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,3 +60,8 @@ def test_why_lists_every_gate_in_the_declared_order(tmp_path: Path) -> None:
         )
         assert [g["gate"] for g in saturday["gates"]] == DECLARED
         assert [g["gate"] for g in saturday["gates"] if g["passed"]] == ["deployers"]
+        # the dashboard's deploy form shows the same answer, in the same order
+        a.sign_in("rita")
+        page = a.client.get("/deploy/gates", params={"service": "shop", "environment": "production", "ref": "main"})
+        assert page.status_code == 200, page.text
+        assert re.findall(r'data-gate="([a-z_]+)"', page.text) == DECLARED
