@@ -111,3 +111,17 @@ def test_approved_production_deploy_is_told_in_order(world: World) -> None:
         "Fix the checkout total PROJ-7",
     ]
     assert len({c.headers["X-Conveyor-Delivery"] for c in world.hooks.calls}) == 4
+
+
+def test_the_deployment_page_lists_each_delivery(world: World) -> None:
+    from conveyor.auth.users import User
+    from conveyor.web.deployment import _view
+    from conveyor.web.pages import fragment
+
+    d = world.deploy("staging")
+    assert world.server.wait_finished(d["id"])["state"] == "succeeded"
+    rows = world.all_delivered()
+    context, _ = _view(world.server.runner.runtime, User(1, "alice", ("admin",)), d["id"])  # type: ignore[union-attr]
+    html = fragment("_notifications.html", context)
+    assert html.count('class="notification delivered"') == len(rows) == 7
+    assert "posted to the incoming webhook" in html and "✅ Deployment complete" in html

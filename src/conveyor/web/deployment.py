@@ -21,7 +21,7 @@ from conveyor.engine.deployments import cancel, resolve_id
 from conveyor.engine.process import read_tail
 from conveyor.runtime import Runtime
 from conveyor.store import deployments as store
-from conveyor.store import evidence
+from conveyor.store import evidence, notifications
 from conveyor.store import services as service_store
 from conveyor.store.records import StepRecord
 from conveyor.web import live
@@ -31,7 +31,7 @@ from conveyor.web.waiting import allowed
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 POLL_SECONDS = 0.25
-PARTS = {"panel": "_deployment_panel.html", "steps": "_steps.html"}
+PARTS = {"panel": "_deployment_panel.html", "steps": "_steps.html", "notifications": "_notifications.html"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ def _view(rt: Runtime, user: User, deployment_id: str) -> tuple[dict[str, Any], 
         service = service_store.get_service_by_id(conn, d.service_id)
         approvals = evidence.approvals_for(conn, d.id)
         ticks = evidence.ticks_for(conn, d.id)
+        deliveries = notifications.for_deployment(conn, d.id)
     env = rt.spec_of(service.config_text).environment(d.environment)
     runs = rt.settings.runs_dir / d.id
     views = [
@@ -55,7 +56,15 @@ def _view(rt: Runtime, user: User, deployment_id: str) -> tuple[dict[str, Any], 
         for s in steps
     ]
     allow = allowed(user, d, env, {a.user for a in approvals}, set(ticks))
-    context = {"d": d, "steps": views, "allow": allow, "env": env, "approvals": approvals, "ticks": ticks}
+    context = {
+        "d": d,
+        "steps": views,
+        "allow": allow,
+        "env": env,
+        "approvals": approvals,
+        "ticks": ticks,
+        "deliveries": deliveries,
+    }
     return context, d.state.finished
 
 
