@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from conveyor import __version__
 from conveyor import runtime as engine
 from conveyor.api import admin, calendar, deployments, errors, flags, gates, hooks, metrics, ofrep, services
+from conveyor.api import hotfix as hotfix_api
 from conveyor.api import instances as instance_logs
 from conveyor.api.headers import SecurityHeaders
 from conveyor.api.limits import BodyLimit, UrlLimit
@@ -23,6 +24,7 @@ from conveyor.audit import log as audit
 from conveyor.auth.users import add_user, count_users, create_token
 from conveyor.engine import gating, pipeline  # noqa: F401  (the workflows: registered before DBOS launches)
 from conveyor.engine.deployments import reconcile
+from conveyor.engine.merge_back import Worker as MergeBackWorker
 from conveyor.engine.triggers import Poller
 from conveyor.notify.host import NotifyHost
 from conveyor.runtime import Runtime
@@ -66,6 +68,8 @@ def create_app(rt: Runtime) -> FastAPI:
             log.warning("resuming %d unfinished deployment(s)", resumed)
         poller = Poller(rt, rt.settings.poll_interval)
         poller.start()
+        app.state.merge_backs = MergeBackWorker(rt)  # hotfixes that reached production go back to merge_back
+        app.state.merge_backs.start()
         notify = NotifyHost(rt)  # notifications: follows the event stream, never inside a deployment
         notify.start()
         print(
@@ -76,6 +80,7 @@ def create_app(rt: Runtime) -> FastAPI:
         return poller, notify
 
     def stop(hosted: tuple[Poller, NotifyHost]) -> None:
+        app.state.merge_backs.stop()
         poller, notify = hosted
         notify.stop()
         poller.stop()
@@ -102,6 +107,7 @@ def create_app(rt: Runtime) -> FastAPI:
     for module in (services, deployments, gates, calendar, hooks, admin, metrics, flags):
         app.include_router(module.router)
     app.include_router(instance_logs.router)
+    app.include_router(hotfix_api.router)
     install_dashboard(app)
 
     @app.get("/api/v1/health", tags=["health"])

@@ -8,6 +8,7 @@ import typer
 
 from conveyor.api.models import Deployment, DeploymentDetail, EnvironmentStatus
 from conveyor.cli.client import Client, wire
+from conveyor.cli.hotfix import print_pending
 from conveyor.cli.output import Table, console, handles_errors, print_json
 from conveyor.cli.watch import wait_for
 
@@ -101,7 +102,8 @@ def status(
     json_out: Json = False,
 ) -> None:
     """What each environment runs, and its latest deployment."""
-    rows = Client().get_as(list[EnvironmentStatus], "/status", service=service, environment=environment)
+    client = Client()
+    rows = client.get_as(list[EnvironmentStatus], "/status", service=service, environment=environment)
     if json_out:
         print_json(wire(rows))
         return
@@ -117,6 +119,7 @@ def status(
             latest.actor if latest else "-",
         )
     console.print(table)
+    print_pending(client, service)  # hotfixes not merged back yet (docs/hotfix.md)
 
 
 @handles_errors

@@ -15,6 +15,9 @@ from conveyor.domain.text import check_single_line
 from conveyor.engine import gating, pipeline
 from conveyor.engine.evidence import evaluate, gather, has_gates
 from conveyor.engine.history import superseded
+from conveyor.engine.hotfix import check_claim
+from conveyor.engine.merge_back import clear_by
+from conveyor.engine.regression import warning
 from conveyor.engine.transitions import transition
 from conveyor.errors import Conflict, InvalidInput, NotFound
 from conveyor.runtime import Runtime
@@ -64,12 +67,15 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
     repo = _repo(rt, service, fetch=req.sha is None)
     sha = req.sha or repo.resolve(req.ref)
     try:
+        clear_by(rt, service, repo, req.ref, sha, req.actor)  # a branch tip with a hotfix in it: merged back
         with rt.db.read() as conn:
+            check_claim(conn, repo, service, req.environment, sha, req.ref)  # hotfix/x must be a hotfix
             behind = superseded(conn, repo, service, req.environment, sha)
+            missing = warning(conn, repo, service, req.environment, sha) if behind is None else None
     except InvalidInput:
         if req.sha is None:
             raise
-        behind = None  # a trigger's commit this clone lacks: recorded, and its start fails with the reason
+        behind = missing = None  # a trigger's commit this clone lacks: recorded, and its start fails with the reason
     if behind is not None:  # refused now, with the sentence `why` gives, rather than queued and cancelled
         raise Conflict(behind)
     if not req.emergency and not req.when_open:
@@ -113,6 +119,7 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
                 "emergency": req.emergency,
                 "reason": req.reason,
                 "when_open": req.when_open,
+                **({"warning": missing} if missing else {}),  # commits it drops where that only warns
             },
         )
     with rt.db.begin() as conn:

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, select
 
 from conveyor.domain.calendar import Freeze
 from conveyor.domain.evidence import Evidence, GateResult
+from conveyor.engine.hotfix import is_hotfix
 from conveyor.gates import registry
 from conveyor.runtime import Runtime
 from conveyor.store import evidence as store
@@ -33,8 +34,7 @@ def gather(
     when_open: bool = False,
     at: datetime | None = None,
 ) -> Evidence:
-    spec = rt.spec_of(service.config_text)
-    hotfix = spec.hotfix is not None and ref.startswith(spec.hotfix.branch_prefix)
+    hotfix = is_hotfix(conn, service, sha, ref)  # by ancestry, never by the branch name (docs/hotfix.md)
     return Evidence(
         environment=environment,
         sha=sha,

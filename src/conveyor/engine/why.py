@@ -12,6 +12,8 @@ from conveyor.domain.evidence import GateResult
 from conveyor.domain.horizon import within_calendar
 from conveyor.engine.evidence import evaluate, gather
 from conveyor.engine.history import superseded
+from conveyor.engine.hotfix import facts, start_command
+from conveyor.engine.regression import warning
 from conveyor.runtime import Runtime
 from conveyor.store import services as service_store
 from conveyor.store.records import ServiceRecord
@@ -57,7 +59,17 @@ def why(rt: Runtime, user: User, service: str | None, environment: str, ref: str
             at=at,
         )
         behind = superseded(conn, repo, svc, environment, sha)
+        missing = warning(conn, repo, svc, environment, sha) if behind is None else None
+        hotfix = facts(conn, repo, svc, sha, ref, environment) if rt.spec_of(svc.config_text).hotfix else None
     gates = evaluate(rt, svc, ev)
+    if hotfix is not None:  # the hotfix facts: base, commits, reviews needed; a false claim is refused
+        refused = hotfix.claimed and not hotfix.qualifies and environment == hotfix.environment
+        reason = hotfix.summary() + (
+            f"; make one with `{start_command(rt.spec_of(svc.config_text), ref)}`" if refused else ""
+        )
+        gates = [*gates, GateResult("hotfix", not refused, reason, hotfix.as_json(), waitable=False)]
     if behind is not None:  # the request would be refused with this sentence: say it here too
         gates = [*gates, GateResult("history", False, behind, waitable=False)]
+    elif missing is not None:  # a warning: the deploy may go, and drops these
+        gates = [*gates, GateResult("history", True, f"warning: {missing}", {"warning": True})]
     return Answer(svc, environment, ref, sha, subject, gates, ev.now)

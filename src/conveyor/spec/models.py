@@ -432,17 +432,27 @@ class EnvironmentSpec(BaseModel):
         return [step for step in STEP_ORDER if step not in optional or optional[step] is not None]
 
 
+_IDENTITY = re.compile(r"[^<>\n]+ <[^<>\s]+>")
+
+
 class HotfixSpec(BaseModel):
+    """A hotfix is decided by ancestry (docs/hotfix.md): based on the release serving in
+    ``environment``, at most ``max_commits`` of its own commits since."""
+
     model_config = _STRICT
     branch_prefix: str = "hotfix/"
     reviews: int = Field(default=1, ge=0)
     merge_back: list[str] = []
+    environment: str = "production"
+    max_commits: int = Field(default=10, ge=1)
+    identity: str = "Conveyor <conveyor@localhost>"
 
-    @model_validator(mode="after")
-    def _only_keys_that_act(self) -> HotfixSpec:
-        if self.merge_back:
-            raise RuleError([(("merge_back",), NOT_YET.format(key="merge_back", what="merging hotfixes back"))])
-        return self
+    @field_validator("identity")
+    @classmethod
+    def _identity(cls, value: str) -> str:
+        if not _IDENTITY.fullmatch(value.strip()):
+            raise ValueError(f"identity {value!r} must be 'Name <email>', e.g. 'Conveyor <conveyor@example.com>'")
+        return value.strip()
 
 
 class ServiceSpec(BaseModel):
@@ -477,6 +487,10 @@ class ServiceSpec(BaseModel):
             if owner != name:
                 message = f"port {env.target.port} is already used by environments.{owner}"
                 broken.append((("environments", name, "target", "port"), f"environments.{name}.target.port: {message}"))
+        if self.hotfix is not None and self.hotfix.environment not in self.environments:
+            defined = ", ".join(sorted(self.environments))
+            message = f"hotfix.environment {self.hotfix.environment!r} is not an environment; defined: {defined}"
+            broken.append((("hotfix", "environment"), message))
         if broken:
             raise RuleError(broken)
         return self

@@ -9,8 +9,10 @@ reuses its reserved version, another commit gets the next one.
 
 from __future__ import annotations
 
+from conveyor.domain.hotfix import hotfix_version
 from conveyor.domain.versions import Version, next_version
 from conveyor.engine.context import StepContext, StepOutcome
+from conveyor.engine.hotfix import facts
 from conveyor.engine.steps import step
 from conveyor.store import deployments as store
 
@@ -22,7 +24,7 @@ def tag(ctx: StepContext) -> StepOutcome:
         return StepOutcome(True, "tagging is not configured for this environment")
     repo, sha = ctx.repo, ctx.deployment.sha
     with repo.lock():  # two environments tagging at once must not pick the same version
-        existing = repo.version_tag_at(sha, spec.prefix)  # a redeploy, or a hotfix tag made by hand
+        existing = repo.version_tag_at(sha, spec.prefix)  # a redeploy, or a tag made by hand
         with ctx.runtime.db.begin() as conn:
             known = store.service_releases(conn, ctx.service.id)
             reserved = [
@@ -35,11 +37,12 @@ def tag(ctx: StepContext) -> StepOutcome:
             else:
                 versions = [v for v, _tag, _sha in repo.version_tags(spec.prefix)]
                 versions += [v for r in known if (v := Version.parse(r.version, spec.prefix)) is not None]
-                bump = spec.bump
-                hotfix = ctx.spec.hotfix
-                if hotfix and ctx.deployment.ref.startswith(hotfix.branch_prefix):
-                    bump = "patch"
-                name, verb = next_version(versions, bump).tag(spec.prefix), "reserved"
+                name, verb = next_version(versions, spec.bump).tag(spec.prefix), "reserved"
+                if ctx.spec.hotfix is not None:  # a hotfix is the patch of the release it fixes
+                    found = facts(conn, repo, ctx.service, sha, ctx.deployment.ref, ctx.deployment.environment)
+                    base = Version.parse(found.base_version or "", spec.prefix)
+                    if found.qualifies and base is not None:
+                        name, verb = hotfix_version(base, versions).tag(spec.prefix), "reserved hotfix version"
             release = store.ensure_release(
                 conn, ctx.service.id, sha, name, name if existing else None, ctx.runtime.clock.now()
             )
