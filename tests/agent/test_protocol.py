@@ -19,7 +19,14 @@ from pydantic import BaseModel
 from tests.conftest import wait_until
 
 from conveyor.agent import client as agent_client
-from conveyor.agent.client import AgentClient, ensure_agent, environment_key, find_agent, instance_output
+from conveyor.agent.client import (
+    AgentClient,
+    ensure_agent,
+    environment_key,
+    environment_state,
+    find_agent,
+    instance_output,
+)
 from conveyor.agent.protocol import (
     AgentHealth,
     EnvironmentConfig,
@@ -131,15 +138,20 @@ def test_every_agent_answer_is_declared_by_its_model(home: Path) -> None:
 def test_the_agent_is_found_once_per_start_and_missed_when_gone(home: Path) -> None:
     assert find_agent(home) is None
     assert instance_output(home, "shop", "production", 10).agent is False  # never starts one
+    assert environment_state(home, "shop", "production") is None
 
     first = ensure_agent(home)
     first.configure(KEY, EnvironmentConfig(port=free_port()))
     assert find_agent(home) is find_agent(home)  # one client per agent start, its files read once
     found = instance_output(home, "shop", "production", 10)
     assert found.agent is True and found.instances == []
+    state = environment_state(home, "shop", "production")
+    assert state is not None and state.key == "shop.production" and state.warm is None
+    assert environment_state(home, "shop", "staging") is None  # not configured on this agent
 
     stop(home)
     assert instance_output(home, "shop", "production", 10).agent is False
+    assert environment_state(home, "shop", "production") is None
 
     second = ensure_agent(home)  # a new agent: new files, a new client
     assert isinstance(second, AgentClient) and second is not first

@@ -204,6 +204,25 @@ def find_agent(home: Path) -> AgentClient | None:
     return _client(home.resolve() / "agent")
 
 
+def environment_state(home: Path, service: str, environment: str, timeout: float = 2.0) -> EnvironmentState | None:
+    """The agent's state of an environment; None when no agent runs or it does not know the
+    environment (yet). Never starts an agent, and waits at most ``timeout`` seconds."""
+    agent = _known(home.resolve() / "agent")
+    if agent is None:
+        return None
+    try:
+        response = agent._send("GET", f"/v1/environments/{environment_key(service, environment)}", timeout=timeout)
+    except AgentUnreachable:
+        forget(home)
+        return None
+    if response.status_code != 200:
+        return None
+    try:
+        return EnvironmentState.model_validate(response.json())
+    except ValueError:  # not the protocol's answer: an agent of another version, or not an agent
+        return None
+
+
 def instance_output(home: Path, service: str, environment: str, lines: int) -> EnvironmentInstances:
     """The instances of an environment with their last ``lines`` lines of output, numbered from 1
     (the serving release's first, then the warm one's). Never starts an agent: reading must not
