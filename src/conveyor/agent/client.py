@@ -52,7 +52,8 @@ class AgentClient:
         self.url, self.pid = url, pid  # pid: what HOME/agent/agent.json says the agent's is
         self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; AgentUnreachable when the agent does not answer at all."""
         try:
             return self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -70,14 +71,14 @@ class AgentClient:
         return ConveyorError(f"the agent refused {method} {path}: {detail}")
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._send(method, path, **kwargs)
+        response = self.send(method, path, **kwargs)
         if response.status_code >= 400:
             raise self._refused(method, path, response)
         return response.json()
 
     def _answer(self, model: type[A], method: str, path: str, body: BaseModel | None = None) -> A:
-        json = body.model_dump(mode="json") if body is not None else None
-        return model.model_validate(self.call(method, path, json=json))
+        sent = body.model_dump(mode="json") if body is not None else None
+        return model.model_validate(self.call(method, path, json=sent))
 
     def alive(self) -> bool:
         try:
@@ -102,7 +103,7 @@ class AgentClient:
     def switch(self, key: str, body: SwitchBody) -> Operation | None:
         """A quick rollback to a warm release; None when that release is not warm (409)."""
         path = f"/v1/environments/{key}/switch"
-        response = self._send("POST", path, json=body.model_dump(mode="json"))
+        response = self.send("POST", path, json=body.model_dump(mode="json"))
         if response.status_code == 409:
             return None
         if response.status_code >= 400:
@@ -122,7 +123,7 @@ class AgentClient:
         """Each instance with its last ``lines`` lines; none when the agent has not run ``key``
         since it started."""
         path = f"/v1/environments/{key}/output"
-        response = self._send("GET", path, params={"lines": lines})
+        response = self.send("GET", path, params={"lines": lines})
         if response.status_code == 404:
             return []
         if response.status_code != 200:
@@ -211,7 +212,7 @@ def environment_state(home: Path, service: str, environment: str, timeout: float
     if agent is None:
         return None
     try:
-        response = agent._send("GET", f"/v1/environments/{environment_key(service, environment)}", timeout=timeout)
+        response = agent.send("GET", f"/v1/environments/{environment_key(service, environment)}", timeout=timeout)
     except AgentUnreachable:
         forget(home)
         return None
