@@ -281,6 +281,16 @@ def _walk(w: Walk, repo: Path) -> None:  # one scenario, route by route
     w.call("ada", "POST", v1 + "/tokens/{token_id}/revoke", path={"token_id": rita["id"]})
     w.call("ada", "GET", v1 + "/audit", params={"limit": 500})
 
+    # hotfixes and reverts (docs/hotfix.md): a branch from staging's release, an override, a revert on main
+    w.call("ada", "POST", v1 + "/hotfixes", status=201, json={"environment": "staging", "name": "contract"})
+    body = {"environment": "production", "ref": "main", "reason": "contract walk"}
+    w.call("ada", "POST", v1 + "/missing-commits/overrides", status=201, json=body)
+    commit(repo, {"app.txt": "version three\n"}, "v3")
+    third = w.call("ada", "POST", v1 + "/deployments", status=201, json={"environment": "staging", "ref": "main"})
+    assert w.finished(third["id"])["state"] == "succeeded"
+    w.call("ada", "POST", v1 + "/reverts", status=201, json={"environment": "staging"})
+    w.call("ada", "GET", v1 + "/merge-backs", params={"all": True})
+
 
 def test_every_api_route_declares_its_response() -> None:
     """Straight from the app: no server needed."""

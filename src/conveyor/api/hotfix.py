@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from conveyor.api.deps import RuntimeDep, UserDep
-from conveyor.api.models import Timestamp, Wire
+from conveyor.api.models_hotfix import HotfixStarted, MergeBackItem, MissingOverride, RevertCreated
 from conveyor.engine import hotfix, regression
 from conveyor.engine import revert as reverting
 from conveyor.store import hotfix_log
@@ -23,28 +23,6 @@ class NewHotfix(BaseModel):
     service: str | None = Field(None, max_length=64)
 
 
-class HotfixStarted(Wire):
-    service: str
-    environment: str
-    branch: str
-    base_sha: str
-    base_version: str
-    created: bool
-    pushed: bool
-    next_steps: list[str]
-
-
-class MergeBackItem(Wire):
-    service: str
-    branch: str
-    sha: str
-    version: str | None
-    state: str = Field(description="due (pending), merged or cleared")
-    reason: str
-    files: list[str]
-    at: Timestamp
-
-
 class NewOverride(BaseModel):
     environment: str = Field(min_length=1, max_length=32)
     ref: str = Field(min_length=1, max_length=255)
@@ -52,30 +30,10 @@ class NewOverride(BaseModel):
     service: str | None = Field(None, max_length=64)
 
 
-class MissingOverride(Wire):
-    service: str
-    environment: str
-    sha: str
-    missing: list[str]
-    reason: str
-
-
 class NewRevert(BaseModel):
     environment: str = Field(min_length=1, max_length=32)
     to: str | None = Field(None, max_length=128, description="the release to go back to; default the previous")
     service: str | None = Field(None, max_length=64)
-
-
-class RevertCreated(Wire):
-    service: str
-    environment: str
-    branch: str
-    sha: str
-    reverted: list[str]
-    from_: str = Field(alias="from")
-    to: str
-    pushed: bool
-    plan: list[str]
 
 
 @router.post("/hotfixes", status_code=201, response_model=HotfixStarted)

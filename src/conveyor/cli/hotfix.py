@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from conveyor.api.hotfix import HotfixStarted, MergeBackItem, MissingOverride, RevertCreated
+from conveyor.api.models_hotfix import HotfixStarted, MergeBackItem, MissingOverride, RevertCreated
 from conveyor.cli.client import Client, wire
 from conveyor.cli.output import Table, console, handles_errors, print_json
 
