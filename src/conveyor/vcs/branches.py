@@ -86,7 +86,8 @@ def _since(repo: GitRepo, base: str, sha: str) -> list[Commit]:
 
 
 def check_branch_name(repo: GitRepo, name: str) -> str:
-    if not name or name.startswith("-") or not _ok(repo.path, "check-ref-format", "--branch", name):
+    plain = name and not name.startswith("-") and not any(c in name for c in "\0\n\r")
+    if not plain or not _ok(repo.path, "check-ref-format", "--branch", name):
         raise InvalidInput(f"{name!r} is not a valid branch name", fix="use letters, digits, '-', '_' and '/'")
     return name
 
