@@ -291,6 +291,9 @@ def _walk(w: Walk, repo: Path) -> None:  # one scenario, route by route
     w.call("ada", "POST", v1 + "/reverts", status=201, json={"environment": "staging"})
     w.call("ada", "GET", v1 + "/merge-backs", params={"all": True})
 
+    # notifications: a sample through staging's notifiers (it has none: an empty answer)
+    w.call("ada", "POST", v1 + "/environments/{environment}/notify/test", path={"environment": "staging"}, json={})
+
 
 def test_every_api_route_declares_its_response() -> None:
     """Straight from the app: no server needed."""

@@ -11,7 +11,9 @@ from conveyor.domain.deployment import DeploymentState
 from conveyor.engine.deployments import DeployRequest, cancel, request_deployment, request_rollback, resolve_id
 from conveyor.engine.process import read_tail
 from conveyor.store import deployments as store
+from conveyor.store import notifications
 from conveyor.store import services as service_store
+from conveyor.store.notifications import delivery_json
 
 router = APIRouter(prefix="/api/v1", tags=["deployments"])
 
@@ -108,9 +110,10 @@ def logs(deployment_id: str, rt: RuntimeDep, _user: UserDep) -> DeploymentLogs:
     with rt.db.read() as conn:
         d = store.get_deployment(conn, found)
         steps = store.get_steps(conn, found)
+        deliveries = [delivery_json(n) for n in notifications.for_deployment(conn, found)]
     runs, tail = rt.settings.runs_dir / d.id, rt.settings.output_tail_bytes
     journal = [
         {**step.as_json(), "output": read_tail(runs / step.name / "output.log", tail) or step.output_tail or ""}
         for step in steps
     ]
-    return DeploymentLogs.model_validate({**d.as_json(), "steps": journal})
+    return DeploymentLogs.model_validate({**d.as_json(), "steps": journal, "notifications": deliveries})

@@ -88,6 +88,7 @@ class DeploymentDetail(Deployment):
 
 class DeploymentLogs(Deployment):
     steps: list[StepWithOutput]
+    notifications: list[Delivery] = Field(default_factory=list, description="its messages, oldest first")
 
 
 # --- services --------------------------------------------------------------------------------
@@ -234,3 +235,35 @@ class HookDelivery(Wire):
     duplicate: bool | None = None
     reason: str | None = None
     services: list[str] | None = None
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+
+class Delivery(Wire):
+    """One message of a deployment to one notifier, and what became of it (``notify/``)."""
+
+    id: int
+    notifier: str
+    destination: str
+    event: str
+    state: str = Field(description="pending (waiting or retrying), delivered or failed")
+    attempts: int
+    outcome: str | None = Field(description="the receiver's answer, or the last error")
+    created_at: Timestamp
+    delivered_at: Timestamp | None
+
+
+class SampleResult(Wire):
+    notifier: str
+    destination: str
+    ok: bool
+    note: str
+
+
+class SampleSent(Wire):
+    """What `conveyor notify test ENV` did: a sample through each notifier of the environment."""
+
+    service: str
+    environment: str
+    results: list[SampleResult]

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from conveyor.agent.protocol import NumberedInstance
-from conveyor.api.models import DeploymentLogs, EnvironmentOutput, ServiceSummary
+from conveyor.api.models import Delivery, DeploymentLogs, EnvironmentOutput, ServiceSummary
 from conveyor.cli.client import Client, wire
 from conveyor.cli.output import console, handles_errors, print_json
 from conveyor.cli.watch import FINISHED, follow_logs
@@ -69,10 +69,23 @@ def show_instances(
             seen[inst.id] = inst.lines_seen
 
 
+def print_deliveries(deliveries: list[Delivery]) -> None:
+    """Each message of the deployment and what became of it (docs/notifications.md)."""
+    if not deliveries:
+        return
+    console.print("[bold]── notifications[/bold]", highlight=False)
+    for n in deliveries:
+        retrying = " (retrying)" if n.state == "pending" and n.attempts else ""
+        outcome = f": {n.outcome}" if n.outcome else ""
+        tries = f", {n.attempts} attempt(s)" if n.attempts != 1 else ""
+        console.print(f"   {n.notifier} {n.event}: {n.state}{retrying}{tries}{outcome}", highlight=False)
+
+
 def show_deployment(client: Client, deployment_id: str, follow: bool, json_out: bool) -> None:
     if not json_out:
         followed = follow_logs(client, deployment_id, follow)
         console.print(f"deployment {followed.id[:8]}: [bold]{followed.state.value}[/bold]", highlight=False)
+        print_deliveries(followed.notifications)
         return
     path = f"/deployments/{deployment_id}/logs"
     detail = client.get_as(DeploymentLogs, path)

@@ -146,7 +146,7 @@ def _failed(rt: Runtime, record: NotificationRecord, text: str, error: str, aske
         outbox.attempt_failed(conn, record.id, text=text, error=error, retry_at=retry_at)
 
 
-def send_sample(rt: Runtime, service: Any, environment: str, actor: str) -> list[dict[str, str]]:
+def send_sample(rt: Runtime, service: Any, environment: str, actor: str) -> list[dict[str, Any]]:
     """`conveyor notify test`: a sample message through every notifier of the environment, now;
     what each did. Not recorded (a sample belongs to no deployment)."""
     from conveyor.notify.render import sample
@@ -161,7 +161,7 @@ def send_sample(rt: Runtime, service: Any, environment: str, actor: str) -> list
         where = plan.destination(service.name, environment, index, entry.kind)
         delivery = Delivery(0, where, None, config, message, rt.settings, timeout=rt.settings.notify_timeout)
         try:
-            results.append({"notifier": entry.kind, "destination": where, "ok": "yes", "note": sender.send(delivery)})
+            results.append({"notifier": entry.kind, "destination": where, "ok": True, "note": sender.send(delivery)})
         except Exception as exc:
-            results.append({"notifier": entry.kind, "destination": where, "ok": "no", "note": str(exc) or repr(exc)})
+            results.append({"notifier": entry.kind, "destination": where, "ok": False, "note": str(exc) or repr(exc)})
     return results

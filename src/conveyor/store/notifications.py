@@ -35,6 +35,21 @@ class NotificationRecord:
     delivered_at: datetime | None
 
 
+def delivery_json(n: NotificationRecord) -> dict[str, Any]:
+    """What the API and `conveyor logs` show of one delivery."""
+    return {
+        "id": n.id,
+        "notifier": n.notifier,
+        "destination": n.destination,
+        "event": n.event,
+        "state": n.state,
+        "attempts": n.attempts,
+        "outcome": n.last_error,
+        "created_at": n.created_at.isoformat(),
+        "delivered_at": n.delivered_at.isoformat() if n.delivered_at else None,
+    }
+
+
 def _record(row: Any) -> NotificationRecord:
     return NotificationRecord(
         row.id,
