@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import wait_until
-from tests.e2e.harness import Server, commit, free_port, server_process
+from tests.e2e.harness import Server, commit, free_port
 from tests.e2e.local import Load, agent_api, get_version, local_config, make_web_repo, stop_agent
 
 from conveyor.agent.haproxy import HAProxyError, find_haproxy
@@ -42,7 +42,9 @@ class Web:
         return self.server.wait_finished(d["id"], timeout=90)
 
 
-def make_web(tmp_path: Path, database_url: str, process: bool = False, **config: str) -> Iterator[Web]:
+def make_web(tmp_path: Path, database_url: str, process: bool = True, **config: str) -> Iterator[Web]:
+    """A child-process server by default: these tests time the router under load from a thread of
+    this process, which an in-process server would share the interpreter with."""
     staging, production = free_port(), free_port()
     repo = make_web_repo(tmp_path / "web", local_config(staging, production, **config))
     server = Server(home=tmp_path / "home", database_url=database_url, poll_interval=0, process=process)
@@ -67,8 +69,8 @@ def router(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def web(request: pytest.FixtureRequest, tmp_path: Path, router: str, database_url: str) -> Iterator[Web]:
-    yield from make_web(tmp_path, database_url, process=server_process(request), router=router)
+def web(tmp_path: Path, router: str, database_url: str) -> Iterator[Web]:
+    yield from make_web(tmp_path, database_url, router=router)
 
 
 @pytest.fixture
@@ -138,7 +140,6 @@ def test_crashed_instance_is_restarted(web: Web) -> None:
     assert get_version(web.staging)
 
 
-@pytest.mark.server_process
 def test_agent_keeps_serving_while_the_server_is_killed_and_restarted(web: Web) -> None:
     v1 = web.deploy("staging")["version"]
     load = Load(web.staging).start()
