@@ -18,8 +18,39 @@ PG_ADMIN_URL = os.environ.get("CONVEYOR_TEST_PG", "postgresql://postgres@127.0.0
 T = TypeVar("T")
 
 
+# The slowest test files first (measured with --durations), then everything else in file order: under
+# xdist's default (load) scheduling the long tests spread over the workers at the start and the many
+# short ones fill in at the end, instead of one long test starting last and running alone.
+SLOW_FIRST = (
+    "tests/api/test_fuzz.py",
+    "tests/e2e/test_rollback_matrix.py",
+    "tests/e2e/test_local_target.py",
+    "tests/e2e/test_flags.py",
+    "tests/e2e/test_cli.py",
+    "tests/e2e/test_release_invariant.py",
+    "tests/e2e/test_gates.py",
+    "tests/e2e/test_demo.py",
+    "tests/e2e/",
+    "tests/browser/",
+    "tests/auth/test_users_cli.py",
+    "tests/spec/test_spec_bounds.py",
+    "tests/examples/",
+    "tests/engine/test_events",
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "server_process: the test's server runs as a child process (it is SIGKILLed)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+
+    def rank(item: pytest.Item) -> int:
+        path = Path(str(item.path)).relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if path.startswith(prefix)), len(SLOW_FIRST))
+
+    items.sort(key=rank)  # stable: each file keeps its order
 
 
 def wait_until(check: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:
