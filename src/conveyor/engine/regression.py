@@ -82,12 +82,15 @@ def missing(conn: Connection, repo: GitRepo, service: ServiceRecord, environment
 def refusal(conn: Connection, repo: GitRepo, service: ServiceRecord, environment: str, sha: str) -> str | None:
     """The refusal for deploying ``sha`` to production over missing commits, unless overridden."""
     found = missing(conn, repo, service, environment, sha)
-    if found is None or not found.refuses:
-        return None
-    lost = {c.sha for c in found.commits}
-    if any(lost <= accepted for accepted in hotfix_log.overrides(conn, service.name, environment, sha)):
+    if found is None or not found.refuses or overridden(conn, service, found):
         return None
     return found.refusal()
+
+
+def overridden(conn: Connection, service: ServiceRecord, found: Missing) -> bool:
+    """True when a release manager accepted losing every one of ``found``'s commits."""
+    lost = {c.sha for c in found.commits}
+    return any(lost <= accepted for accepted in hotfix_log.overrides(conn, service.name, found.environment, found.sha))
 
 
 def warning(conn: Connection, repo: GitRepo, service: ServiceRecord, environment: str, sha: str) -> str | None:

@@ -13,6 +13,7 @@ from conveyor.web import (
     flag,
     flags,
     history,
+    hotfix,
     overview,
     rollback,
     service,
@@ -26,7 +27,21 @@ from conveyor.web.timing import ServerTiming
 
 def install(app: FastAPI) -> None:
     """Add the dashboard's routes, its static files under /static, and the Server-Timing header."""
-    for module in (signin, overview, service, deploy, deployment, rollback, history, flags, flag, audit, tokens, users):
+    for module in (
+        signin,
+        overview,
+        service,
+        hotfix,
+        deploy,
+        deployment,
+        rollback,
+        history,
+        flags,
+        flag,
+        audit,
+        tokens,
+        users,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(ServerTiming)

@@ -17,10 +17,12 @@ from conveyor.auth.policy import may_deploy
 from conveyor.auth.users import User
 from conveyor.engine import evidence_intake as intake
 from conveyor.engine.deployments import DeployRequest, request_deployment
+from conveyor.engine.regression import allow_missing
 from conveyor.engine.why import why
 from conveyor.errors import Forbidden, InvalidInput, NotFound
 from conveyor.runtime import Runtime
 from conveyor.store import services as service_store
+from conveyor.web.missing import missing_commits
 from conveyor.web.pages import PageRoute, page, runtime, templates
 from conveyor.web.refs import ref_options
 from conveyor.web.session import PostDep, SessionDep
@@ -115,22 +117,48 @@ def refs(request: Request, session: SessionDep, service: str, q: str = "", ref: 
 @router.get("/deploy/gates")
 def gates(request: Request, session: SessionDep, service: str, environment: str, ref: str = "") -> Response:
     rt = runtime(request)
-    answer = why(rt, session.user, service, environment, ref) if ref else None
-    return templates.TemplateResponse(request, "_gates.html", {"answer": answer})
+    user = session.user
+    answer = why(rt, user, service, environment, ref) if ref else None
+    missing = missing_commits(rt, user, answer.service, environment, answer.sha) if answer else None
+    return templates.TemplateResponse(request, "_gates.html", {"answer": answer, "missing": missing})
 
 
-@router.post("/deploy/confirm")
-async def confirm(request: Request, session: PostDep) -> Response:
-    rt = runtime(request)
-    form = read_form(await request.form())
-    ctx = await run_in_threadpool(_choose, rt, session.user, form.service, form.environment)
+def _confirmation(rt: Runtime, user: User, form: DeployForm) -> dict[str, Any]:
+    ctx = _choose(rt, user, form.service, form.environment)
     if not ctx["decision"].allowed:
         raise Forbidden(ctx["decision"].reason, fix="ask someone who may deploy there")
     unknown = [i for i in form.checklist if i not in ctx["env"].gates.checklist]
     if unknown:
         raise InvalidInput(f"{unknown[0]!r} is not on the {form.environment} checklist")
-    answer = await run_in_threadpool(why, rt, session.user, form.service, form.environment, form.ref)
-    return page(request, "deploy_confirm.html", {**ctx, "form": form, "answer": answer, "plan": ctx["env"].step_plan()})
+    answer = why(rt, user, form.service, form.environment, form.ref)
+    missing = missing_commits(rt, user, answer.service, form.environment, answer.sha)
+    return {**ctx, "form": form, "answer": answer, "missing": missing, "plan": ctx["env"].step_plan()}
+
+
+@router.post("/deploy/confirm")
+async def confirm(request: Request, session: PostDep) -> Response:
+    form = read_form(await request.form())
+    context = await run_in_threadpool(_confirmation, runtime(request), session.user, form)
+    return page(request, "deploy_confirm.html", context)
+
+
+@router.post("/deploy/allow-missing")
+async def override_missing(request: Request, session: PostDep) -> Response:
+    """A release manager accepts, with a reason, that this deploy drops the commits production
+    serves and the ref lacks (``conveyor allow-missing``); then the confirm step again."""
+    rt, user = runtime(request), session.user
+    posted = await request.form()
+    form = read_form(posted)
+    raw = posted.get("override_reason")
+    reason = raw.strip() if isinstance(raw, str) else ""
+    if len(reason) > LIMITS["reason"]:
+        raise InvalidInput(f"the reason is longer than {LIMITS['reason']} characters", fix="shorten it")
+
+    def run() -> dict[str, Any]:
+        allowed = allow_missing(rt, user, form.service or None, form.environment, form.ref, reason)
+        return {**_confirmation(rt, user, form), "overridden": allowed}
+
+    return page(request, "deploy_confirm.html", await run_in_threadpool(run))
 
 
 @router.post("/deploy")

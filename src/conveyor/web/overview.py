@@ -1,10 +1,11 @@
 """The overview: services x environments (the version serving, when and by whom it was deployed,
-the latest deployment's state), and the deployments waiting for the signed-in user. Live: the
+the latest deployment's state), the deployments waiting for the signed-in user, and the hotfix
+merge-backs that are due. Live: the
 board is sent again over SSE whenever it changes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -12,9 +13,11 @@ from fastapi.responses import StreamingResponse
 from conveyor.auth.policy import may_deploy
 from conveyor.auth.sessions import COOKIE
 from conveyor.auth.users import User
+from conveyor.domain.clock import as_utc
 from conveyor.domain.deployment import DeploymentState
 from conveyor.runtime import Runtime
 from conveyor.store import deployments as store
+from conveyor.store import hotfix_log
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord, ServiceRecord
 from conveyor.web import live, queries
@@ -79,9 +82,17 @@ def board(rt: Runtime, user: User) -> tuple[list[Row], list[Waiting]]:
     return rows, waiting
 
 
+def merge_backs_due(rt: Runtime) -> list[hotfix_log.MergeBack]:
+    """Hotfixes not yet merged back (merge-back due), oldest first: docs/hotfix.md."""
+    with rt.db.read() as conn:
+        due = hotfix_log.pending(conn)
+    return [replace(m, at=as_utc(m.at)) for m in due]  # SQLite hands back naive times
+
+
 def _render(rt: Runtime, user: User) -> str:
     rows, waiting = board(rt, user)
-    return fragment("_board.html", {"rows": rows, "waiting": waiting, "user": user})
+    due = merge_backs_due(rt)
+    return fragment("_board.html", {"rows": rows, "waiting": waiting, "user": user, "merge_backs": due})
 
 
 @router.get("/")

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from conveyor.auth.policy import may_deploy
 from conveyor.domain.clock import as_utc
 from conveyor.domain.evidence import Check
+from conveyor.engine.hotfix import production
 from conveyor.store import deployments as store
 from conveyor.store import evidence
 from conveyor.store import services as service_store
@@ -20,6 +21,7 @@ from conveyor.store.records import DeploymentRecord, ServiceRecord
 from conveyor.store.tables import releases
 from conveyor.vcs.git import Commit, GitRepo
 from conveyor.web import queries
+from conveyor.web.hotfix import may_start
 from conveyor.web.instances import LINES as OUTPUT_LINES
 from conveyor.web.instances import environment_outputs
 from conveyor.web.instances import router as output_router
@@ -106,6 +108,8 @@ def service_page(name: str, request: Request, session: SessionDep) -> Response:
         for r in rows
     ]
     deployable = [e.name for e in envs if e.may_deploy]
+    hotfix_env = production(spec)  # "Start a hotfix" sits under it, for those who may
+    hotfix_from = hotfix_env if may_start(user) and any(e.name == hotfix_env and e.serving for e in envs) else None
     return page(
         request,
         "service.html",
@@ -116,6 +120,7 @@ def service_page(name: str, request: Request, session: SessionDep) -> Response:
             "tags": tags,
             "releases": release_rows,
             "deployable": deployable,
+            "hotfix_from": hotfix_from,
             "outputs": environment_outputs(rt, svc.name, spec),
             "output_lines": OUTPUT_LINES,
         },
