@@ -3,7 +3,7 @@ change reaches SDK clients in other processes.
 
     .venv/bin/python bench/flags.py [--quick] [--json FILE] [--seconds 10] [--connections 16]
                                     [--clients 20] [--flips 20] [--baseline-flips 2]
-                                    [--rounds 3] [--only all|ofrep]
+                                    [--rounds 3] [--only all|ofrep] [--users 1000]
                                     [--loadgen auto|wrk|python] [--keep]
 
 Three parts, each with a baseline measured in the same run:
@@ -22,7 +22,7 @@ Three parts, each with a baseline measured in the same run:
    uvicorn call, one worker, its own CONVEYOR_HOME, SQLite) with an SDK key and 50 flags in
    production. wrk (``-t2 -c16``, keep-alive, 127.0.0.1) sends ``POST
    /ofrep/v1/evaluate/flags/rollout`` with ``{"context": {"targetingKey": "user-N", "country":
-   "SE"}}`` (N cycling over 1,000 ids), and the same body to the bulk ``POST
+   "SE"}}`` (N cycling over ``--users`` ids, 1,000 by default), and the same body to the bulk ``POST
    /ofrep/v1/evaluate/flags`` (50 flags), for ``--seconds`` each. Baselines in the same run, same
    wrk settings and body: ``POST /bench/bare``, a bare async route the launcher adds to the same
    app (same process, middleware and background threads: the target's baseline); a bare Starlette
@@ -30,6 +30,9 @@ Three parts, each with a baseline measured in the same run:
    ``GET /api/v1/health`` (the issue's first baseline). ``--rounds`` interleaved rounds, best of
    each. Targets: single at least 5,000/s and at least 0.8 of ``/bench/bare``. ``--only ofrep``
    runs this part alone. Without wrk a Python asyncio load generator (a subprocess) does the same.
+   The server keeps a single evaluation's encoded answer per ruleset version and request body
+   (api/ofrep.py), at most 10,000 of them: with the default 1,000 ids every request after the
+   first thousand is answered from it; ``--users 1000000`` makes nearly every body new (no hits).
 
 3. Propagation: ``--clients`` SDK clients (``conveyor_flags.Client``, default options: the SSE
    stream) in separate processes, on the production SDK key. Each reports ``time.time()`` from its
@@ -406,9 +409,14 @@ WRK_OFREP = """\
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-API-Key"] = "{key}"
-local i = 0
+local threads = 0
+setup = function(thread)  -- the second thread starts halfway through the ids: no body twice at once
+  thread:set("start", threads * math.floor({users} / 2))
+  threads = threads + 1
+end
+local i = nil
 request = function()
-  i = (i + 1) % 1000
+  i = ((i or start or 0) + 1) % {users}
   return wrk.format(nil, nil, nil, '{{"context":{{"targetingKey":"user-' .. i .. '","country":"SE"}}}}')
 end
 """
@@ -441,14 +449,16 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", t
 RUNNING: set[subprocess.Popen[str]] = set()  # load generators and clients to kill on the way out
 
 
-def load(tool: str, script: Path | None, url: str, seconds: float, connections: int, key: str | None) -> dict[str, Any]:
+def load(
+    tool: str, script: Path | None, url: str, seconds: float, connections: int, key: str | None, users: int = 1000
+) -> dict[str, Any]:
     """One load run; wrk's summary (or the Python generator's, same shape)."""
     if tool == "wrk":
         cmd = ["wrk", "-t2", f"-c{connections}", f"-d{math.ceil(seconds)}s", "--timeout", "5s", "--latency"]
         cmd += ["-s", str(script), url]
     else:
         cmd = [sys.executable, __file__, "--loadgen-worker", url, "--connections", str(connections)]
-        cmd += ["--seconds", str(seconds)] + (["--key", key] if key else [])
+        cmd += ["--seconds", str(seconds), "--users", str(users)] + (["--key", key] if key else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     RUNNING.add(proc)
     try:
@@ -488,7 +498,7 @@ def ofrep_throughput(server: Server, key: str, args: argparse.Namespace, tmp: Pa
     if len(flags) != BULK_FLAGS or any("errorCode" in f for f in flags):
         raise RuntimeError(f"bulk OFREP answered {bulk_check.status_code} {bulk_check.text[:2000]}")
     ofrep_lua, health_lua = tmp / "ofrep.lua", tmp / "health.lua"
-    ofrep_lua.write_text(WRK_OFREP.format(key=key) + WRK_DONE)
+    ofrep_lua.write_text(WRK_OFREP.format(key=key, users=args.users) + WRK_DONE)
     health_lua.write_text(WRK_DONE)
     ofrep_url = server.url + "/ofrep/v1/evaluate/flags/rollout"
     health_url = server.url + "/api/v1/health"
@@ -518,7 +528,7 @@ def ofrep_throughput(server: Server, key: str, args: argparse.Namespace, tmp: Pa
         ):
             print(f"  round {round_}/{args.rounds}: {args.seconds:g} s of {what} ...")
             runs[name].append(
-                load(args.tool, lua, url, args.seconds, args.connections, key if name != "health" else None)
+                load(args.tool, lua, url, args.seconds, args.connections, key if name != "health" else None, args.users)
             )
     bare.terminate()
     bare.wait(timeout=30)
@@ -540,7 +550,7 @@ def ofrep_throughput(server: Server, key: str, args: argparse.Namespace, tmp: Pa
     }
 
 
-def python_loadgen(url: str, connections: int, seconds: float, key: str | None) -> int:
+def python_loadgen(url: str, connections: int, seconds: float, key: str | None, users: int = 1000) -> int:
     """The fallback load generator (run as a subprocess): keep-alive requests on N connections;
     POST with an OFREP body when ``key`` is given, else GET."""
     host_port, _, path = url.removeprefix("http://").partition("/")
@@ -552,7 +562,7 @@ def python_loadgen(url: str, connections: int, seconds: float, key: str | None) 
     def request() -> bytes:
         if key is None:
             return f"GET /{path} HTTP/1.1\r\nHost: {host_port}\r\n\r\n".encode()
-        turn[0] = (turn[0] + 1) % 1000
+        turn[0] = (turn[0] + 1) % users
         body = json.dumps({"context": {"targetingKey": f"user-{turn[0]}", "country": "SE"}}).encode()
         head = f"POST /{path} HTTP/1.1\r\nHost: {host_port}\r\nX-API-Key: {key}\r\n"
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -969,6 +979,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.add_argument("--seconds", type=float, help="seconds per OFREP load run (default 10; --quick 3)")
     p.add_argument("--connections", type=int, default=16, help="keep-alive connections of the load generator")
+    p.add_argument(
+        "--users", type=int, default=1000, help="targeting keys the OFREP requests cycle over (distinct bodies)"
+    )
     p.add_argument("--rounds", type=int, help="interleaved OFREP/bulk/baseline load rounds (default 3; --quick 1)")
     p.add_argument("--only", choices=("all", "ofrep"), default="all", help="ofrep: part 2 alone")
     p.add_argument("--clients", type=int, default=20, help="SDK client processes (propagation)")
@@ -1007,7 +1020,7 @@ def workspace(keep: bool) -> Iterator[Path]:
 def main() -> int:
     args = parse_args()
     if args.loadgen_worker:
-        return python_loadgen(args.loadgen_worker, args.connections, args.seconds, args.key)
+        return python_loadgen(args.loadgen_worker, args.connections, args.seconds, args.key, args.users)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up below
     logging.getLogger("UnleashClient").setLevel(logging.ERROR)
     args.tool = args.loadgen if args.loadgen != "auto" else ("wrk" if shutil.which("wrk") else "python")

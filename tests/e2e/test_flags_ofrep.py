@@ -195,6 +195,11 @@ def test_every_kind_of_answer_fits_the_official_schema_and_changes_are_seen_at_o
         for _ in range(3):
             r = ofrep(gw, key, "half", json=user)
             assert r.status_code == 200 and r.json()["value"] is (percent == 100), (percent, r.text)
+    # repeated answers come from a cache per ruleset version, but never one drawn at random
+    gw.ok_as("eve", "POST", "/flags", json={"key": "coin"})
+    coin = {"enabled": True, "strategies": [{"rollout": 50, "stickiness": "random"}]}
+    gw.ok_as("eve", "PUT", "/flags/coin/environments/staging", json=coin)
+    assert {ofrep(gw, key, "coin", json=user).json()["value"] for _ in range(30)} == {True, False}
     gw.ok_as("eve", "POST", "/flags/new_checkout/environments/staging/kill")
     assert ofrep(gw, key, "new_checkout", json=user).json()["reason"] == "DISABLED"
     assert ofrep(gw, key, json=user).status_code == 200

@@ -193,3 +193,39 @@ def test_a_json_array_value_is_a_general_error_and_objects_are_served() -> None:
     assert bulk.body is not None
     by_key = {f["key"]: f for f in bulk.body["flags"]}
     assert by_key["list"]["errorCode"] == "GENERAL" and "value" not in by_key["list"]
+
+
+def test_only_answers_that_the_ruleset_and_body_decide_may_be_cached() -> None:
+    """api/ofrep.py keeps the encoded answer of a pure evaluation per ruleset version: never one
+    that reads the clock or draws at random for the same body."""
+    date = {"attribute": "current_time", "operator": "DATE_BEFORE", "values": ["2999-01-01T00:00:00Z"]}
+    two = [{"name": "a", "value": "a", "weight": 1}, {"name": "b", "value": "b", "weight": 1}]
+    document: dict[str, Any] = {
+        "environment": "production",
+        "version": 8,
+        "segments": {"7": {"constraints": [date]}},
+        "flags": {
+            **DOCUMENT["flags"],
+            "dated": flag("dated", strategies=[{"constraints": [date]}]),
+            "dated_segment": flag("dated_segment", strategies=[{"segments": [7]}]),
+            "coin": flag("coin", strategies=[{"rollout": 50, "stickiness": "random"}]),
+            "by_team": flag("by_team", type="string", default="a", variants=two, variant_stickiness="team"),
+            "child_of_dated": flag("child_of_dated", dependencies=[{"flag": "dated"}]),
+            "child_of_half": flag("child_of_half", dependencies=[{"flag": "half"}]),
+        },
+    }
+    served = ofrep.served(compile_ruleset(document), document, META)
+    keyed, unkeyed = b'{"context": {"targetingKey": "u1"}}', b'{"context": {}}'
+
+    def pure(key: str, raw: bytes) -> bool:
+        return ofrep.answer_one(served, key, raw)[1]
+
+    for key in ("on", "off", "se_only", "colour", "half", "ab", "by_account", "limits", "list", "broken"):
+        assert pure(key, keyed), key
+    assert pure("half", unkeyed) and pure("ab", unkeyed)  # TARGETING_KEY_MISSING, before any draw
+    assert pure("nope", keyed) and pure("on", b"{not json") and pure("on", b'{"context": 1}')
+    for key in ("dated", "dated_segment", "coin", "by_team", "child_of_dated"):
+        assert not pure(key, keyed) and not pure(key, unkeyed), key
+    assert pure("child_of_half", keyed) and not pure("child_of_half", unkeyed)  # its parent draws
+    coins = {ofrep.evaluate_one(served, "coin", keyed).body["value"] for _ in range(40)}  # type: ignore[index]
+    assert coins == {True, False}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,13 @@ class Served:
     ruleset: Ruleset
     metadata: dict[str, Any]
     needs_key: frozenset[str] = frozenset()
+    # flags whose answer may change from one request to the next with the same body: a date
+    # constraint (the clock), a "random" stickiness, a variant split on a custom stickiness (random
+    # when the attribute is missing), or a parent that has one
+    volatile: frozenset[str] = frozenset()
+    # flags that draw at random without a targeting key (needs_key and the children of such parents)
+    random_unkeyed: frozenset[str] = frozenset()
+    answers: dict[tuple[str, bytes], Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _splits(entry: Any) -> bool:
@@ -74,9 +82,56 @@ def _splits(entry: Any) -> bool:
     return False
 
 
+def _constraints(entry: dict[str, Any], segments: Any) -> Iterator[Any]:
+    for strategy in entry.get("strategies") or []:
+        if not isinstance(strategy, dict):
+            yield None
+            continue
+        yield from strategy.get("constraints") or []
+        for segment_id in strategy.get("segments") or []:
+            segment = segments.get(str(segment_id)) if isinstance(segments, dict) else None
+            yield from (segment.get("constraints") or []) if isinstance(segment, dict) else [None]
+
+
+def _volatile(entry: Any, segments: Any) -> bool:
+    """Whether a flag entry's answer can differ between two evaluations of the same context: it
+    reads the clock (DATE_AFTER / DATE_BEFORE) or draws at random with a targeting key too ("random"
+    stickiness; a variant split on a custom stickiness whose attribute is missing). Anything it
+    cannot read counts as volatile."""
+    if not isinstance(entry, dict):
+        return True
+    if not entry.get("enabled"):
+        return False
+    for constraint in _constraints(entry, segments):
+        if not isinstance(constraint, dict) or str(constraint.get("operator", "")).startswith("DATE_"):
+            return True
+    sticky = entry.get("variant_stickiness") or "default"
+    if entry.get("variants") and sticky != "default":
+        return True
+    for strategy in entry.get("strategies") or []:
+        stickiness = strategy.get("stickiness") or "default"
+        if stickiness == "random" or (strategy.get("variants") and stickiness != "default"):
+            return True
+    return False
+
+
+def _with_parents(flags: dict[str, Any], found: set[str]) -> frozenset[str]:
+    """``found`` and the flags that depend on one of them (parents are one level deep)."""
+    children = {
+        key
+        for key, entry in flags.items()
+        if isinstance(entry, dict)
+        and any(isinstance(d, dict) and d.get("flag") in found for d in entry.get("dependencies") or [])
+    }
+    return frozenset(found | children)
+
+
 def served(ruleset: Ruleset, document: dict[str, Any], metadata: dict[str, Any]) -> Served:
     flags = document.get("flags") or {}
-    return Served(ruleset, metadata, frozenset(k for k, entry in flags.items() if _splits(entry)))
+    segments = document.get("segments") or {}
+    needs_key = frozenset(k for k, entry in flags.items() if _splits(entry))
+    volatile = _with_parents(flags, {k for k, entry in flags.items() if _volatile(entry, segments)})
+    return Served(ruleset, metadata, needs_key, volatile, _with_parents(flags, set(needs_key)))
 
 
 def has_targeting_key(context: dict[str, Any]) -> bool:
@@ -173,14 +228,23 @@ def not_found(key: str) -> Answer:
 
 
 def evaluate_one(serving: Served, key: str, raw: bytes) -> Answer:
+    return answer_one(serving, key, raw)[0]
+
+
+def answer_one(serving: Served, key: str, raw: bytes) -> tuple[Answer, bool]:
+    """The answer to a single evaluation, and whether it is a pure function of the ruleset, the
+    key and the raw body (then the same request may be answered from a cache of this Served)."""
     try:
         context = parse_context(raw)
         if key not in serving.ruleset:
-            return not_found(key)
-        ok, body = _answer(serving, key, context, has_targeting_key(context))
+            return not_found(key), True
+        keyed = has_targeting_key(context)
+        ok, body = _answer(serving, key, context, keyed)
     except BadRequest as bad:
-        return bad.answer(key)
-    return Answer(200 if ok else 400, body)
+        return bad.answer(key), True
+    # without a targeting key, a flag of needs_key answers TARGETING_KEY_MISSING before any draw
+    pure = key not in serving.volatile and (keyed or key not in serving.random_unkeyed or key in serving.needs_key)
+    return Answer(200 if ok else 400, body), pure
 
 
 def etag(version: int, context: dict[str, Any]) -> str:
