@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
 
 from conveyor.auth.policy import may_deploy
 from conveyor.auth.sessions import COOKIE
@@ -20,6 +21,7 @@ from conveyor.store import deployments as store
 from conveyor.store import hotfix_log
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord, ServiceRecord
+from conveyor.store.tables import audit_log
 from conveyor.web import live, queries
 from conveyor.web.pages import PageRoute, digest, fragment, page, runtime
 from conveyor.web.session import SessionDep, still_signed_in
@@ -82,11 +84,23 @@ def board(rt: Runtime, user: User) -> tuple[list[Row], list[Waiting]]:
     return rows, waiting
 
 
+# database URL -> (the newest audit entry's id, the merge-backs due then). Merge-backs are read from
+# the audit log, which has no index on the action: the scan runs again only when the log grew (it is
+# append-only, one writer at a time, so an unchanged newest id means unchanged merge-backs).
+_due: dict[str, tuple[int, list[hotfix_log.MergeBack]]] = {}
+
+
 def merge_backs_due(rt: Runtime) -> list[hotfix_log.MergeBack]:
     """Hotfixes not yet merged back (merge-back due), oldest first: docs/hotfix.md."""
+    key = rt.settings.app_database_url
     with rt.db.read() as conn:
-        due = hotfix_log.pending(conn)
-    return [replace(m, at=as_utc(m.at)) for m in due]  # SQLite hands back naive times
+        newest = conn.execute(select(func.max(audit_log.c.id))).scalar() or 0
+        known = _due.get(key)
+        if known is not None and known[0] == newest:
+            return known[1]
+        due = [replace(m, at=as_utc(m.at)) for m in hotfix_log.pending(conn)]  # SQLite hands back naive times
+    _due[key] = (newest, due)
+    return due
 
 
 def _render(rt: Runtime, user: User) -> str:
