@@ -259,6 +259,17 @@ def _walk(w: Walk, repo: Path) -> None:  # one scenario, route by route
     w.answers.append(("GET", flags + "/stream", None))
     w.call("ada", "DELETE", flags + "/sdk-keys/{key_id}", path={"key_id": key["id"]})
     w.call("ada", "DELETE", flags + "/{key}", path={"key": "banner"})
+    segment = flags + "/segments/{name}"
+    w.call(
+        "ada", "POST", flags + "/segments", status=201, json={"name": "beta", "constraints": [rule["constraints"][0]]}
+    )
+    w.call("ada", "GET", flags + "/segments")
+    w.call("ada", "GET", segment, path={"name": "beta"})
+    w.call("ada", "PATCH", segment, path={"name": "beta"}, json={"description": "beta testers"})
+    w.call("ada", "DELETE", segment, path={"name": "beta"})
+    export = {"version": 2, "features": [{"name": "imported", "enabled": True, "strategies": [{"name": "default"}]}]}
+    body = {"environment": "staging", "export": export, "dry_run": True}
+    w.call("ada", "POST", flags + "/import/unleash", json=body)
 
     # the local target: a deploy on the agent, its instances' output, maintenance mode
     edge = w.call("ada", "POST", v1 + "/deployments", status=201, json={"environment": "edge", "ref": "main"})

@@ -16,13 +16,16 @@ from conveyor.api.models_flags import (
     FlagDetail,
     FlagState,
     FlagSummary,
+    ImportResult,
     NewSdkKey,
     OfrepConfiguration,
     Ruleset,
+    Segment,
+    SegmentDeleted,
 )
 from conveyor.api.models_flags import SdkKey as SdkKeyModel
 from conveyor.errors import Forbidden
-from conveyor.flags import access, ofrep
+from conveyor.flags import access, ofrep, segments, unleash_import
 from conveyor.flags import service as ops
 from conveyor.flags.keys import CACHE, SdkKey, is_live, key_from_headers
 from conveyor.flags.live import Live, live_of
@@ -98,6 +101,26 @@ class NewKey(BaseModel):
     environment: str = Field(min_length=1, max_length=32)
     service: str | None = Field(None, max_length=64)
     name: str | None = Field(None, max_length=64)
+
+
+class NewSegment(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    service: str | None = Field(None, max_length=64)
+    description: str | None = Field(None, max_length=2000)
+    constraints: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
+
+
+class SegmentChanges(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=128)
+    description: str | None = Field(None, max_length=2000)
+    constraints: list[dict[str, Any]] | None = Field(None, max_length=100)
+
+
+class UnleashImport(BaseModel):
+    environment: str = Field(min_length=1, max_length=32)
+    service: str | None = Field(None, max_length=64)
+    export: dict[str, Any] = Field(description="the JSON of Unleash's GET /api/client/features")
+    dry_run: bool = Field(False, description="only say what would change")
 
 
 Service = Annotated[str | None, Field(max_length=64)]
@@ -177,6 +200,52 @@ async def stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+# --- segments and the Unleash import --------------------------------------------------------
+
+
+@admin.get("/segments")
+def list_segments(rt: RuntimeDep, _user: UserDep, service: Service = None) -> list[Segment]:
+    return [Segment.model_validate(s) for s in segments.list_segments(rt, service)]
+
+
+@admin.post("/segments", status_code=201)
+def create_segment(body: NewSegment, rt: RuntimeDep, user: UserDep, live: LiveDep) -> Segment:
+    """A shared set of constraints; a strategy names it in ``segments`` by id, and matches only
+    when every constraint of every segment it names holds (Unleash's segments)."""
+    data = body.model_dump(exclude={"service"})
+    return Segment.model_validate(segments.create_segment(rt, user, live.notify, body.service, data))
+
+
+@admin.get("/segments/{name}")
+def show_segment(name: str, rt: RuntimeDep, _user: UserDep, service: Service = None) -> Segment:
+    return Segment.model_validate(segments.detail(rt, name, service))
+
+
+@admin.patch("/segments/{name}")
+def update_segment(
+    name: str, body: SegmentChanges, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None
+) -> Segment:
+    """Change the name, description or constraints; every flag naming it serves by them at once."""
+    changes = body.model_dump(exclude_unset=True)
+    return Segment.model_validate(segments.update_segment(rt, user, live.notify, name, service, changes))
+
+
+@admin.delete("/segments/{name}")
+def delete_segment(name: str, rt: RuntimeDep, user: UserDep, live: LiveDep, service: Service = None) -> SegmentDeleted:
+    """Delete a segment that no strategy names."""
+    return SegmentDeleted.model_validate(segments.delete_segment(rt, user, live.notify, name, service))
+
+
+@admin.post("/import/unleash")
+def import_unleash(body: UnleashImport, rt: RuntimeDep, user: UserDep, live: LiveDep) -> ImportResult:
+    """Make an Unleash features export the flags and segments of one service environment (or,
+    with ``dry_run``, only say what would change)."""
+    result = unleash_import.import_unleash(
+        rt, user, live.notify, body.service, body.environment, body.export, body.dry_run
+    )
+    return ImportResult.model_validate(result)
 
 
 # --- one flag ----------------------------------------------------------------------------------

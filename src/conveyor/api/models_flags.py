@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from conveyor.api.models import Timestamp, Wire
-from conveyor.flags.model import Dependency, FlagType, Strategy, Variant
+from conveyor.flags.model import Constraint, Dependency, FlagType, Strategy, Variant
 
 
 class Flag(Wire):
@@ -87,6 +87,44 @@ class Ruleset(Wire):
     environment: str
     version: int
     flags: dict[str, dict[str, Any]]
+    segments: dict[str, dict[str, Any]] | None = Field(None, description="by id; only when the service has any")
+
+
+class Segment(Wire):
+    """A shared set of constraints (Unleash's segment); strategies name it by ``id``."""
+
+    id: int
+    service: str
+    name: str
+    description: str | None
+    constraints: list[Constraint]
+    created_by: str
+    created_at: Timestamp
+    updated_by: str
+    updated_at: Timestamp
+    used_by: list[str] = Field(description="FLAG@ENVIRONMENT of every strategy that names it")
+
+
+class SegmentDeleted(Wire):
+    id: int
+    name: str
+    service: str
+    deleted: bool
+
+
+class ImportChange(Wire):
+    kind: str = Field(description="segment, flag (its definition) or state (its state in the environment)")
+    name: str
+    action: str = Field(description="create, update or unchanged")
+    fields: list[str] = Field(description="what changes")
+    notes: list[str] = Field(description="what had to be expressed differently, and how")
+
+
+class ImportResult(Wire):
+    service: str
+    environment: str
+    dry_run: bool
+    changes: list[ImportChange]
 
 
 class OfrepConfiguration(Wire):

@@ -27,7 +27,7 @@ FlagType = Literal["boolean", "string", "number", "json"]
 FLAG_TYPES: tuple[FlagType, ...] = ("boolean", "string", "number", "json")
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # path segments under /api/v1/flags that are not flag keys
-RESERVED_KEYS = frozenset({"ruleset", "stream", "sdk-keys"})
+RESERVED_KEYS = frozenset({"ruleset", "stream", "sdk-keys", "segments", "import"})
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 Operator = Literal[
     "IN",
@@ -182,6 +182,7 @@ class Constraint(Strict):
 
 
 class Strategy(Strict):
+    segments: list[int] = Field(default_factory=list, max_length=100, description="segment ids: all must match")
     constraints: list[Constraint] = Field(default_factory=list, max_length=100)
     rollout: int = Field(100, ge=0, le=100)
     stickiness: str = Field("default", min_length=1, max_length=128)
@@ -190,6 +191,24 @@ class Strategy(Strict):
     variants: list[Variant] | None = Field(None, max_length=100)
 
     _variants = field_validator("variants")(_check_variants)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_segments(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("segments"):
+            data.pop("segments", None)
+        return data
+
+
+SEGMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,127}$")
+
+
+class Segment(Strict):
+    """Unleash's segment: a named set of constraints of one service that strategies name by id."""
+
+    name: str = Field(pattern=SEGMENT_NAME.pattern)
+    description: str | None = Field(None, max_length=2000)
+    constraints: list[Constraint] = Field(default_factory=list, max_length=100)
 
 
 class Definition(Strict):

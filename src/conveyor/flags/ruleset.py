@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from conveyor.errors import InvalidInput
-from conveyor.flags import store
+from conveyor.flags import segment_store, store
 from conveyor.flags.evaluate import Ruleset, compile_ruleset
 from conveyor.flags.model import Definition, EnvState, dump
 
@@ -65,14 +65,31 @@ def build_document(conn: Connection, scope: Scope) -> dict[str, Any]:
     for f in flags:
         state = states.get((f.id, scope.environment))
         entries[f.key] = flag_entry(f.key, f.service, f.definition, state.state if state else EnvState())
-    return {"environment": scope.environment, "version": version, "flags": entries}
+    document: dict[str, Any] = {"environment": scope.environment, "version": version, "flags": entries}
+    segments = segment_store.ruleset_segments(conn, scope.service_id)
+    if segments:  # only when the service has any: the document stays small
+        document["segments"] = segments
+    return document
 
 
-def check_evaluable(key: str, service: str, definition: Definition, state: EnvState) -> None:
+def check_evaluable(
+    key: str, service: str, definition: Definition, state: EnvState, segments: dict[str, Any] | None = None
+) -> None:
     """Refuse a definition or state the evaluator would answer with an error (PARSE_ERROR,
-    TYPE_MISMATCH): what the server accepts, every SDK can evaluate."""
+    TYPE_MISMATCH): what the server accepts, every SDK can evaluate. A strategy must name
+    segments of the service (``segments``, as the ruleset carries them)."""
+    known = segments or {}
+    for i, strategy in enumerate(state.strategies, 1):
+        missing = [s for s in strategy.segments if str(s) not in known]
+        if missing:
+            raise InvalidInput(
+                f"strategy {i} of flag {service}/{key} names segment ids {missing}, which service {service!r} "
+                "does not have",
+                fix="list the service's segments with `conveyor flags segment list`",
+            )
     entry = flag_entry(key, service, definition, state.model_copy(update={"enabled": True}))
-    result = compile_ruleset({"environment": "check", "version": 0, "flags": {key: entry}}).evaluate(key, {}, None)
+    document = {"environment": "check", "version": 0, "flags": {key: entry}, "segments": known}
+    result = compile_ruleset(document).evaluate(key, {}, None)
     if result.error_code is not None:
         raise InvalidInput(
             f"flag {service}/{key} cannot be evaluated: {result.error_message or result.error_code}",

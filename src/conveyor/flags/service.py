@@ -14,7 +14,7 @@ from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import Decision
 from conveyor.auth.users import User
 from conveyor.errors import Conflict, InvalidInput
-from conveyor.flags import policy, store
+from conveyor.flags import policy, segment_store, store
 from conveyor.flags.model import Definition, EnvState, Strategy, check_key, check_strategies, dump, parse, with_rollout
 from conveyor.flags.ruleset import Scope, check_evaluable
 from conveyor.flags.store import FlagRecord
@@ -169,11 +169,12 @@ def update_flag(
         after = parse(Definition, {**before, **changes}, "flag")
         states = store.get_states(conn, [flag.id])
         envs = environments(rt, svc)
+        segments = segment_store.ruleset_segments(conn, svc.id)
         for (_, env), state in sorted(states.items()):
             if state.state.enabled and env in envs:
                 check(policy.may_change(user.name, user.roles, env, envs[env]), "flag.update", subject)
             check_strategies(after.type, state.state.strategies)
-            check_evaluable(flag.key, svc.name, after, state.state)
+            check_evaluable(flag.key, svc.name, after, state.state, segments)
         check_evaluable(flag.key, svc.name, after, EnvState())
         _check_dependencies(conn, svc.id, flag.key, after)
         now = rt.clock.now()
@@ -241,7 +242,7 @@ def change_state(
         before = store.get_state(conn, flag.id, environment).state
         after = change(before)
         check_strategies(flag.type, after.strategies)
-        check_evaluable(flag.key, svc.name, flag.definition, after)
+        check_evaluable(flag.key, svc.name, flag.definition, after, segment_store.ruleset_segments(conn, svc.id))
         now = rt.clock.now()
         store.put_state(conn, flag.id, environment, after, user.name, now)
         version = store.bump_version(conn, svc.id, environment, now)

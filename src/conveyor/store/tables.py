@@ -311,6 +311,23 @@ flag_environments = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# Unleash segments: a named set of constraints of one service, named by id from strategies'
+# "segments"; a strategy matches only if every constraint of every segment it names holds (0013)
+flag_segments = Table(
+    "flag_segments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", ForeignKey("services.id"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("description", Text),
+    Column("constraints", JSON, nullable=False, server_default="[]"),  # as a strategy's constraints
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("service_id", "name", name="uq_flag_segments_service_name"),
+)
+
 # one row per service and environment: the ruleset's version, bumped in every transaction that
 # changes what that environment serves (ETag of the ruleset; SSE subscribers compare it)
 flag_rulesets = Table(
