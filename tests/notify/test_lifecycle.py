@@ -4,11 +4,22 @@ same life as GitHub deployment statuses, signed webhooks and the approvers' mail
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from tests.conftest import wait_until
 from tests.e2e.harness import commit
-from tests.notify.world import World
+from tests.notify.world import World, make_world
+
+TICKET = "<https://tickets.example.com/browse/PROJ-9|PROJ-9>"
+
+
+@pytest.fixture
+def world_on_each_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[World]:
+    """The world on SQLite, and again on PostgreSQL (skipped with the reason when it is not reachable)."""
+    yield from make_world(tmp_path, monkeypatch, database_url=database_url)
 
 
 def approve_when_waiting(world: World, deployment: dict[str, Any]) -> None:
@@ -16,7 +27,8 @@ def approve_when_waiting(world: World, deployment: dict[str, Any]) -> None:
     world.as_("ron", "POST", f"/deployments/{deployment['id']}/approvals", json={})
 
 
-def test_approved_production_deploy_is_told_in_order(world: World) -> None:
+def test_approved_production_deploy_is_told_in_order(world_on_each_db: World) -> None:
+    world = world_on_each_db
     first = world.deploy("production")
     approve_when_waiting(world, first)
     assert world.server.wait_finished(first["id"])["state"] == "succeeded"
@@ -39,13 +51,18 @@ def test_approved_production_deploy_is_told_in_order(world: World) -> None:
     head = "Deployment of shop"
 
     def status(mark: str, release: str, words: str, steps: str) -> tuple[str, str | None, str]:
-        return ("update", ts, f"{mark} {head} {release} to production by <@U0ALICE>: {words}\n{steps}\n{dash}")
+        return (
+            "update",
+            ts,
+            f"{mark} {head} {release} to production by <@U0ALICE>: {words}\n{steps}\nTicket: {TICKET} · {dash}",
+        )
 
+    # the request itself carries the links: the ticket, the dashboard, the environment's monitoring
     assert parent == (
         "post",
         None,
         f"🚀 {head} main ({sha}) to production by <@U0ALICE>: requested\n○ prepare · ○ tag · ○ rollout · ○ announce\n"
-        + dash,
+        f"Ticket: {TICKET} · {dash}",
     )
     assert world.slack.messages[ts]["text"].startswith("✅ Deployment of shop v0.2.0 to production")
     approval = (
@@ -68,8 +85,8 @@ def test_approved_production_deploy_is_told_in_order(world: World) -> None:
             ts,
             "✅ Deployment complete: shop v0.2.0 to production\n"
             "- Add search, <https://github.com/acme/shop/pull/12|#12>\n"
-            "- Fix the checkout total PROJ-7\n"
-            "- Ticket: PROJ-9\n"
+            "- Fix the checkout total <https://tickets.example.com/browse/PROJ-7|PROJ-7>\n"
+            f"- Ticket: {TICKET}\n"
             "- Deployed by: <@U0ALICE>\n"
             f"- Links: {dash}",
         ),
@@ -111,6 +128,14 @@ def test_approved_production_deploy_is_told_in_order(world: World) -> None:
         "Fix the checkout total PROJ-7",
     ]
     assert len({c.headers["X-Conveyor-Delivery"] for c in world.hooks.calls}) == 4
+    # the request as plain text has the same links
+    dashboard = f"{world.server.url}/deployments/{second['id']}"
+    assert world.hooks.calls[-2].json["text"] == (
+        f"🚀 Deployment requested: shop main ({sha}) to production by @alice\n"
+        "- Ticket: PROJ-9 (https://tickets.example.com/browse/PROJ-9)\n"
+        f"- Links: Dashboard ({dashboard}) · Grafana (https://grafana.example.com/d/shop)"
+    )
+    assert world.hooks.calls[-2].json["deployment"]["dashboard_url"] == dashboard
 
 
 def test_the_deployment_page_lists_each_delivery(world: World) -> None:

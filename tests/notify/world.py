@@ -33,7 +33,20 @@ PEOPLE = {
 COMMAND = "{kind: command, deploy: ./scripts/deploy.sh, rollback: ./scripts/rollback.sh}"
 
 
-def config(effects: Path, webhook_url: str, production_notify: str, staging_notify: str) -> str:
+APPROVAL = "approval: {count: 1, from: [release_manager], self_approval: false}\n"
+TICKET_URL = "https://tickets.example.com/browse/{ticket}"
+
+
+def config(
+    effects: Path,
+    webhook_url: str,
+    production_notify: str,
+    staging_notify: str,
+    production_gates: str = APPROVAL,
+    tail: str = "",
+) -> str:
+    """conveyor.yml: staging and production (its ``gates:`` and ``notify:`` given), then ``tail``
+    (top-level keys: hotfix, templates)."""
     head = textwrap.dedent(
         f"""\
         service: shop
@@ -55,12 +68,11 @@ def config(effects: Path, webhook_url: str, production_notify: str, staging_noti
           url: https://shop.example.com
           links: {{Grafana: "https://grafana.example.com/d/shop"}}
           gates:
-            approval: {{count: 1, from: [release_manager], self_approval: false}}
-          notify:
         """
     )
     text = head + textwrap.indent(staging_notify, "      ") + textwrap.indent(production, "  ")
-    text += textwrap.indent(production_notify, "      ")
+    text += textwrap.indent(production_gates, "      ") + "    notify:\n"
+    text += textwrap.indent(production_notify, "      ") + tail
     return text.replace("WEBHOOK_URL", webhook_url)
 
 
@@ -104,6 +116,12 @@ class World:
     def deploy(self, environment: str, ref: str = "main", **extra: Any) -> dict[str, Any]:
         return dict(self.server.ok("POST", "/deployments", json={"environment": environment, "ref": ref, **extra}))
 
+    def approve(self, deployment: dict[str, Any], *users: str) -> None:
+        """Once its gates were evaluated (it waits for approval), each of ``users`` approves it."""
+        wait_until(lambda: self.server.deployment(deployment["id"])["gates"], what="gates evaluated")
+        for user in users:
+            self.as_(user, "POST", f"/deployments/{deployment['id']}/approvals", json={})
+
     def deliveries(self, deployment_id: str | None = None) -> list[Any]:
         query = select(notifications).order_by(notifications.c.id)
         if deployment_id:
@@ -131,7 +149,13 @@ def make_world(
     production_notify: str = PRODUCTION_NOTIFY,
     staging_notify: str = STAGING_NOTIFY,
     settings: dict[str, str] | None = None,
+    production_gates: str = APPROVAL,
+    tail: str = "",
+    database_url: str | None = None,
+    users: dict[str, list[str]] | None = None,
 ) -> Iterator[World]:
+    """The world on SQLite in ``tmp_path`` unless ``database_url`` names another (empty) database;
+    ``users`` (with tokens) join alice, ron, rosa and eve."""
     slack, github = SlackReceiver().start(), GithubReceiver().start()
     hooks, mailbox = WebhookReceiver(HOOK_SECRET).start(), Mailbox().start()
     monkeypatch.setenv("T_SLACK_TOKEN", SLACK_TOKEN)
@@ -142,9 +166,9 @@ def make_world(
     effects.mkdir()
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
-    text = config(effects, hooks.url + "/conveyor", production_notify, staging_notify)
+    text = config(effects, hooks.url + "/conveyor", production_notify, staging_notify, production_gates, tail)
     commit(repo, {**SCRIPTS, "conveyor.yml": text}, "Initial service")
-    database_url = f"sqlite:///{tmp_path / 'conveyor.db'}"
+    database_url = database_url or f"sqlite:///{tmp_path / 'conveyor.db'}"
     db = Database(database_url)
     db.migrate()
     now = datetime.now(UTC)
@@ -154,6 +178,8 @@ def make_world(
             tokens[name] = create_token(conn, add_user(conn, name, roles, now), now)
         add_user(conn, "rosa", ["release_manager"], now)
         add_user(conn, "eve", ["engineer"], now)
+        for name, roles in (users or {}).items():
+            tokens[name] = create_token(conn, add_user(conn, name, roles, now), now)
     server = NotifyServer(home=tmp_path / "home", database_url=database_url, poll_interval=0)
     server.token = tokens["alice"]
     server.extra = {
@@ -164,6 +190,7 @@ def make_world(
         "CONVEYOR_SLACK_API_URL": slack.url + "/api/",
         "CONVEYOR_GITHUB_API_URL": github.url,
         "CONVEYOR_SMTP_URL": f"smtp://127.0.0.1:{mailbox.port}",
+        "CONVEYOR_TICKET_URL": TICKET_URL,
         **(settings or {}),
     }
     server.start()

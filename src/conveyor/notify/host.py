@@ -14,6 +14,8 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
+from jinja2 import TemplateError
+
 from conveyor.notify import plan
 from conveyor.notify.base import Delivery, Message, Refused, Retry, notifier
 from conveyor.notify.render import message_for
@@ -125,6 +127,9 @@ def deliver(rt: Runtime, record: NotificationRecord) -> None:
         note = sender.send(delivery)
     except Refused as exc:
         _failed(rt, record, text, f"refused: {exc}", None)
+        return
+    except TemplateError as exc:  # the service's own template: writing it again will not mend it
+        _failed(rt, record, text, f"refused: the {record.event} template: {type(exc).__name__}: {exc}", None)
         return
     except Retry as exc:
         _failed(rt, record, text, str(exc), exc.after)

@@ -16,6 +16,7 @@ from conveyor.notify.base import notifier
 from conveyor.runtime import Runtime
 from conveyor.spec.models import NotifierSpec
 from conveyor.store import deployments as store
+from conveyor.store import hotfix_log
 from conveyor.store import notifications as outbox
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord
@@ -30,6 +31,8 @@ def event_of(stored: StoredEvent, d: DeploymentRecord) -> str | None:
     e = stored.event
     if isinstance(e, Recorded) and e.action in _REQUESTS:
         return "requested"
+    if isinstance(e, Recorded) and e.action == hotfix_log.DUE:
+        return "merge_back_due"  # a hotfix deployment that could not be merged back into a branch
     if isinstance(e, GatesChanged):
         waiting = "approval" in e.failing or (d.emergency and "schedule" in e.failing)
         return "approval" if waiting else None
@@ -48,6 +51,9 @@ def event_of(stored: StoredEvent, d: DeploymentRecord) -> str | None:
 def _deployment_of(stored: StoredEvent) -> str | None:
     e = stored.event
     if isinstance(e, Recorded):
+        if e.action == hotfix_log.DUE:  # subject SERVICE/BRANCH; the details name the hotfix's deployment
+            found = e.details.get("deployment")
+            return str(found) if found else None
         return e.subject if e.action in _REQUESTS else None
     if isinstance(e, GatesChanged | StepFinished | DeploymentMoved):
         return e.subject

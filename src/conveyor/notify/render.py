@@ -16,6 +16,7 @@ from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import Connection, select
 
+from conveyor.domain.clock import as_utc
 from conveyor.domain.events import StepFinished, StepStarted
 from conveyor.notify.base import Message
 from conveyor.notify.changes import Change, changes_between
@@ -41,6 +42,7 @@ _STATE = {
     "failed": ("❌", "failed"),
     "rolled_back": ("↩️", "rolled back"),
     "cancelled": ("⏹️", "cancelled"),
+    "merge_back_due": ("🔀", "merge-back due"),
     "test": ("🔔", "test"),
 }
 
@@ -103,14 +105,17 @@ def step_states(conn: Connection, d: DeploymentRecord, position: int) -> list[di
     return [{"name": name, "state": state[name], "mark": _MARKS.get(state[name], "·")} for name in plan]
 
 
-def approvers(conn: Connection, d: DeploymentRecord, env: EnvironmentSpec) -> tuple[list[str], list[str]]:
-    """Who may still approve ``d``: (user names, the roles asked for)."""
+def approvers(
+    conn: Connection, d: DeploymentRecord, env: EnvironmentSpec, at: datetime | None = None
+) -> tuple[list[str], list[str]]:
+    """Who may still approve ``d`` (as of ``at``: a message sent late names whoever could then):
+    (user names, the roles asked for)."""
     roles: list[str] = list(env.gates.approval.from_) if env.gates.approval else []
     self_ok = bool(env.gates.approval and env.gates.approval.self_approval)
     schedule = env.gates.schedule or {}
     if d.emergency:
         roles += [r for r in (schedule.get("emergency") or {}).get("approvers") or [] if r not in roles]
-    done = {a.user for a in evidence.approvals_for(conn, d.id)}
+    done = {a.user for a in evidence.approvals_for(conn, d.id) if at is None or a.at <= at}
     names = [
         row.name
         for row in conn.execute(
@@ -196,7 +201,8 @@ def values_for(
         running = next((s["name"] for s in steps if s["state"] == "running"), None)
         values["state_words"] = f"running {running}" if running else "running"
     if event == "approval":
-        names, roles = approvers(conn, d, env)
+        at = as_utc(datetime.fromisoformat(context["at"])) if context.get("at") else None
+        names, roles = approvers(conn, d, env, at)
         values |= {"approvers": [style.mention(n) for n in names], "approver_names": names, "approver_roles": roles}
     if event in ("failed", "rolled_back", "cancelled"):
         failed = next((s for s in store.get_steps(conn, d.id) if s.state == "failed"), None)
@@ -215,6 +221,16 @@ def values_for(
         values["rolled_back_by"] = by
     if event == "succeeded":
         values["state_words"] = f"succeeded{_took(d.started_at, d.finished_at)}"
+    if event == "merge_back_due":  # the hotfix_log entry's details: the branch and the conflicting files
+        details: dict[str, Any] = payload.get("details") or {}
+        branch, files = str(details.get("branch") or ""), [str(f) for f in details.get("files") or ()]
+        values |= {
+            "branch": style.text(branch),
+            "files": [style.text(f) for f in files],
+            "merge_back_reason": style.text(str(details.get("reason") or "")),
+            "hotfix": style.text(str(details.get("version") or d.sha[:7])),
+            "state_words": f"succeeded; merge-back into {style.text(branch)} due",
+        }
     values["changes"], values["more_changes"] = [], 0
     if event == "succeeded" and d.kind == "deploy":
         found = changes_between(service, previous.sha if previous else None, d.sha, MAX_CHANGES + 1)
@@ -237,11 +253,12 @@ def _took(start: datetime | None, end: datetime | None) -> str:
 def _change(rt: Runtime, service: ServiceRecord, style: Style, c: Change) -> dict[str, Any]:
     repo = service.github_repository
     pr = style.link(f"https://github.com/{repo}/pull/{c.pr}" if repo else None, f"#{c.pr}") if c.pr else None
-    subject = style.text(re.sub(rf"\s*\(#{c.pr}\)$", "", c.subject) if c.pr else c.subject)
+    title = re.sub(rf"\s*\(#{c.pr}\)$", "", c.subject) if c.pr else c.subject
+    subject = style.text(title)
     for ticket in c.tickets:  # each key in the subject becomes its link
         linked = style.link(_ticket_url(rt, ticket), ticket)
         subject = subject.replace(ticket, linked)
-    return {"subject": subject, "pr": pr, "sha": c.sha}
+    return {"subject": subject, "title": title, "pr": pr, "sha": c.sha}  # title: as written, for JSON
 
 
 def message_for(

@@ -3,8 +3,9 @@
 - ``webhook``: an incoming webhook, one message per event.
 - ``token`` + ``channel``: the Web API. The first message about a deployment is posted
   (``chat.postMessage``) and becomes its message: every later event updates it in place
-  (``chat.update``) with the deployment's state and steps; approval requests, failures, rollbacks
-  and the completion message are replies in its thread (the outcomes also sent to the channel).
+  (``chat.update``) with the deployment's state and steps; approval requests, failures, rollbacks,
+  the completion message and a hotfix's merge-back due are replies in its thread (the outcomes and
+  the merge-back also sent to the channel).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from slack_sdk.webhook import WebhookClient
 
 from conveyor.notify.base import NOTIFIERS, Delivery, Refused, Retry, resolve
 
-REPLIES = frozenset({"approval", "succeeded", "failed", "rolled_back", "cancelled"})
-BROADCAST = frozenset({"succeeded", "failed", "rolled_back"})
+REPLIES = frozenset({"approval", "succeeded", "failed", "rolled_back", "cancelled", "merge_back_due"})
+BROADCAST = frozenset({"succeeded", "failed", "rolled_back", "merge_back_due"})
 # Web API errors that trying again will not mend
 _FINAL = frozenset(
     {

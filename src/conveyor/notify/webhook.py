@@ -38,6 +38,7 @@ def body_of(delivery: Delivery) -> dict[str, Any]:
         "actor",
         "ticket",
         "emergency",
+        "emergency_reason",
         "reason",
         "dashboard_url",
     )
@@ -51,8 +52,14 @@ def body_of(delivery: Delivery) -> dict[str, Any]:
         body["step"] = {"name": v.get("step"), "state": v.get("step_state"), "message": v.get("step_message")}
     if delivery.message.event == "approval":
         body["approvers"] = v.get("approver_names", [])
+    if delivery.message.event == "merge_back_due":
+        body["merge_back"] = {
+            "branch": v.get("branch"),
+            "files": v.get("files", []),
+            "reason": v.get("merge_back_reason"),
+        }
     if delivery.message.event == "succeeded":
-        body["changes"] = [{"sha": c["sha"], "subject": c["subject"]} for c in v.get("changes", [])]
+        body["changes"] = [{"sha": c["sha"], "subject": c["title"]} for c in v.get("changes", [])]
     if delivery.deployment_id is None:
         body["service"], body["environment"] = v.get("service"), v.get("environment")
     return body

@@ -258,7 +258,9 @@ class GatesSpec(BaseModel):
         return {"environment": value} if isinstance(value, str) else value
 
 
-NotifyEvent = Literal["requested", "approval", "started", "step", "succeeded", "failed", "rolled_back", "cancelled"]
+NotifyEvent = Literal[
+    "requested", "approval", "started", "step", "succeeded", "failed", "rolled_back", "cancelled", "merge_back_due"
+]
 NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
     "requested",
     "approval",
@@ -268,7 +270,9 @@ NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
     "failed",
     "rolled_back",
     "cancelled",
+    "merge_back_due",
 )
+TemplateName = Literal[NotifyEvent, "summary"]  # "summary": the Slack message updated in place
 _SECRET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -466,7 +470,7 @@ class ServiceSpec(BaseModel):
     environments: dict[EnvironmentName, EnvironmentSpec] = Field(min_length=1)
     hotfix: HotfixSpec | None = None
     env: dict[str, str] = {}
-    templates: dict[NotifyEvent, Annotated[str, AfterValidator(_template)]] = {}
+    templates: dict[TemplateName, Annotated[str, AfterValidator(_template)]] = {}
 
     @model_validator(mode="after")
     def _cross_environment_rules(self) -> ServiceSpec:

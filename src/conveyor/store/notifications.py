@@ -30,9 +30,15 @@ class NotificationRecord:
     attempts: int
     next_at: datetime
     text: str | None
-    last_error: str | None
+    last_error: str | None  # the last failed attempt's error (a delivered message may have one from before)
     created_at: datetime
     delivered_at: datetime | None
+    outcome: str | None  # once delivered: what the receiver did
+
+    @property
+    def shown_outcome(self) -> str | None:
+        """What to show of it: what the receiver did once delivered, else the last error."""
+        return self.outcome if self.state == DELIVERED else self.last_error
 
 
 def delivery_json(n: NotificationRecord) -> dict[str, Any]:
@@ -44,7 +50,7 @@ def delivery_json(n: NotificationRecord) -> dict[str, Any]:
         "event": n.event,
         "state": n.state,
         "attempts": n.attempts,
-        "outcome": n.last_error,
+        "outcome": n.shown_outcome,
         "created_at": n.created_at.isoformat(),
         "delivered_at": n.delivered_at.isoformat() if n.delivered_at else None,
     }
@@ -67,6 +73,7 @@ def _record(row: Any) -> NotificationRecord:
         row.last_error,
         as_utc(row.created_at),
         as_utc(row.delivered_at) if row.delivered_at else None,
+        row.outcome,
     )
 
 
@@ -145,7 +152,8 @@ def claim(conn: Connection, notification_id: int, now: datetime, hold: float) ->
     return moved.rowcount == 1
 
 
-def delivered(conn: Connection, notification_id: int, now: datetime, text: str, note: str | None) -> None:
+def delivered(conn: Connection, notification_id: int, now: datetime, text: str, outcome: str | None) -> None:
+    """Sent: ``outcome`` is what the receiver did (``last_error`` keeps any earlier attempt's error)."""
     conn.execute(
         update(notifications)
         .where(notifications.c.id == notification_id)
@@ -155,7 +163,7 @@ def delivered(conn: Connection, notification_id: int, now: datetime, text: str, 
             delivered_at=now,
             locked_until=None,
             text=text,
-            last_error=note,
+            outcome=outcome,
         )
     )
 

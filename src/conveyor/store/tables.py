@@ -428,9 +428,10 @@ notifications = Table(
     Column("next_at", DateTime(timezone=True), nullable=False),
     Column("locked_until", DateTime(timezone=True)),  # a sender holds it until then
     Column("text", Text),  # what was sent, once rendered
-    Column("last_error", Text),
+    Column("last_error", Text),  # the last failed attempt's error (kept after a later success)
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("delivered_at", DateTime(timezone=True)),
+    Column("outcome", Text),  # once delivered: what the receiver did ("posted to #deployments", "201 from ...")
     UniqueConstraint("position", "destination", name="uq_notifications_position_destination"),
     Index("ix_notifications_state_destination", "state", "destination"),
     Index("ix_notifications_deployment_id", "deployment_id"),
