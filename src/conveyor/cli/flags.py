@@ -12,6 +12,7 @@ import typer
 from conveyor.api.models_flags import FlagDeleted, FlagDetail, FlagState, FlagSummary, NewSdkKey, SdkKey
 from conveyor.cli.client import Client, wire
 from conveyor.cli.deploy import Json, Service
+from conveyor.cli.flag_segments import import_app, segment_app
 from conveyor.cli.output import Table, console, err, handles_errors, print_json
 from conveyor.flags.model import Strategy
 from conveyor.flags.text import describe_strategies, read_json, read_value
@@ -21,6 +22,8 @@ app = typer.Typer(
 )
 key_app = typer.Typer(help="SDK keys: one per service environment, for SDKs and OFREP.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
+app.add_typer(segment_app, name="segment")
+app.add_typer(import_app, name="import")
 
 Flag = Annotated[str, typer.Argument(help="flag key")]
 Env = Annotated[str, typer.Option("--env", "-e", help="environment, e.g. production")]
