@@ -3,7 +3,9 @@ on in staging and kills it with a reason (the same service function as the API: 
 an engineer sees no buttons for production and a forged POST from them is refused with 403.
 A release manager changes a production rollout from 10% to 50% on the flags page (the API shows
 50%), where an engineer gets no rollout control and a forged rollout or targeting POST gets 403.
-A flag's page edits targeting rules and variants and shows its history with the deployments."""
+A flag's page edits targeting rules and variants (add, change value and weight, remove) and shows
+its history with the deployments; an engineer gets no variant controls for a flag that is on in
+production, and a forged variant change from them is refused with 403, as in the API."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ pw = pytest.importorskip("playwright.sync_api", reason="the playwright package i
 expect = pw.expect
 
 from tests.browser.world import World, make_world  # noqa: E402
+
+from conveyor.web.flag import fingerprint  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +208,35 @@ def test_targeting_variants_and_the_timeline_on_a_flags_page(world: World, sign_
     eve.goto(world.url + "/flags/shop/banner")
     expect(eve.locator("section[data-env=production] form")).to_have_count(0)
     expect(eve.get_by_test_id("timeline").locator("> li[data-kind=flag]")).to_have_count(5)
+
+
+def test_variants_are_edited_on_a_flags_page_and_an_engineer_is_refused_where_it_is_on(
+    world: World, sign_in: Callable[[str, str], Any]
+) -> None:
+    two = [{"name": "blue", "value": "blue", "weight": 1}, {"name": "red", "value": "red", "weight": 1}]
+    world.api("rita", "POST", "/flags", json={"key": "hero", "type": "string", "default": "plain", "variants": two})
+    world.api("rita", "POST", "/flags/hero/environments/production/on")
+    page = sign_in(world.url, "rita")
+    page.goto(world.url + "/flags/shop/hero")
+    blue = page.locator("[data-testid=variants] tr[data-variant=blue]")
+    blue.locator("summary", has_text="Edit").click()
+    blue.get_by_label("Value of blue").fill("navy")
+    blue.get_by_label("Weight of blue").fill("3")
+    blue.get_by_role("button", name="Save").click()
+    expect(page.get_by_test_id("flag-message")).to_have_text("variant changed.")
+    changed = [(v["name"], v["value"], v["weight"]) for v in world.api("ada", "GET", "/flags/hero")["variants"]]
+    assert changed == [("blue", "navy", 3), ("red", "red", 1)]
+
+    # the flag is on in production: its variants are production's deployers' to change, as in the API
+    eve = sign_in(world.url, "eve")
+    eve.goto(world.url + "/flags/shop/hero")
+    expect(eve.locator("[data-testid=variants] form")).to_have_count(0)
+    token = str(eve.locator("input[name=csrf_token]").first.get_attribute("value"))
+    variants = world.api("ada", "GET", "/flags/hero")["variants"]
+    form = {"csrf_token": token, "index": "0", "value": "teal", "weight": "9", "expect": fingerprint(variants)}
+    forged = eve.request.post(world.url + "/flags/shop/hero/variants/update", form=form)
+    assert forged.status == 403
+    assert "eve (engineer) may not change flags in production" in forged.text()
+    assert world.api("ada", "GET", "/flags/hero")["variants"] == variants
+    entries = world.api("ada", "GET", "/audit", params={"limit": 20})["entries"]
+    assert any(e["action"] == "forbidden" and e["actor"] == "eve" and e["subject"] == "shop/hero" for e in entries)

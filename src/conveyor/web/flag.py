@@ -35,7 +35,9 @@ DONE = {
     "constraint-removed": "constraint removed",
     "variant-added": "variant added",
     "variant-removed": "variant removed",
+    "variant-updated": "variant changed",
 }
+VARIANT_OPS = {"add": "variant-added", "remove": "variant-removed", "update": "variant-updated"}
 TARGETING = {
     "add-rule": "rule-added",
     "remove-rule": "rule-removed",
@@ -237,9 +239,10 @@ def change_variants(
     index: Annotated[int, Form(ge=0, le=1000)] = 0,
     expect: Values = "",
 ) -> Response:
-    """Add or remove one of the flag's variants: ``flags.service.update_flag``, as PATCH in the API."""
-    if op not in ("add", "remove"):
-        raise NotFound(f"no variant operation {op!r}", fix="use add or remove")
+    """Add, change (value and weight) or remove one of the flag's variants:
+    ``flags.service.update_flag``, as PATCH in the API, so with its permissions and audit."""
+    if op not in VARIANT_OPS:
+        raise NotFound(f"no variant operation {op!r}", fix="use add, update or remove")
     rt = runtime(request)
     flag = ops.detail(rt, key, service)
     variants = list(flag["variants"])
@@ -247,7 +250,9 @@ def change_variants(
         raise Conflict("the variants changed since the page was loaded; nothing was changed", fix="reload the page")
     if op == "add":
         variants.append({"name": name.strip(), "value": variant_value(flag["type"], value), "weight": weight})
+    elif op == "update" and 0 <= index < len(variants):
+        variants[index] = {**variants[index], "value": variant_value(flag["type"], value), "weight": weight}
     elif 0 <= index < len(variants):
         del variants[index]
     result = ops.update_flag(rt, session.user, _notify(request), key, service, {"variants": variants})
-    return _back(result["service"], result["key"], "variant-added" if op == "add" else "variant-removed")
+    return _back(result["service"], result["key"], VARIANT_OPS[op])
