@@ -37,3 +37,23 @@ def test_the_signature_check_accepts_what_conveyor_signs() -> None:
     body = b'{"event":"succeeded"}'
     assert verify("s3cret", body, sign("s3cret", body))  # type: ignore[operator]
     assert not verify("s3cret", body + b" ", sign("s3cret", body))  # type: ignore[operator]
+
+
+def test_the_merge_back_example_is_what_the_template_writes() -> None:
+    from conveyor.notify.render import Style, render_template
+
+    (example,) = [b for b in blocks("") if b.startswith("🔀 Merge-back due")]
+    style = Style("plain", {})
+    values = {
+        "mark": "",
+        "service": "shop",
+        "hotfix": "v0.3.1",
+        "branch": "main",
+        "files": ["checkout.txt"],
+        "merge_back_reason": "merge-back due: main conflicts in checkout.txt",
+        "environment": "production",
+        "actor": "alice",
+        "links": "Dashboard · Grafana",
+        "mention": style.mention,
+    }
+    assert render_template("merge_back_due", values, None) == example.rstrip("\n")

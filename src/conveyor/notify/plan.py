@@ -82,7 +82,10 @@ def handle(rt: Runtime, conn: Connection, stored: StoredEvent, now: datetime) ->
     deployment_id = _deployment_of(stored)
     if deployment_id is None:
         return
-    d = store.get_deployment(conn, deployment_id)
+    try:
+        d = store.get_deployment(conn, deployment_id)
+    except ConveyorError:
+        return  # an audit entry naming a deployment this database lacks: nothing to tell, and no reason to stall
     name = event_of(stored, d)
     if name is None:
         return
