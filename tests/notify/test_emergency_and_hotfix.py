@@ -101,6 +101,10 @@ def test_an_emergency_hotfix_is_told_in_the_emergency_form_and_its_merge_back_du
         "- Merge it into main by hand and deploy main: that clears it\n"
         f"- Links: {dash}",
     ]
+    # every message of it, whatever its event, in the 🚨 form (as written for each notifier)
+    texts = {(r.event, r.text.split("\n")[0]) for r in world.deliveries(hotfix["id"])}
+    assert {e for e, _ in texts} >= {"requested", "approval", "started", "step", "succeeded", "merge_back_due"}
+    assert [t for t in texts if not t[1].startswith(siren)] == []
     # the deployment's message says so in place, and the merge-back went to the channel as well
     assert world.slack.messages[ts]["text"].startswith(
         f"{siren}🔀 Deployment of shop v0.1.1 to production by <@U0ALICE>: succeeded; merge-back into main due\n"
