@@ -302,7 +302,6 @@ def test_callers_default_of_another_type_is_a_type_mismatch() -> None:
         {"type": "colour"},
         {"strategies": {"not": "a list"}},
         {"strategies": [{"constraints": [{"attribute": "a", "operator": "BETWEEN", "values": [1]}]}]},
-        {"strategies": [{"constraints": [{"attribute": "a", "operator": "REGEX", "values": ["("]}]}]},
         {"strategies": [{"constraints": [{"attribute": "a", "operator": "NUM_GT", "values": ["many"]}]}]},
         {"strategies": [{"constraints": [{"attribute": "a", "operator": "SEMVER_EQ", "values": ["1.x"]}]}]},
         {"strategies": [{"rollout": "half"}]},
@@ -317,6 +316,24 @@ def test_a_malformed_flag_is_a_parse_error(definition: Any) -> None:
     assert (result.value, result.reason, result.error_code) == (None, "ERROR", "PARSE_ERROR")
     assert result.error_message
     assert rules.evaluate("ok", {}, False).value is True
+
+
+def test_a_pattern_re2_refuses_fails_its_constraint_only_as_in_unleash() -> None:
+    """Unleash's engine (yggdrasil 2.0, checked): a REGEX it cannot compile is a constraint that
+    never holds (inverted: always holds); the flag's other strategies still answer."""
+    bad = {"attribute": "a", "operator": "REGEX", "values": ["(?<=x)y"]}
+    se = {"attribute": "country", "operator": "IN", "values": ["SE"]}
+    rules = ruleset(
+        f=flag(strategies=[{"constraints": [bad]}, {"constraints": [se]}]),
+        g=flag(strategies=[{"constraints": [{**bad, "inverted": True}]}]),
+    )
+    assert [rules.evaluate("f", ctx, False).value for ctx in ({"a": "xy"}, {"country": "SE"}, {})] == [
+        False,
+        True,
+        False,
+    ]
+    assert rules.evaluate("f", {"a": "xy"}, False).error_code is None
+    assert [rules.evaluate("g", ctx, False).value for ctx in ({"a": "xy"}, {})] == [True, True]
 
 
 @pytest.mark.parametrize("document", [[], {"flags": []}, {"flags": "x"}])

@@ -174,7 +174,10 @@ def _operator_test(operator: str, values: list[Any], folded: bool) -> Callable[[
     if operator.startswith("SEMVER_"):
         return _semver_test(operator, values)
     if operator == "REGEX":
-        patterns = [compile_regex(as_text(v), folded) for v in values]
+        try:
+            patterns = [compile_regex(as_text(v), folded) for v in values]
+        except ConstraintError:  # Unleash: a pattern its engine refuses fails this constraint only
+            return lambda value: False
         return lambda value: any(p.search(as_text(value)) for p in patterns)
     if operator == "IN_CIDR":
         return _cidr_test(values)
