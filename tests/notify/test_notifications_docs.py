@@ -40,7 +40,7 @@ def test_the_signature_check_accepts_what_conveyor_signs() -> None:
 
 
 def test_the_merge_back_example_is_what_the_template_writes() -> None:
-    from conveyor.notify.render import Style, render_template
+    from conveyor.notify.templating import Style, render_template
 
     (example,) = [b for b in blocks("") if b.startswith("🔀 Merge-back due")]
     style = Style("plain", {})

@@ -1,27 +1,22 @@
 """Messages from templates: the facts of a deployment at one event, read from the database (the
 step states as the event stream had them at that event, so a late or retried message says what
-was true then), written through Jinja2 templates (the built-in ones in ``templates/``, or the
-service's own ``templates:`` of conveyor.yml), sandboxed."""
+was true then), written through the templates (``templating``)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
-from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import Connection, select
 
 from conveyor.domain.clock import as_utc
 from conveyor.domain.events import StepFinished, StepStarted
 from conveyor.notify.base import Message
 from conveyor.notify.changes import Change, changes_between
+from conveyor.notify.templating import Style, render_template
 from conveyor.runtime import Runtime
-from conveyor.spec import EnvironmentSpec, ServiceSpec
+from conveyor.spec import EnvironmentSpec
 from conveyor.store import deployments as store
 from conveyor.store import events as stream
 from conveyor.store import evidence
@@ -29,7 +24,6 @@ from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord, ServiceRecord
 from conveyor.store.tables import users
 
-TEMPLATES = Path(__file__).parent / "templates"
 OUTPUT_LINES = 10
 MAX_CHANGES = 20
 _MARKS = {"succeeded": "✓", "failed": "✗", "running": "▶", "skipped": "-", "cancelled": "⏹", "pending": "○"}
@@ -45,50 +39,6 @@ _STATE = {
     "merge_back_due": ("🔀", "merge-back due"),
     "test": ("🔔", "test"),
 }
-
-
-class _Builtin(BaseLoader):
-    def get_source(self, environment: Any, template: str) -> tuple[str, str, Callable[[], bool]]:
-        path = TEMPLATES / f"{template}.j2"
-        if not path.is_file():
-            raise TemplateNotFound(template)
-        return path.read_text(), str(path), lambda: True
-
-
-@lru_cache(maxsize=1)
-def _jinja() -> SandboxedEnvironment:
-    return SandboxedEnvironment(
-        loader=_Builtin(), trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined, autoescape=False
-    )
-
-
-def render_template(name: str, values: dict[str, Any], spec: ServiceSpec | None) -> str:
-    """``name`` through the service's own template if it has one, else the built-in."""
-    own = spec.templates.get(name) if spec is not None else None  # type: ignore[call-overload]
-    template = _jinja().from_string(own) if own is not None else _jinja().get_template(name)
-    lines = [line.rstrip() for line in template.render(**values).strip("\n").splitlines()]
-    return "\n".join(lines)
-
-
-class Style:
-    """How a notifier writes links, mentions and user text: Slack mrkdwn, or plain text."""
-
-    def __init__(self, name: str, people: dict[str, dict[str, str]]) -> None:
-        self.name, self.people = name, people
-
-    def text(self, value: str) -> str:
-        if self.name == "slack":
-            return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        return value
-
-    def link(self, url: str | None, label: str) -> str:
-        if not url:
-            return self.text(label)
-        return f"<{url}|{self.text(label)}>" if self.name == "slack" else f"{label} ({url})"
-
-    def mention(self, user: str) -> str:
-        handle = self.people.get(user, {}).get("slack")
-        return f"<@{handle}>" if self.name == "slack" and handle else f"@{user}"
 
 
 def step_states(conn: Connection, d: DeploymentRecord, position: int) -> list[dict[str, str]]:

@@ -195,7 +195,7 @@ DEFAULT_CHECKLIST = (
 
 
 def _template(text: str) -> str:
-    """A message template must compile (Jinja2, sandboxed when rendered: notify/render.py)."""
+    """A message template must compile (Jinja2, sandboxed when rendered: notify/templating.py)."""
     from jinja2 import TemplateSyntaxError
     from jinja2.sandbox import SandboxedEnvironment
 
