@@ -229,3 +229,13 @@ def test_only_answers_that_the_ruleset_and_body_decide_may_be_cached() -> None:
     assert pure("child_of_half", keyed) and not pure("child_of_half", unkeyed)  # its parent draws
     coins = {ofrep.evaluate_one(served, "coin", keyed).body["value"] for _ in range(40)}  # type: ignore[index]
     assert coins == {True, False}
+
+
+def test_bodies_in_any_json_encoding_parse_as_json_loads_reads_them() -> None:
+    """The UTF-8 fast path falls back to json.loads, so a BOM or UTF-16 body is read as before."""
+    body = json.dumps({"context": {"targetingKey": "u1", "country": "SE"}})
+    for raw in (body.encode(), b"\xef\xbb\xbf" + body.encode(), body.encode("utf-16"), body.encode("utf-32")):
+        assert ofrep.parse_context(raw) == {"targetingKey": "u1", "country": "SE", "user_id": "u1"}, raw
+    for bad in (b"\xff\xfe{", b'{"context": "\xc3"}', b"[" * 100_000):
+        with pytest.raises(ofrep.BadRequest):
+            ofrep.parse_context(bad)

@@ -26,6 +26,7 @@ from typing import Any
 from conveyor.flags.evaluate import Evaluation, Ruleset
 
 log = logging.getLogger("conveyor.flags.ofrep")
+_decode = json.JSONDecoder().decode
 
 PARSE_ERROR, INVALID_CONTEXT, GENERAL, FLAG_NOT_FOUND = "PARSE_ERROR", "INVALID_CONTEXT", "GENERAL", "FLAG_NOT_FOUND"
 TARGETING_KEY_MISSING = "TARGETING_KEY_MISSING"
@@ -161,7 +162,10 @@ def parse_context(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        try:  # UTF-8 (nearly every body): half the time of json.loads on bytes, which detects the encoding
+            body = _decode(raw.decode())
+        except ValueError:  # anything else, errors included, exactly as json.loads answers it
+            body = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise BadRequest(PARSE_ERROR, f"the request body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(body, dict):
