@@ -22,20 +22,23 @@ from conveyor.store import events
 from conveyor.store.db import Database
 
 NOW = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
-EVENTS = 1500
+EVENTS = 400
+PAUSE_AT = 150  # the consumer stops inside this event's transaction while the test holds it
 DEPLOYMENTS = 5
 
 # the consumer under test, as its own process: it counts each event in a table, in the same
 # transaction as its cursor's move, and records the order it saw each deployment's events in
 CONSUMER = textwrap.dedent(
     """\
-    import sys
+    import sys, time
     from datetime import UTC, datetime
+    from pathlib import Path
     from sqlalchemy import text
     from conveyor.store import events
     from conveyor.store.db import Database
 
     db = Database(sys.argv[1])
+    hold, paused = Path(sys.argv[2]) / "hold", Path(sys.argv[2]) / "paused"
 
     def count(conn, stored):
         conn.execute(
@@ -45,6 +48,10 @@ CONSUMER = textwrap.dedent(
             text("INSERT INTO seen (subject, position) VALUES (:s, :p)"),
             {"s": stored.event.subject, "p": stored.position},
         )
+        if stored.position == PAUSE_AT:  # its effects written, not committed: the test kills it here
+            paused.touch()
+            while hold.exists():
+                time.sleep(0.01)
 
     events.consume(db, "counter", count, lambda: datetime.now(UTC), batch=50)
     print("done", flush=True)
@@ -73,19 +80,25 @@ def _cursor(db: Database) -> int:
 def test_a_consumer_killed_mid_stream_counts_every_event_exactly_once(db: Database, tmp_path: Path) -> None:
     _produce(db)
     script = tmp_path / "consumer.py"
-    script.write_text(CONSUMER)
+    script.write_text(CONSUMER.replace("PAUSE_AT", str(PAUSE_AT)))
+    (tmp_path / "hold").touch()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
-    first = subprocess.Popen([sys.executable, str(script), db.url], env=env, stdout=subprocess.PIPE)
+    first = subprocess.Popen([sys.executable, str(script), db.url, str(tmp_path)], env=env, stdout=subprocess.PIPE)
     try:
-        wait_until(lambda: _cursor(db) >= EVENTS // 5, timeout=60, what="the consumer to be a fifth of the way")
+        wait_until((tmp_path / "paused").exists, timeout=60, what="the consumer to be inside an event")
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-    killed_at = _cursor(db)
-    assert 0 < killed_at < EVENTS, "the consumer must be killed in the middle of the stream"
+    (tmp_path / "hold").unlink()
+    with db.read() as conn:
+        assert _cursor(db) == PAUSE_AT - 1  # killed in the middle of the stream, inside an event
+        started = conn.execute(text("SELECT COUNT(*) FROM seen")).scalar()
+    assert started == PAUSE_AT - 1  # the killed event's own writes went with it
 
-    second = subprocess.run([sys.executable, str(script), db.url], env=env, capture_output=True, timeout=120)
+    second = subprocess.run(
+        [sys.executable, str(script), db.url, str(tmp_path)], env=env, capture_output=True, timeout=120
+    )
     assert second.returncode == 0, second.stderr.decode()[-2000:]
 
     with db.read() as conn:
