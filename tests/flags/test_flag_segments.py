@@ -15,7 +15,9 @@ from tests.flags.conftest import FlagWorld
 from conveyor.errors import Conflict, Forbidden, InvalidInput
 from conveyor.flags import segments, service, unleash_import
 from conveyor.flags.ruleset import RulesetCache, Scope
+from conveyor.flags.text import describe_strategies
 from conveyor.store.tables import audit_log, services
+from conveyor.web.flag import edit_strategies, fingerprint
 
 SPEC = Path(__file__).parents[2] / "sdk/python/tests/unleash-spec/specifications"
 NORDIC = {"attribute": "country", "operator": "IN", "values": ["SE", "NO"]}
@@ -126,3 +128,19 @@ def test_an_import_is_refused_whole_without_the_rights_or_with_a_bad_feature(fw:
     with pytest.raises(InvalidInput, match="feature 'x'"):
         unleash_import.import_unleash(fw.rt, fw.users["rita"], fw.notes, "shop", "production", bad)
     assert service.list_flags(fw.rt, "shop") == []
+
+
+def test_a_strategy_with_segments_is_a_targeting_rule_not_the_rollout(fw: FlagWorld) -> None:
+    """`flags rollout` and the dashboard set the first strategy with neither constraints nor
+    segments: a rule made of a segment keeps its own percentage."""
+    rita = fw.users["rita"]
+    made = segments.create_segment(fw.rt, rita, fw.notes, "shop", {"name": "beta", "constraints": [PRO]})
+    service.create_flag(fw.rt, rita, fw.notes, "sale", "shop", {})
+    service.set_state(fw.rt, rita, fw.notes, ("sale", "shop", "production"), True, [{"segments": [made["id"]]}])
+    result = service.rollout(fw.rt, rita, fw.notes, ("sale", None, "production"), 20)
+    assert [(s.get("segments"), s["rollout"]) for s in result["strategies"]] == [([made["id"]], 100), (None, 20)]
+    assert describe_strategies(result["strategies"]) == f"segment {made['id']} at 100%; all at 20%"
+    rule = {"segments": [made["id"]], "constraints": [NORDIC], "rollout": 50}
+    form = {"rule": 0, "constraint_index": 0, "expect": fingerprint(NORDIC)}
+    kept = edit_strategies([rule], "remove-constraint", form)
+    assert kept == [{**rule, "constraints": []}]  # still a rule of its segment, not a rule for everyone

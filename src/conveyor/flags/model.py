@@ -259,14 +259,20 @@ def check_strategies(flag_type: str, strategies: list[Strategy]) -> None:
             check_value(flag_type, v.value, f"strategy {i} variant {v.name!r}")
 
 
+def is_rollout(strategy: Strategy) -> bool:
+    """The flag's rollout strategy is the first with neither constraints nor segments; the others
+    are targeting rules."""
+    return not strategy.constraints and not strategy.segments
+
+
 def with_rollout(strategies: list[Strategy], percent: int) -> list[Strategy]:
-    """Set the rollout: the first strategy without constraints (the flag's rollout strategy) gets
-    ``percent``; with none, one is added after the targeting rules, so they still win."""
+    """Set the rollout: the first strategy without constraints or segments (the flag's rollout
+    strategy) gets ``percent``; with none, one is added after the targeting rules, so they still win."""
     if not 0 <= percent <= 100:
         raise InvalidInput(f"rollout {percent} is not a percentage", fix="give a whole number from 0 to 100")
     out = list(strategies)
     for i, s in enumerate(out):
-        if not s.constraints:
+        if is_rollout(s):
             out[i] = s.model_copy(update={"rollout": percent})
             return out
     return [*out, Strategy(rollout=percent)]

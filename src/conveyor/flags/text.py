@@ -50,5 +50,7 @@ def describe_strategies(strategies: list[dict[str, Any]]) -> str:
             f"{'not ' if c.get('inverted') else ''}{c['attribute']} {c['operator']} {','.join(c['values'])}"
             for c in s.get("constraints", [])
         )
+        segments = " and ".join(f"segment {i}" for i in s.get("segments") or [])
+        rules = " and ".join(filter(None, (segments, rules)))
         parts.append(f"{rules or 'all'} at {s.get('rollout', 100)}%")
     return "; ".join(parts)

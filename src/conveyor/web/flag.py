@@ -161,13 +161,13 @@ def edit_strategies(strategies: list[dict[str, Any]], op: str, form: dict[str, A
     out = [dict(s) for s in strategies]
     if op == "add-rule":
         rule = {"constraints": [form["constraint"]], "rollout": form["rollout"]}
-        at = next((i for i, s in enumerate(out) if not s.get("constraints")), len(out))
+        at = next((i for i, s in enumerate(out) if not s.get("constraints") and not s.get("segments")), len(out))
         return [*out[:at], rule, *out[at:]]
     index = form["rule"]
     if op == "remove-rule":
         _pick(out, index, form["expect"], "rule")
         return out[:index] + out[index + 1 :]
-    if not 0 <= index < len(out) or not out[index].get("constraints"):
+    if not 0 <= index < len(out) or not (out[index].get("constraints") or out[index].get("segments")):
         raise Conflict("the rule changed since the page was loaded; nothing was changed", fix="reload the page")
     constraints = list(out[index]["constraints"])
     if op == "add-constraint":
@@ -176,7 +176,8 @@ def edit_strategies(strategies: list[dict[str, Any]], op: str, form: dict[str, A
     at = form["constraint_index"]
     _pick(constraints, at, form["expect"], "constraint")
     out[index]["constraints"] = constraints[:at] + constraints[at + 1 :]
-    return out if out[index]["constraints"] else out[:index] + out[index + 1 :]
+    kept = out[index]["constraints"] or out[index].get("segments")  # a rule with segments stays a rule
+    return out if kept else out[:index] + out[index + 1 :]
 
 
 @router.post("/flags/{service}/{key}/environments/{environment}/targeting")

@@ -16,7 +16,7 @@ from conveyor.errors import NotFound
 from conveyor.flags import policy, store
 from conveyor.flags import service as ops
 from conveyor.flags.live import live_of
-from conveyor.flags.model import EnvState
+from conveyor.flags.model import EnvState, is_rollout
 from conveyor.store import services as service_store
 from conveyor.web.pages import PageRoute, page, runtime
 from conveyor.web.session import PostDep, SessionDep
@@ -36,7 +36,7 @@ class Cell:
 
 
 def rollout_of(state: EnvState) -> int | None:
-    return next((s.rollout for s in state.strategies if not s.constraints), None)
+    return next((s.rollout for s in state.strategies if is_rollout(s)), None)
 
 
 @router.get("/flags")
