@@ -239,3 +239,30 @@ def test_bodies_in_any_json_encoding_parse_as_json_loads_reads_them() -> None:
     for bad in (b"\xff\xfe{", b'{"context": "\xc3"}', b"[" * 100_000):
         with pytest.raises(ofrep.BadRequest):
             ofrep.parse_context(bad)
+
+
+def test_cached_answers_are_bounded_and_an_older_versions_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    """api/ofrep.py keeps one Served per scope (a new version drops the older one and its answers)
+    and at most CACHED_TOTAL answers in all scopes together."""
+    from conveyor.api import ofrep as route
+    from conveyor.flags.ruleset import Scope, Snapshot
+
+    class Live:
+        served: dict[Any, Any] = {}
+
+    live = Live()
+    shop, billing = Scope(1, "shop", "production"), Scope(2, "billing", "production")
+
+    def snapshot(scope: Scope, version: int) -> Snapshot:
+        return Snapshot(scope, version, DOCUMENT, "", compile_ruleset({**DOCUMENT, "version": version}))
+
+    route._served(live, snapshot(shop, 7))  # type: ignore[arg-type]
+    other = route._served(live, snapshot(billing, 1))  # type: ignore[arg-type]
+    newer = route._served(live, snapshot(shop, 8))  # type: ignore[arg-type]
+    assert list(live.served) == [(billing, 1), (shop, 8)]
+    monkeypatch.setattr(route, "CACHED_TOTAL", 3)
+    monkeypatch.setattr(route, "_cached", [0])
+    for i in range(3):
+        route._keep(live.served, newer.answers, ("on", b"%d" % i), (200, b"{}", ()))
+    route._keep(live.served, other.answers, ("on", b"x"), (200, b"{}", ()))
+    assert len(newer.answers) == 0 and len(other.answers) == 1

@@ -35,9 +35,11 @@ WANTED = frozenset({b"x-api-key", b"authorization", b"if-none-match"})
 JSON_TYPE = (b"content-type", b"application/json")
 CACHED_BODY_BYTES = 4096  # longer request bodies are evaluated every time
 CACHED_ANSWERS = 10_000  # per ruleset version; emptied when full
+CACHED_TOTAL = 100_000  # in every scope together (a few tens of MB at most); all emptied when reached
+_cached = [0]  # answers kept since all were last emptied (an upper bound: dropped versions are not subtracted)
 
-# (status, body, headers) of an encoded answer; headers are copied per request (middleware adds to them)
-Encoded = tuple[int, bytes, list[tuple[bytes, bytes]]]
+# (status, body, headers other than content-length and content-type) of an encoded answer
+Encoded = tuple[int, bytes, tuple[tuple[bytes, bytes], ...]]
 
 
 def _load_key(rt: Runtime, key: str | None) -> keys.SdkKey:
@@ -58,7 +60,7 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
-async def _serving(scope: Scope, headers: dict[bytes, bytes]) -> ofrep.Served:
+async def _serving(scope: Scope, headers: dict[bytes, bytes]) -> tuple[ofrep.Served, Live]:
     """The caller's SDK key (401 if not live) and its environment's ruleset, from memory if fresh."""
     state = scope["app"].state
     raw_key = keys.key_from_headers(_text(headers.get(b"x-api-key")), _text(headers.get(b"authorization")))
@@ -75,13 +77,16 @@ async def _serving(scope: Scope, headers: dict[bytes, bytes]) -> ofrep.Served:
     snapshot = live.fresh(flag_scope)
     if snapshot is None:
         snapshot = await run_in_threadpool(live.snapshot, flag_scope)
-    return _served(live, snapshot)
+    return _served(live, snapshot), live
 
 
 def _served(live: Live, snapshot: Snapshot) -> ofrep.Served:
     ident = (snapshot.scope, snapshot.version)
     found = live.served.get(ident)
     if found is None or found.ruleset is not snapshot.ruleset:
+        # one Served per scope: an older version's (and its cached answers) goes
+        for old in [k for k in live.served if k[0] == snapshot.scope]:
+            live.served.pop(old, None)
         if len(live.served) > 1000:
             live.served.clear()
         scope = snapshot.scope
@@ -104,24 +109,39 @@ async def _body(receive: Receive) -> bytes:
 
 
 def _encoded(answer: ofrep.Answer) -> Encoded:
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
+    headers = tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items())
     if answer.body is None:
         return answer.status, b"", headers
-    content = _dumps(answer.body).encode()
-    headers.append((b"content-length", str(len(content)).encode("latin-1")))
-    headers.append(JSON_TYPE)
-    return answer.status, content, headers
+    return answer.status, _dumps(answer.body).encode(), headers
 
 
 async def _send(send: Send, encoded: Encoded) -> None:
-    status, content, headers = encoded
-    await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+    """The answer as two ASGI messages; a new header list each time (middleware adds to it)."""
+    status, content, extra = encoded
+    headers = [*extra]
+    if status != 304:
+        headers.append((b"content-length", str(len(content)).encode("latin-1")))
+        if content:
+            headers.append(JSON_TYPE)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
+
+
+def _keep(live_served: dict[Any, Any], answers: dict[tuple[str, bytes], Any], ident: Any, encoded: Encoded) -> None:
+    if len(answers) >= CACHED_ANSWERS:
+        _cached[0] -= len(answers)
+        answers.clear()
+    if _cached[0] >= CACHED_TOTAL:
+        for served in list(live_served.values()):
+            served.answers.clear()
+        _cached[0] = 0
+    answers[ident] = encoded
+    _cached[0] += 1
 
 
 async def evaluate(scope: Scope, receive: Receive, send: Send) -> None:
     """OFREP single flag evaluation: ``{"context": {...}}`` in, value/reason/variant out."""
-    serving = await _serving(scope, _headers(scope))
+    serving, live = await _serving(scope, _headers(scope))
     raw = await _body(receive)
     key: str = scope["path_params"]["key"]
     answers: dict[tuple[str, bytes], Any] = serving.answers
@@ -131,16 +151,14 @@ async def evaluate(scope: Scope, receive: Receive, send: Send) -> None:
         answer, pure = ofrep.answer_one(serving, key, raw)
         encoded = _encoded(answer)
         if pure and len(raw) <= CACHED_BODY_BYTES:
-            if len(answers) >= CACHED_ANSWERS:
-                answers.clear()
-            answers[ident] = encoded
+            _keep(live.served, answers, ident, encoded)
     await _send(send, encoded)
 
 
 async def bulk(scope: Scope, receive: Receive, send: Send) -> None:
     """OFREP bulk evaluation of every flag of the environment; ETag and 304 on If-None-Match."""
     headers = _headers(scope)
-    serving = await _serving(scope, headers)
+    serving, _ = await _serving(scope, headers)
     raw = await _body(receive)
     await _send(send, _encoded(ofrep.evaluate_bulk(serving, raw, _text(headers.get(b"if-none-match")))))
 
