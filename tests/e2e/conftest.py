@@ -27,6 +27,8 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> 
         yield World(repo, effects, server)
     finally:
         server.stop()
+        for hold in effects.glob("hold-*"):  # a step left waiting on one (e.g. after a cancel) ends now
+            hold.unlink()
 
 
 @pytest.fixture
