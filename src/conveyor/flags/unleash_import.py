@@ -127,6 +127,7 @@ def _plan(conn: Connection, rt: Runtime, service: str | None, environment: str, 
             flags.append(_flag(key, entry))
         except ConveyorError as exc:
             problems.append(str(exc))
+    problems += _dependency_problems(conn, svc.id, flags)
     if problems:
         raise InvalidInput(
             f"{len(problems)} part(s) of the export cannot be imported: " + "; ".join(problems),
@@ -152,6 +153,25 @@ def _plan(conn: Connection, rt: Runtime, service: str | None, environment: str, 
         fields = _diff(old_state, dump(state))
         changes.append(Change("state", f"{flag.key}@{environment}", "update" if fields else "unchanged", fields, notes))
     return Plan(svc.name, environment, wanted_segments, flags, changes)
+
+
+def _dependency_problems(conn: Connection, service_id: int, flags: list[_Flag]) -> list[str]:
+    """What service.create_flag / update_flag would refuse about dependencies once the export is
+    in, for the service's flags and the export's together: a parent is another flag of the service,
+    with no dependencies of its own (one level deep, as in Unleash)."""
+    parents = {f.key: [d.flag for d in f.definition.dependencies] for f in store.list_flags(conn, service_id)}
+    parents.update({f.key: [d.flag for d in f.definition.dependencies] for f in flags})
+    problems = []
+    for key, named in sorted(parents.items()):
+        for parent in named:
+            if parent not in parents or parent == key:
+                problems.append(f"feature {key!r} depends on {parent!r}, which is neither in the export nor a flag")
+            elif parents[parent]:
+                problems.append(
+                    f"feature {key!r} depends on {parent!r}, which depends on other features itself "
+                    "(dependencies are one level deep)"
+                )
+    return problems
 
 
 def _state(flag: _Flag, wanted: dict[str, Segment], ids: dict[str, int]) -> tuple[EnvState, list[str]]:
