@@ -26,9 +26,9 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> 
     try:
         yield World(repo, effects, server)
     finally:
-        server.stop()
         for hold in effects.glob("hold-*"):  # a step left waiting on one (e.g. after a cancel) ends now
             hold.unlink()
+        server.stop()
 
 
 @pytest.fixture
