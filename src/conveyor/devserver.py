@@ -113,9 +113,7 @@ class ServerProcess:
     """``python -m conveyor server`` in a child process, its output appended to ``log_path``;
     ``argv`` runs another command instead (one that serves the same app on ``port``)."""
 
-    def __init__(
-        self, port: int, env: Mapping[str, str], log_path: Path, argv: Sequence[str] | None = None
-    ) -> None:
+    def __init__(self, port: int, env: Mapping[str, str], log_path: Path, argv: Sequence[str] | None = None) -> None:
         self.port, self.env, self.log_path = port, dict(env), log_path
         self.argv = list(argv or [sys.executable, "-m", "conveyor", "server", "--port", str(port)])
         self.proc: subprocess.Popen[bytes] | None = None
