@@ -7,21 +7,22 @@ from __future__ import annotations
 import getpass
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy import Connection
 
-from conveyor.audit import keys as audit_keys
-from conveyor.audit import log as audit
-from conveyor.auth import accounts
-from conveyor.auth.users import add_user, create_token, get_user
 from conveyor.cli.output import Table, console, handles_errors, print_json
 from conveyor.domain.clock import SystemClock
 from conveyor.domain.roles import ROLES
 from conveyor.errors import InvalidInput
-from conveyor.settings import Settings
-from conveyor.store.db import Database
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from conveyor.store.db import Database
+
+# The database, the audit log and the accounts are imported by the commands that use them, not
+# when the CLI starts: every `conveyor` command would otherwise pay for SQLAlchemy and Alembic.
 
 users_app = typer.Typer(help="Manage users (directly on the database).", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage API tokens (directly on the database).", no_args_is_help=True)
@@ -30,11 +31,21 @@ Name = Annotated[str, typer.Argument(help="user name")]
 
 
 def _db() -> Database:
+    from conveyor.audit import keys as audit_keys
+    from conveyor.settings import Settings
+    from conveyor.store.db import Database
+
     settings = Settings()
     db = Database(settings.app_database_url)
     db.migrate()
     audit_keys.bind(db, settings)
     return db
+
+
+def _accounts() -> Any:
+    from conveyor.auth import accounts
+
+    return accounts
 
 
 def _actor() -> tuple[str, dict[str, Any]]:
@@ -54,6 +65,9 @@ def users_add(
     json_out: Json = False,
 ) -> None:
     """Create a user with one or more roles."""
+    from conveyor.audit import log as audit
+    from conveyor.auth.users import add_user
+
     db, now = _db(), SystemClock().now()
     actor, via = _actor()
     with db.begin() as conn:
@@ -69,6 +83,8 @@ def users_add(
 @handles_errors
 def users_list(json_out: Json = False) -> None:
     """Every user: roles, disabled or not, whether they have a password, live tokens."""
+    from conveyor.auth import accounts
+
     with _db().read() as conn:
         found = accounts.list_accounts(conn)
     if json_out:
@@ -82,6 +98,8 @@ def users_list(json_out: Json = False) -> None:
 
 
 def _change(name: str, action: str, change: Callable[[Connection], dict[str, Any]], json_out: bool, said: str) -> None:
+    from conveyor.audit import log as audit
+
     db, now = _db(), SystemClock().now()
     actor, via = _actor()
     with db.begin() as conn:
@@ -100,7 +118,7 @@ def users_disable(name: Name, json_out: Json = False) -> None:
     _change(
         name,
         "user.disabled",
-        lambda c: accounts.set_disabled(c, name, True),
+        lambda c: _accounts().set_disabled(c, name, True),
         json_out,
         f"user {name} disabled: their tokens no longer work and their sessions ended",
     )
@@ -110,7 +128,7 @@ def users_disable(name: Name, json_out: Json = False) -> None:
 @handles_errors
 def users_enable(name: Name, json_out: Json = False) -> None:
     """Enable a disabled user again (their unrevoked tokens work again; sessions do not come back)."""
-    _change(name, "user.enabled", lambda c: accounts.set_disabled(c, name, False), json_out, f"user {name} enabled")
+    _change(name, "user.enabled", lambda c: _accounts().set_disabled(c, name, False), json_out, f"user {name} enabled")
 
 
 @users_app.command("roles")
@@ -124,7 +142,7 @@ def users_roles(
     _change(
         name,
         "user.roles_changed",
-        lambda c: accounts.set_roles(c, name, role),
+        lambda c: _accounts().set_roles(c, name, role),
         json_out,
         f"user {name} now has roles {', '.join(dict.fromkeys(role))}",
     )
@@ -147,7 +165,7 @@ def users_password(
     _change(
         name,
         "user.password_changed",
-        lambda c: accounts.set_password(c, name, password),
+        lambda c: _accounts().set_password(c, name, password),
         json_out,
         f"password of {name} changed; their sessions ended",
     )
@@ -161,6 +179,9 @@ def tokens_create(
     json_out: Json = False,
 ) -> None:
     """Create an API token; it is printed once and stored only as a hash."""
+    from conveyor.audit import log as audit
+    from conveyor.auth.users import create_token, get_user
+
     db, now = _db(), SystemClock().now()
     actor, via = _actor()
     with db.begin() as conn:
@@ -181,6 +202,8 @@ def tokens_list(
     json_out: Json = False,
 ) -> None:
     """Every API token (id, prefix, owner, last use); the secrets themselves are never stored."""
+    from conveyor.auth import accounts
+
     with _db().read() as conn:
         found = accounts.list_tokens(conn, user)
     if json_out:
@@ -202,6 +225,9 @@ def tokens_list(
 @handles_errors
 def tokens_revoke(token_id: Annotated[int, typer.Argument(help="the token's id (see `conveyor tokens list`)")]) -> None:
     """Revoke any user's API token by its id: it stops working with the next request."""
+    from conveyor.audit import log as audit
+    from conveyor.auth import accounts
+
     db, now = _db(), SystemClock().now()
     actor, via = _actor()
     with db.begin() as conn:

@@ -3,21 +3,25 @@ answers when the server is down (and cannot be fooled by a server that was tampe
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from conveyor.audit import keys as audit_keys
-from conveyor.audit import log as audit
 from conveyor.cli.output import Table, console, err, print_json
-from conveyor.settings import Settings
-from conveyor.store.db import Database
+
+if TYPE_CHECKING:
+    from conveyor.store.db import Database
+
+# the database and the log are imported by the commands (not when any `conveyor` command starts)
 
 app = typer.Typer(help="The append-only, hash-chained audit log.", invoke_without_command=True)
 Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 
 
 def _db() -> Database:
+    from conveyor.settings import Settings
+    from conveyor.store.db import Database
+
     db = Database(Settings().app_database_url)
     db.migrate()
     return db
@@ -32,6 +36,8 @@ def listing(
     """List audit entries, newest first."""
     if ctx.invoked_subcommand:
         return
+    from conveyor.audit import log as audit
+
     with _db().read() as conn:
         entries = audit.recent(conn, limit)
     if json_out:
@@ -54,6 +60,10 @@ def verify(
     """Check the HMAC chain and its anchor: exit 0 when intact, 1 naming the first entry that was
     edited, deleted or inserted, or saying that the newest entries were cut off. Prints the head:
     keep it somewhere else and pass it to --expect later."""
+    from conveyor.audit import keys as audit_keys
+    from conveyor.audit import log as audit
+    from conveyor.settings import Settings
+
     settings = Settings()
     db = _db()
     binding = audit_keys.bind(db, settings, create=False)  # checking never makes a key

@@ -15,16 +15,16 @@ import textwrap
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
 
 import conveyor
-from conveyor.auth.users import add_user, create_token
 from conveyor.cli.output import console, fail
-from conveyor.devserver import ServerProcess, server_env
-from conveyor.store.db import Database
+
+if TYPE_CHECKING:
+    from conveyor.devserver import ServerProcess
 
 FINISHED = {"succeeded", "failed", "rolled_back", "cancelled"}
 # dashboard users, one per role: (name, roles, password); admin also deploys the demo's releases
@@ -140,6 +140,10 @@ def demo(
     workspace.mkdir(parents=True)
     repo = make_repo(workspace, base_port)
     db_url = f"sqlite:///{home / 'conveyor.db'}"
+    from conveyor.auth.users import add_user, create_token  # the database: not when every command starts
+    from conveyor.devserver import ServerProcess, server_env
+    from conveyor.store.db import Database
+
     db = Database(db_url)
     db.migrate()
     now = datetime.now(UTC)
