@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from conveyor.domain.monitoring import LATENCY_BUCKETS
 from conveyor.registry import Registry
 
-# upper bounds (seconds) of the latency histogram buckets, as Prometheus would have them
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+__all__ = ["LATENCY_BUCKETS", "Backend", "ReleaseCounters", "Router", "register"]
 
 
 @dataclass(frozen=True)
