@@ -447,3 +447,29 @@ notification_threads = Table(
     Column("ref", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# --- monitoring signals (monitor/alertmanager.py): alerts Alertmanager sent to Conveyor ----------
+
+# one row per alert instance (Alertmanager's fingerprint of its labels, and when it started firing);
+# a later notification of the same instance (still firing, or resolved) updates the row
+monitor_alerts = Table(
+    "monitor_alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True)),  # set once resolved (or when Alertmanager gives an end)
+    Column("status", String(16), nullable=False),  # firing | resolved
+    Column("alertname", String(255), nullable=False),
+    Column("service", String(255), nullable=False),  # the alert's label (empty when it has none)
+    Column("environment", String(255), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("generator_url", Text),
+    Column("receiver", String(255), nullable=False),  # Alertmanager's receiver name
+    Column("reported_by", String(64), nullable=False),  # the account whose token sent it
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("fingerprint", "starts_at", name="uq_monitor_alerts_fingerprint_starts_at"),
+    Index("ix_monitor_alerts_service_environment", "service", "environment"),
+)
