@@ -5,8 +5,10 @@ Pure: no I/O. The statistics are explained in docs/monitoring.md."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Literal
 
 # upper bounds (seconds) of the latency histogram buckets, as Prometheus would have them; a
@@ -46,17 +48,35 @@ class Window:
         return self.seen / self.seconds if self.seconds > 0 else 0.0
 
     def quantile_ms(self, q: float) -> float | None:
-        """The upper bound (ms) of the bucket holding the q-quantile latency; None without data,
-        ``inf`` when it is in the last (+Inf) bucket."""
+        """The q-quantile latency (ms) of the answered requests, interpolated linearly inside its
+        bucket as Prometheus' ``histogram_quantile`` does (the first bucket starts at 0; a quantile
+        in the +Inf bucket is the largest finite bound, 10 s). None without answered requests."""
         total = sum(self.latency_buckets)
         if not total:
             return None
-        rank, seen = max(q * total, 1.0), 0
+        rank, below = q * total, 0
         for i, count in enumerate(self.latency_buckets):
-            seen += count
-            if seen >= rank:
-                return LATENCY_BUCKETS[i] * 1000 if i < len(LATENCY_BUCKETS) else float("inf")
-        return float("inf")
+            if i == len(LATENCY_BUCKETS):
+                return LATENCY_BUCKETS[-1] * 1000
+            if count and below + count >= rank:
+                lo = LATENCY_BUCKETS[i - 1] if i else 0.0
+                hi = LATENCY_BUCKETS[i]
+                return (lo + (hi - lo) * max(rank - below, 0.0) / count) * 1000
+            below += count
+        return LATENCY_BUCKETS[-1] * 1000
+
+    def slower_than(self, ms: float) -> float:
+        """How many answered requests took longer than ``ms``, from the same interpolation as
+        ``quantile_ms`` (exact at a bucket bound); the +Inf bucket counts whole above 10 s."""
+        above = 0.0
+        for i, count in enumerate(self.latency_buckets):
+            lo = LATENCY_BUCKETS[i - 1] * 1000 if i else 0.0
+            hi = LATENCY_BUCKETS[i] * 1000 if i < len(LATENCY_BUCKETS) else float("inf")
+            if lo >= ms or hi == float("inf"):
+                above += count
+            elif hi > ms:
+                above += count * (hi - ms) / (hi - lo)
+        return above
 
     def merged(self, other: Window) -> Window:
         """The two windows' counts added (e.g. consecutive samples of one release)."""
@@ -78,6 +98,7 @@ class Rules:
     rollback_if: Mapping[str, tuple[str, float]] = field(default_factory=dict)
     regression: Mapping[str, float] = field(default_factory=dict)
     min_requests: int = 100
+    confidence: float = 0.999  # one-sided, per rule: how sure a breach must be
 
 
 @dataclass(frozen=True)
@@ -101,6 +122,177 @@ class Verdict:
         return tuple(f for f in self.findings if f.breached)
 
 
+QUANTILES: Mapping[str, float] = {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}
+METRICS: tuple[str, ...] = ("error_rate", *QUANTILES)  # what rollback_if and regression may name
+UNITS: Mapping[str, str] = {"error_rate": "ratio", **dict.fromkeys(QUANTILES, "ms")}
+BASELINE_FLOOR = 0.001  # a previous error rate under 0.1% is taken as 0.1% when comparing
+
+
+def z_score(confidence: float) -> float:
+    """The one-sided standard normal quantile of ``confidence`` (0.999 -> 3.09)."""
+    return NormalDist().inv_cdf(confidence)
+
+
+def wilson(successes: float, n: float, z: float) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (each side one-sided at ``z``)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def regression_z(new_k: float, new_n: float, old_k: float, old_n: float, factor: float) -> float:
+    """The one-sided z statistic of H1: new rate > factor x old rate (old rate at least
+    BASELINE_FLOOR), unpooled, with the Agresti-Caffo adjustment (one success and one failure
+    added to each side) so that zero counts neither divide by zero nor look certain."""
+    p1 = (new_k + 1) / (new_n + 2)
+    p0 = max((old_k + 1) / (old_n + 2), BASELINE_FLOOR)
+    se = math.sqrt(p1 * (1 - p1) / (new_n + 2) + factor * factor * p0 * (1 - p0) / (old_n + 2))
+    return (p1 - factor * p0) / se
+
+
 def judge(new: Window, previous: Window | None, rules: Rules) -> Verdict:
-    """The verdict on the new release's window, against the rules and the previous release."""
-    raise NotImplementedError("judge is being written (issue 13, helper H1a)")
+    """The verdict on the new release's window, against the rules and the previous release.
+
+    Below ``rules.min_requests`` seen requests: ``not_enough_traffic``, whatever the numbers.
+    A rule breaches only when the new window is above it with ``rules.confidence`` (one-sided):
+    a one-sided test per rule, so a healthy release is rolled back with probability at most
+    1 - confidence per rule and judgement, and far less when it is well inside its limits."""
+    unknown = sorted(set(rules.rollback_if).union(rules.regression).difference(METRICS))
+    if unknown:
+        raise ValueError(f"unknown metric {', '.join(unknown)} in the rules (use {', '.join(METRICS)})")
+    z = z_score(rules.confidence)
+    traffic = _traffic(new, rules)
+    if new.seen < rules.min_requests:
+        return Verdict("not_enough_traffic", (traffic,))
+    findings = [traffic]
+    for metric, (op, limit) in rules.rollback_if.items():
+        findings.append(
+            _error_limit(new, op, limit, z) if metric == "error_rate" else _latency_limit(new, metric, op, limit, z)
+        )
+    for metric, factor in rules.regression.items():
+        if previous is None or previous.seen < rules.min_requests:
+            findings.append(_no_baseline(metric, factor, previous, rules))
+        elif metric == "error_rate":
+            findings.append(_error_regression(new, previous, factor, z))
+        else:
+            findings.append(_latency_regression(new, previous, metric, factor, z))
+    breached = any(f.breached for f in findings)
+    return Verdict("breach" if breached else "healthy", tuple(findings))
+
+
+def _traffic(new: Window, rules: Rules) -> Finding:
+    enough = new.seen >= rules.min_requests
+    rate = f" ({new.rps:.1f} req/s)" if new.seconds > 0 else ""
+    failed = f", {new.failed} not answered" if new.failed else ""
+    if enough:
+        note = f"{new.seen} requests in {_duration(new.seconds)}{rate}{failed}"
+    else:
+        note = (
+            f"not enough traffic to judge: {new.seen} requests in {_duration(new.seconds)}{failed}, "
+            f"{rules.min_requests} needed"
+        )
+    return Finding("requests", "count", float(new.seen), f">= {rules.min_requests}", None, False, note)
+
+
+def _passes(op: str, value: float, limit: float) -> bool:
+    return value >= limit if op == ">=" else value > limit
+
+
+def _error_limit(new: Window, op: str, limit: float, z: float) -> Finding:
+    low, _high = wilson(new.errors, new.seen, z)
+    breached = _passes(op, low, limit)
+    rule = f"{op} {_pct(limit)}"
+    counted = f"{new.errors} of {new.seen} requests"
+    if breached:
+        note = f"error rate {_pct(new.error_rate)} {rule} ({counted}; at least {_pct(low)} with {_conf(z)} confidence)"
+    elif _passes(op, new.error_rate, limit):
+        note = f"error rate {_pct(new.error_rate)} {rule} ({counted}), not yet significant (at least {_pct(low)})"
+    else:
+        note = f"error rate {_pct(new.error_rate)} ({counted}), within {rule}"
+    return Finding("error_rate", "ratio", new.error_rate, rule, None, breached, note)
+
+
+def _latency_limit(new: Window, metric: str, op: str, limit: float, z: float) -> Finding:
+    """p95 > T exactly when more than 5% of the requests took longer than T: a binomial test of
+    the share above T (Wilson lower bound) against 1 - q."""
+    q = QUANTILES[metric]
+    name, value, n = metric.removesuffix("_ms"), new.quantile_ms(q), new.requests
+    rule = f"{op} {_ms(limit)}"
+    if value is None or n == 0:
+        return Finding(metric, "ms", None, rule, None, False, f"{name}: no answered requests")
+    slower = new.slower_than(limit)
+    low, _high = wilson(slower, n, z)
+    breached = _passes(op, low, 1 - q)
+    share = f"{_pct(slower / n)} of {n} requests slower than {_ms(limit)}, {_pct(1 - q)} allowed"
+    if breached:
+        note = f"{name} {_ms(value)} {rule}: {share} (at least {_pct(low)} with {_conf(z)} confidence)"
+    elif _passes(op, value, limit):
+        note = f"{name} {_ms(value)} {rule}, not yet significant: {share}"
+    else:
+        note = f"{name} {_ms(value)}, within {rule}"
+    return Finding(metric, "ms", value, rule, None, breached, note)
+
+
+def _no_baseline(metric: str, factor: float, previous: Window | None, rules: Rules) -> Finding:
+    why = (
+        "no previous release to compare with"
+        if previous is None
+        else f"the previous release had {previous.seen} requests, {rules.min_requests} needed to compare"
+    )
+    rule = f"{factor:g}x previous"
+    return Finding(metric, UNITS[metric], None, rule, None, False, f"{metric.removesuffix('_ms')} {rule}: {why}")
+
+
+def _error_regression(new: Window, old: Window, factor: float, z: float) -> Finding:
+    stat = regression_z(new.errors, new.seen, old.errors, old.seen, factor)
+    breached = stat > z and new.error_rate > factor * max(old.error_rate, BASELINE_FLOOR)
+    rule = f"{factor:g}x previous"
+    both = f"error rate {_pct(new.error_rate)} ({new.errors} of {new.seen}) against {_pct(old.error_rate)} before"
+    verdict = (
+        f"more than {rule} (z = {stat:.1f})" if breached else f"not significantly more than {rule} (z = {stat:.1f})"
+    )
+    return Finding("error_rate", "ratio", new.error_rate, rule, old.error_rate, breached, f"{both}: {verdict}")
+
+
+def _latency_regression(new: Window, old: Window, metric: str, factor: float, z: float) -> Finding:
+    """The previous release's quantile is taken at its upper confidence bound (a distribution-free
+    bound: the quantile at q + z*sqrt(q(1-q)/n)); the new release breaches when significantly
+    more than 1 - q of its requests are slower than factor x that bound."""
+    q, name = QUANTILES[metric], metric.removesuffix("_ms")
+    rule = f"{factor:g}x previous"
+    value, before = new.quantile_ms(q), old.quantile_ms(q)
+    if value is None or before is None or new.requests == 0:
+        return Finding(metric, "ms", value, rule, before, False, f"{name} {rule}: no answered requests to compare")
+    q_high = min(1.0, q + z * math.sqrt(q * (1 - q) / old.requests))
+    before_high = old.quantile_ms(q_high) or before
+    limit = factor * before_high
+    slower = new.slower_than(limit)
+    low, _high = wilson(slower, new.requests, z)
+    breached = low > 1 - q
+    both = f"{name} {_ms(value)} against {_ms(before)} before (at most {_ms(before_high)})"
+    share = f"{_pct(slower / new.requests)} of {new.requests} requests slower than {_ms(limit)}"
+    verdict = f"more than {rule}" if breached else f"within {rule}"
+    return Finding(metric, "ms", value, rule, before, breached, f"{both}: {verdict}, {share}")
+
+
+def _pct(ratio: float) -> str:
+    percent = ratio * 100
+    return f"{percent:.2g}%" if 0 < percent < 1 else f"{percent:.3g}%" if percent < 100 else "100%"
+
+
+def _ms(ms: float) -> str:
+    return f"{ms / 1000:.3g} s" if ms >= 1000 else f"{ms:.3g} ms"
+
+
+def _conf(z: float) -> str:
+    return f"{NormalDist().cdf(z) * 100:.3g}%"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 120:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds:.3g} s"
