@@ -19,6 +19,7 @@ from conveyor.agent.protocol import (
     MaintenanceBody,
     Operation,
     OperationBody,
+    ReleaseWindow,
     Removed,
     SwitchBody,
 )
@@ -126,6 +127,14 @@ def create_app(agent: Agent) -> FastAPI:
         """Each instance (serving, then warm) with its state and its last ``lines`` lines of
         output; ``lines_seen`` counts every line so far, so a poller can print only new ones."""
         result: list[dict[str, Any]] = env_or_404(key).output(lines)
+        return result
+
+    @app.get("/v1/environments/{key}/windows", response_model=ReleaseWindow)
+    async def window(key: str, release: str, since: float, until: float) -> dict[str, Any]:
+        """One release's counts over the seconds starting in [since, until) (epoch seconds)."""
+        if not until >= since:
+            raise HTTPException(400, f"until ({until}) must not be before since ({since})")
+        result: dict[str, Any] = env_or_404(key).window(release, since, until)
         return result
 
     @app.delete("/v1/environments/{key}", response_model=Removed)

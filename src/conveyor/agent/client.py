@@ -29,6 +29,7 @@ from conveyor.agent.protocol import (
     NumberedInstance,
     Operation,
     OperationBody,
+    ReleaseWindow,
     SwitchBody,
 )
 from conveyor.domain.process_env import PROCESS_BASICS, allowed
@@ -130,6 +131,18 @@ class AgentClient:
             raise self._refused("GET", path, response)
         return _OUTPUT.validate_python(response.json())
 
+    def window(self, key: str, release: str, since: float, until: float, timeout: float = 30.0) -> ReleaseWindow | None:
+        """A release's counts over the seconds (epoch) starting in [since, until); None when the
+        agent has not run ``key`` since it started."""
+        path = f"/v1/environments/{key}/windows"
+        params = {"release": release, "since": repr(since), "until": repr(until)}
+        response = self.send("GET", path, params=params, timeout=timeout)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._refused("GET", path, response)
+        return ReleaseWindow.model_validate(response.json())
+
     def close(self) -> None:
         self.http.close()
 
@@ -220,6 +233,23 @@ def environment_state(home: Path, service: str, environment: str, timeout: float
         return None
     try:
         return EnvironmentState.model_validate(response.json())
+    except ValueError:  # not the protocol's answer: an agent of another version, or not an agent
+        return None
+
+
+def release_window(
+    home: Path, service: str, environment: str, release: str, since: float, until: float, timeout: float = 5.0
+) -> ReleaseWindow | None:
+    """A release's counts over the seconds (epoch) starting in [since, until), from ``home``'s
+    agent; None when no agent runs or it does not know the environment. Never starts an agent."""
+    agent = _known(home.resolve() / "agent")
+    if agent is None:
+        return None
+    try:
+        return agent.window(environment_key(service, environment), release, since, until, timeout)
+    except AgentUnreachable:
+        forget(home)
+        return None
     except ValueError:  # not the protocol's answer: an agent of another version, or not an agent
         return None
 

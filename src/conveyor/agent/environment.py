@@ -6,18 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.agent.routing import Backend, Router
+from conveyor.agent.routing import HISTORY_SECONDS, LATENCY_BUCKETS, Backend, ReleaseCounters, Router
 from conveyor.agent.run_as import RunAs
 from conveyor.agent.supervisor import HealthConfig, Instance, InstanceState, ReleaseSpec
 
 DRAIN_TIMEOUT = 30.0
 log = logging.getLogger("conveyor.agent")
 STOP_GRACE = 10.0
+COMPLETE_AFTER = 1.0  # s past a window's last second before its counts are final (HAProxy's log)
 
 
 @dataclass
@@ -82,6 +84,7 @@ class DeployFailed(Exception):
 class Environment:
     def __init__(self, key: str, router: Router) -> None:
         self.key, self.router = key, router
+        self.counting_since = time.time()  # per-release windows before this are unknown
         self.active: ReleaseSet | None = None
         self.warm: ReleaseSet | None = None
         self.serving: list[Instance] = []  # the rotation, before readiness filtering
@@ -329,6 +332,28 @@ class Environment:
             for inst in rs.instances if rs else []:
                 out.append({**inst.output(lines), "role": role})
         return out
+
+    def window(self, release: str, since: float, until: float) -> dict[str, Any]:
+        """The release's traffic over the seconds starting in [since, until) (ReleaseWindow of
+        agent/protocol.py): zero for a release the router has not seen; only the part since this
+        environment started counting, and at most HISTORY_SECONDS back, is known."""
+        now = time.time()
+        known = max(since, self.counting_since, now - HISTORY_SECONDS)
+        counters = self.router.counters.get(release)
+        window = counters.window(known, until) if counters is not None else ReleaseCounters().window(known, until)
+        return {
+            "release": release,
+            "since": since,
+            "until": until,
+            "recorded_from": math.ceil(known),
+            "complete": now >= math.ceil(until) + COMPLETE_AFTER,
+            "requests": window.requests,
+            "errors": window.errors,
+            "failed": window.failed,
+            "latency_buckets": list(window.latency_buckets),
+            "bucket_bounds": list(LATENCY_BUCKETS),
+            "seconds": window.seconds,
+        }
 
     def as_json(self) -> dict[str, Any]:
         return {

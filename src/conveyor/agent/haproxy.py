@@ -330,7 +330,7 @@ if {{ nbsrv(be_app) eq 0 }}
             return  # not a request line, or no server of ours (maintenance, 413, no instance)
         counters = self.counters.setdefault(release, ReleaseCounters())
         if state[:1] in ("S", "s", "K") and state[1:2] in ("C", "H", "Q"):
-            counters.failed += 1  # no answer from the instance at all
+            counters.fail()  # no answer from the instance at all
         elif code > 0:
             counters.observe(code, seconds)
 

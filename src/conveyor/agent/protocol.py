@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from conveyor.domain.monitoring import LATENCY_BUCKETS, Window
+
 # --- requests --------------------------------------------------------------------------------
 
 
@@ -133,6 +135,35 @@ class Operation(Answer):
     version: str
     started: float
     finished: float | None
+
+
+class ReleaseWindow(Answer):
+    """GET /v1/environments/{key}/windows?release=V&since=T&until=T: one release's traffic over
+    the seconds (epoch) that start in [since, until). ``errors`` counts 5xx answers and ``failed``
+    requests (no answer at all); ``latency_buckets`` counts the answered requests per bucket of
+    ``bucket_bounds`` (seconds, +Inf last). ``recorded_from``: the agent knows nothing earlier
+    (it started then, or the history reaches no further), ``seconds`` counts the known part.
+    ``complete``: the interval is past, so reading it again gives the same numbers."""
+
+    release: str
+    since: float
+    until: float
+    recorded_from: float
+    complete: bool
+    requests: int
+    errors: int
+    failed: int
+    latency_buckets: list[int]
+    bucket_bounds: list[float]
+    seconds: float
+
+    def window(self) -> Window:
+        """The domain's Window (domain/monitoring.py) of these counts."""
+        if tuple(self.bucket_bounds) != LATENCY_BUCKETS:
+            raise ValueError(
+                f"the agent's latency buckets {self.bucket_bounds} are not this server's {LATENCY_BUCKETS}"
+            )
+        return Window(self.requests, self.errors, self.failed, tuple(self.latency_buckets), self.seconds)
 
 
 class Removed(Answer):

@@ -193,18 +193,18 @@ class BuiltinRouter:
             await simple_response(writer, 413, f"request body over {self.max_body} bytes", close=True)
             return False
         except ResponseBroken:
-            self._count(pool).failed += 1
+            self._count(pool).fail()
             return False
         except BackendGone as gone:
             if body is None or not gone.retry_safe or not self._rotation:
-                self._count(pool).failed += 1
+                self._count(pool).fail()
                 await simple_response(writer, gone.status, _ANSWER[gone.status], close=True)
                 return False
             pool = self._pick()
             try:
                 status, keep_backend = await self._exchange(pool, request, body, reader, writer, keep, fresh=True)
             except BackendGone as again:
-                self._count(pool).failed += 1
+                self._count(pool).fail()
                 await simple_response(writer, again.status, _ANSWER[again.status], close=not keep)
                 return keep
         self._count(pool).observe(status, time.perf_counter() - started)
