@@ -141,7 +141,7 @@ def wilson(successes: float, n: float, z: float) -> tuple[float, float]:
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))  # rounding: 0 <= low <= p
 
 
 def regression_z(new_k: float, new_n: float, old_k: float, old_n: float, factor: float) -> float:
