@@ -11,6 +11,7 @@ from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 from dbos._context import MaxPriority
 
 from conveyor.domain.deployment import DeploymentKind, DeploymentState, StepState
+from conveyor.engine import monitoring
 from conveyor.engine.context import StepContext, StepOutcome
 from conveyor.engine.evidence import evaluate_deployment, has_gates
 from conveyor.engine.history import superseded
@@ -71,7 +72,10 @@ def deployment_workflow(deployment_id: str) -> str:
             break
     if plan is None:
         return "skipped"
-    return finish(deployment_id, failed, outcome["message"], outcome["cancelled"])
+    state = finish(deployment_id, failed, outcome["message"], outcome["cancelled"])
+    if state == DeploymentState.MONITORING.value:  # the environment stays held while it is watched
+        state = monitoring.watch(deployment_id)
+    return state
 
 
 @DBOS.step()
@@ -176,8 +180,11 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
     rt = runtime()
     ctx = context_for(rt, deployment_id)
     d = ctx.deployment
-    if d.state.finished:
+    if d.state.finished or d.state == DeploymentState.MONITORING:
         return d.state.value
+    if failed is None and ctx.env_spec.monitor is not None and d.kind == DeploymentKind.DEPLOY:
+        monitoring.enter(rt, ctx)  # the tag waits for the end of the window
+        return DeploymentState.MONITORING.value
     tagged: str | None = None
     if failed is None:
         state, reason = DeploymentState.SUCCEEDED, None

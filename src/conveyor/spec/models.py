@@ -23,6 +23,7 @@ from conveyor.domain.calendar import build_schedule
 from conveyor.domain.roles import ROLES
 from conveyor.errors import ConveyorError, NotFound
 from conveyor.spec.durations import parse_duration
+from conveyor.spec.monitor_signals import AlertsSpec, QuerySpec
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Step = Literal["prepare", "tag", "migrate", "rollout", "smoke", "announce"]
@@ -34,6 +35,7 @@ _STRICT = ConfigDict(extra="forbid", frozen=True)
 # For models with a field named after a Python keyword ("for", "from"): Python code may use `for_`.
 _STRICT_BY_NAME = ConfigDict(extra="forbid", frozen=True, validate_by_name=True)
 _THRESHOLD = re.compile(r">=?\s*\d+(?:\.\d+)?%?")
+_FACTOR = re.compile(r"(\d+(?:\.\d+)?)\s*x")
 
 
 NOT_YET = (
@@ -79,8 +81,19 @@ ServiceName = Annotated[
         "3-63 characters of a-z, 0-9, _ and -, starting with a letter or digit",
     ),
 ]
+
+
+def _factor(value: object) -> str:
+    text = str(value).strip() if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
+    match = _FACTOR.fullmatch(text)
+    if match is None or float(match.group(1)) < 1:
+        raise ValueError(f'{value!r} is not a factor over the previous release (use e.g. "2x" or "1.5x", at least 1x)')
+    return text
+
+
 Metric = Annotated[str, AfterValidator(_metric)]
 Threshold = Annotated[str, BeforeValidator(_threshold)]
+Factor = Annotated[str, BeforeValidator(_factor)]
 EnvironmentName = Annotated[
     str,
     _name_check(
@@ -158,12 +171,57 @@ class RolloutSpec(BaseModel):
 
 
 class MonitorSpec(BaseModel):
-    """Watch the release for ``for_`` seconds; roll back if any ``rollback_if`` threshold is crossed."""
+    """Watch the release for ``for_`` seconds after its last step, a sample every ``interval``;
+    judge it against ``rollback_if`` (absolute limits) and ``regression`` (factors over the previous
+    release's own numbers) once ``min_requests`` requests were seen; on a breach do ``on_breach``.
+    ``smoke_every`` runs the environment's smoke command again during the window."""
 
     model_config = _STRICT_BY_NAME
     for_: Duration = Field(default=1800.0, validation_alias="for", serialization_alias="for")
-    rollback_if: dict[Metric, Threshold] = {}
     interval: Duration = 10.0
+    min_requests: int = Field(default=100, ge=1)
+    rollback_if: dict[Metric, Threshold] = {}
+    regression: dict[Metric, Factor] = {}
+    on_breach: Literal["rollback", "alert", "kill_flags"] = "rollback"
+    smoke_every: Duration | None = None
+    queries: dict[str, QuerySpec] = {}
+    alerts: AlertsSpec | None = None
+
+    @model_validator(mode="after")
+    def _only_keys_that_act(self) -> MonitorSpec:
+        """A key that is accepted must act: these are refused until Conveyor carries them out."""
+        broken: list[tuple[Loc, str]] = []
+        if self.queries:
+            broken.append((("queries",), NOT_YET.format(key="queries", what="Prometheus queries in monitoring")))
+        if self.alerts is not None:
+            broken.append((("alerts",), NOT_YET.format(key="alerts", what="Alertmanager alerts in monitoring")))
+        if self.smoke_every is not None:
+            broken.append(
+                (("smoke_every",), NOT_YET.format(key="smoke_every", what="smoke tests repeated in monitoring"))
+            )
+        if broken:
+            raise RuleError(broken)
+        return self
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitorSpec:
+        broken: list[tuple[Loc, str]] = []
+        if self.interval < 1:
+            broken.append((("interval",), f"interval must be at least 1s, got {self.interval:g}s"))
+        elif self.for_ < self.interval:
+            broken.append((("for",), f"for ({self.for_:g}s) must be at least one interval ({self.interval:g}s)"))
+        if self.smoke_every is not None and self.smoke_every < 1:
+            broken.append((("smoke_every",), f"smoke_every must be at least 1s, got {self.smoke_every:g}s"))
+        for metric, threshold in self.rollback_if.items():
+            if metric == "error_rate" and not threshold.endswith("%"):
+                broken.append((("rollback_if", metric), f'error_rate {threshold!r} needs a percentage, e.g. "> 2%"'))
+            if metric != "error_rate" and threshold.endswith("%"):
+                broken.append(
+                    (("rollback_if", metric), f'{metric} {threshold!r} is in milliseconds: write e.g. "> 800"')
+                )
+        if broken:
+            raise RuleError(broken)
+        return self
 
 
 class ApprovalSpec(BaseModel):
@@ -419,11 +477,16 @@ class EnvironmentSpec(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _monitor_smoke(self) -> EnvironmentSpec:
+        if self.monitor is not None and self.monitor.smoke_every is not None and self.smoke is None:
+            message = "monitor.smoke_every re-runs the environment's smoke command, and this environment has none"
+            raise RuleError([(("monitor", "smoke_every"), message + " (add smoke: or remove smoke_every)")])
+        return self
+
+    @model_validator(mode="after")
     def _only_keys_that_act(self) -> EnvironmentSpec:
         """A key that is accepted must act: these are refused until Conveyor carries them out."""
         broken: list[tuple[Loc, str]] = []
-        if self.monitor is not None:
-            broken.append((("monitor",), NOT_YET.format(key="monitor", what="post-deploy monitoring")))
         if broken:
             raise RuleError(broken)
         return self

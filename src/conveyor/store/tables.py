@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -472,4 +473,49 @@ monitor_alerts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("fingerprint", "starts_at", name="uq_monitor_alerts_fingerprint_starts_at"),
     Index("ix_monitor_alerts_service_environment", "service", "environment"),
+)
+
+# --- monitoring after a deploy (engine/monitoring.py) -------------------------------------------
+
+# one row per monitored deployment, written when it enters `monitoring`: the window's start is
+# stored so that a restarted server continues the same window
+monitorings = Table(
+    "monitorings",
+    metadata,
+    Column("deployment_id", ForeignKey("deployments.id"), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),  # the window's start
+    Column("switched_at", DateTime(timezone=True), nullable=False),  # the previous release's window ends here
+    Column("seconds", Float, nullable=False),  # `for`
+    Column("interval", Float, nullable=False),
+    Column("on_breach", String(16), nullable=False),
+    Column("judge_from", Integer, nullable=False),  # the first sample judged (after kill_flags: the next one)
+    Column("verdict", String(24)),  # the latest: healthy | breach | not_enough_traffic
+    Column("outcome", String(32)),  # how it ended: passed | not_enough_traffic | breach | accepted | rolled_back
+    Column("decision", String(16)),  # a person's "accept" or "rollback", until the loop carries it out
+    Column("decided_by", String(64)),
+    Column("decision_reason", Text),
+    Column("breach", JSON),  # the findings that breached (the first breach), with the flags then
+    Column("alerted", JSON),  # on_breach alert: the breaches recorded (and notified) while watching
+    Column("flags", JSON),  # flags changed in the environment during the window
+    Column("killed_flags", JSON),  # on_breach kill_flags: what Conveyor killed
+    Column("ended_at", DateTime(timezone=True)),
+)
+
+# one row per interval; unique per (deployment, seq), so a step that runs again stores nothing twice
+monitor_samples = Table(
+    "monitor_samples",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("deployment_id", ForeignKey("deployments.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("until", DateTime(timezone=True), nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("latency_buckets", JSON, nullable=False),
+    Column("verdict", String(24), nullable=False),  # of the cumulative window up to this sample
+    Column("findings", JSON, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("deployment_id", "seq", name="uq_monitor_samples_deployment_id_seq"),
 )
