@@ -125,6 +125,19 @@ class Settings(BaseSettings):
     smtp_password: str | None = Field(None, description="password for the mail server")
     smtp_from: str = Field("conveyor@localhost", description="sender address of Conveyor's mail")
 
+    # --- monitoring signals (docs/monitoring-signals.md) ------------------------------------
+    prometheus_url: str | None = Field(
+        None, description="Prometheus server that monitor.queries run against, e.g. http://127.0.0.1:9090"
+    )
+    prometheus_token: str | None = Field(
+        None, description="bearer token sent to Prometheus (when a proxy in front of it asks for one)"
+    )
+    prometheus_timeout: float = Field(5.0, gt=0, description="seconds one Prometheus query may take")
+    alert_reporter_roles: str = Field(
+        "reporter",
+        description="comma-separated roles whose tokens may post Alertmanager alerts to /api/v1/alerts/alertmanager",
+    )
+
     @cached_property
     def app_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home.resolve() / 'conveyor.db'}"
