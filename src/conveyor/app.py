@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from conveyor import __version__
 from conveyor import runtime as engine
 from conveyor.api import admin, calendar, deployments, errors, flags, gates, hooks, metrics, notify, ofrep, services
+from conveyor.api import alerts as alerts_api
 from conveyor.api import hotfix as hotfix_api
 from conveyor.api import instances as instance_logs
 from conveyor.api.headers import SecurityHeaders
@@ -104,7 +105,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.state.runtime = rt
     errors.install(app)
     app.router.routes[0:0] = ofrep.ROUTES  # OFREP evaluation, the hot path: matched before any other route
-    for module in (services, deployments, gates, calendar, hooks, admin, metrics, flags, notify):
+    for module in (services, deployments, gates, calendar, hooks, admin, metrics, flags, notify, alerts_api):
         app.include_router(module.router)
     app.include_router(instance_logs.router)
     app.include_router(hotfix_api.router)
