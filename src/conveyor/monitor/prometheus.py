@@ -12,7 +12,6 @@ PromQL duration (``[{interval}]``).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,9 +21,8 @@ import httpx
 
 from conveyor.domain.monitoring import Finding
 from conveyor.errors import ConveyorError, InvalidInput
-from conveyor.spec.monitor_signals import QuerySpec
+from conveyor.spec.monitor_signals import PLACEHOLDERS, QuerySpec, placeholders
 
-_PLACEHOLDER = re.compile(r"\{(service|environment|version|previous_version|interval)\}")
 _SHOWN_SERIES = 3
 
 
@@ -46,9 +44,10 @@ class QueryContext:
     interval: float  # seconds between samples
 
 
-def escape_label_value(value: str) -> str:
-    """``value`` as the inside of a PromQL string literal (double or single quoted)."""
-    out = value.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'")
+def escape_label_value(value: str, quote: str = '"') -> str:
+    """``value`` as the inside of a PromQL string literal quoted with ``quote`` (``"`` or ``'``):
+    PromQL reads Go's escapes, where each quote may escape only itself."""
+    out = value.replace("\\", "\\\\").replace(quote, "\\" + quote)
     return out.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
 
 
@@ -61,22 +60,33 @@ def promql_duration(seconds: float) -> str:
 
 
 def render_query(query: str, context: QueryContext) -> str:
-    """The query with its placeholders filled in. ``{previous_version}`` with no previous release
-    raises, since the query cannot mean anything then."""
-
-    def value(match: re.Match[str]) -> str:
+    """The query with its placeholders filled in, each label value escaped for the string literal
+    it stands in. ``{previous_version}`` with no previous release raises: the query means nothing
+    then."""
+    out, last = [], 0
+    for match, quote in placeholders(query):
         name = match.group(1)
+        if name not in PLACEHOLDERS:
+            continue
         if name == "interval":
-            return promql_duration(context.interval)
-        text: str | None = getattr(context, name)
-        if text is None:
-            raise InvalidInput(
-                f"the query uses {{{name}}}, and {context.service} has no previous release in {context.environment}",
-                fix="it is judged once there is one; until then this query has no value",
-            )
-        return escape_label_value(text)
-
-    return _PLACEHOLDER.sub(value, query)
+            text = promql_duration(context.interval)
+        else:
+            value: str | None = getattr(context, name)
+            if value is None:
+                raise InvalidInput(
+                    f"the query uses {{{name}}}, and {context.service} has no previous release in "
+                    f"{context.environment}",
+                    fix="it is judged once there is one; until then this query has no value",
+                )
+            if quote not in ('"', "'"):
+                raise InvalidInput(
+                    f"{{{name}}} stands outside a quoted string in {query!r}",
+                    fix=f'write it inside quotes, e.g. {{{name}="{{{name}}}"}}',
+                )
+            text = escape_label_value(value, quote)
+        out += [query[last : match.start()], text]
+        last = match.end()
+    return "".join([*out, query[last:]])
 
 
 def instant_query(

@@ -34,6 +34,28 @@ def _comparison(value: object) -> str:
     raise ValueError(f'{value!r} is not a threshold (use e.g. "> 0.05", "> 5%", ">= 800" or "< 0.99")')
 
 
+def placeholders(query: str) -> list[tuple[re.Match[str], str | None]]:
+    """Each ``{name}`` in ``query`` with the quote of the PromQL string literal it stands in
+    (``"``, ``'`` or a backtick), or None outside any string."""
+    found: list[tuple[re.Match[str], str | None]] = []
+    quote: str | None = None
+    escaped, at = False, 0
+    matches = list(_PLACEHOLDER.finditer(query))
+    for i, ch in enumerate(query):
+        while at < len(matches) and matches[at].start() == i:
+            found.append((matches[at], quote))
+            at += 1
+        if escaped:
+            escaped = False
+        elif quote in ('"', "'") and ch == "\\":
+            escaped = True
+        elif quote is None and ch in "\"'`":
+            quote = ch
+        elif ch == quote:
+            quote = None
+    return found
+
+
 def _query(value: str) -> str:
     unknown = sorted({name for name in _PLACEHOLDER.findall(value) if name not in PLACEHOLDERS})
     if unknown:
@@ -41,6 +63,15 @@ def _query(value: str) -> str:
             f"unknown placeholder {', '.join('{' + name + '}' for name in unknown)} in the query "
             f"(use {', '.join('{' + name + '}' for name in PLACEHOLDERS)})"
         )
+    for match, quote in placeholders(value):
+        name = match.group(1)
+        if name == "interval" and quote is not None:
+            raise ValueError("{interval} is a duration: write it outside quotes, e.g. rate(x[{interval}])")
+        if name != "interval" and quote not in ('"', "'"):
+            raise ValueError(
+                f"{{{name}}} is a label value: write it inside a quoted string, e.g. "
+                f'{{service="{{service}}"}}, so that Conveyor can escape it'
+            )
     return value
 
 
