@@ -338,7 +338,8 @@ class Environment:
         agent/protocol.py): zero for a release the router has not seen; only the part since this
         environment started counting, and at most HISTORY_SECONDS back, is known."""
         now = time.time()
-        known = max(since, self.counting_since, now - HISTORY_SECONDS)
+        # the second counting began in holds all there is of it: the router counted nothing before
+        known = max(since, math.floor(self.counting_since), math.floor(now) - HISTORY_SECONDS)
         counters = self.router.counters.get(release)
         window = counters.window(known, until) if counters is not None else ReleaseCounters().window(known, until)
         return {
