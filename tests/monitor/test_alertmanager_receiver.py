@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +16,8 @@ from tests.inproc import App, app
 from conveyor.errors import InvalidInput
 from conveyor.monitor.alertmanager import alert_findings, findings_for, instances, parse_webhook
 from conveyor.spec.monitor_signals import AlertsSpec
+from conveyor.store.alerts import record_alerts
+from conveyor.store.db import Database
 from conveyor.store.tables import audit_log, monitor_alerts
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -113,90 +114,91 @@ def test_keys_alertmanager_may_add_later_are_ignored() -> None:
 USERS = {"alertmanager": ["reporter"], "eve": ["engineer"], "rita": ["release_manager"]}
 
 
-@pytest.fixture
-def served(tmp_path: Path, database_url: str) -> Iterator[App]:
-    """On SQLite and PostgreSQL: for what is kept and read back."""
-    with app(tmp_path / "home", database_url, USERS) as a:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """One app for the module's endpoint tests (each counts what it changed, not what is there)."""
+    home = tmp_path_factory.mktemp("receiver")
+    with app(home / "home", f"sqlite:///{home / 'conveyor.db'}", USERS) as a:
         yield a
 
 
-@pytest.fixture
-def refusing(tmp_path: Path) -> Iterator[App]:
-    """On SQLite only: for what is refused before anything is written."""
-    with app(tmp_path / "home", f"sqlite:///{tmp_path / 'conveyor.db'}", USERS) as a:
-        yield a
-
-
-def _count(a: App, table: Any) -> int:
+def _count(a: App, table: Any, *where: Any) -> int:
     with a.rt.db.read() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+        return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
 
 
 def test_a_reporter_posts_firing_then_resolved_and_repeats_change_nothing(served: App) -> None:
     post = "/alerts/alertmanager"
-    first = served.ok("alertmanager", "POST", post, json=notification(alert(), alert(name="Latency", fingerprint="f2")))
+    audited = _count(served, audit_log, audit_log.c.action == "alerts.received")
+    up, slow = alert(fingerprint="rec-1"), alert(name="Latency", fingerprint="rec-2")
+    first = served.ok("alertmanager", "POST", post, json=notification(up, slow))
     assert first == {"receiver": "conveyor", "alerts": 2, "new": 2, "resolved": 0, "repeated": 0}
-    again = served.ok("alertmanager", "POST", post, json=notification(alert()))
+    again = served.ok("alertmanager", "POST", post, json=notification(up))
     assert (again["new"], again["repeated"]) == (0, 1)
-    resolved = served.ok(
-        "alertmanager", "POST", post, json=notification(alert(status="resolved", ends_at="2026-11-27T12:03:00Z"))
-    )
+    down = {**up, "status": "resolved", "endsAt": "2026-11-27T12:03:00Z"}
+    resolved = served.ok("alertmanager", "POST", post, json=notification(down))
     assert (resolved["new"], resolved["resolved"]) == (0, 1)
-    late = served.ok("alertmanager", "POST", post, json=notification(alert()))  # a retried older notification
+    late = served.ok("alertmanager", "POST", post, json=notification(up))  # a retried older notification
     assert late["repeated"] == 1
     with served.rt.db.read() as conn:
-        rows = {r.alertname: r for r in conn.execute(select(monitor_alerts))}
-        audited = conn.execute(
-            select(audit_log.c.actor, audit_log.c.action).where(audit_log.c.action == "alerts.received")
-        )
-        assert [tuple(a) for a in audited] == [("alertmanager", "alerts.received")] * 2  # new, then resolved
-    assert rows["HighErrorRate"].status == "resolved"  # stays resolved
-    assert rows["Latency"].status == "firing" and rows["Latency"].reported_by == "alertmanager"
+        rows = {r.fingerprint: r for r in conn.execute(select(monitor_alerts))}
+        actors = conn.execute(select(audit_log.c.actor).where(audit_log.c.action == "alerts.received")).scalars()
+        assert list(actors)[audited:] == ["alertmanager", "alertmanager"]  # new, then resolved; repeats not
+    assert rows["rec-1"].status == "resolved"  # and stays resolved
+    assert rows["rec-1"].ends_at is not None and rows["rec-1"].alertname == "HighErrorRate"
+    assert (rows["rec-2"].status, rows["rec-2"].reported_by, rows["rec-2"].alertname) == (
+        "firing",
+        "alertmanager",
+        "Latency",
+    )
 
 
-def test_other_roles_and_no_token_are_refused_audited_and_nothing_is_kept(refusing: App) -> None:
+def test_other_roles_and_no_token_are_refused_audited_and_nothing_is_kept(served: App) -> None:
+    kept = _count(served, monitor_alerts)
+    refused_before = _count(served, audit_log, audit_log.c.action == "forbidden")
     for user in ("eve", "rita", "admin"):
-        r = refusing.as_(user, "POST", "/alerts/alertmanager", json=notification(alert()))
+        r = served.as_(user, "POST", "/alerts/alertmanager", json=notification(alert(fingerprint="refused")))
         assert r.status_code == 403, r.text
         assert f"{user} may not report alerts; only reporter may" in r.json()["message"]
-    assert refusing.client.post("/api/v1/alerts/alertmanager", json=notification(alert())).status_code == 401
-    assert _count(refusing, monitor_alerts) == 0
-    with refusing.rt.db.read() as conn:
+    assert served.client.post("/api/v1/alerts/alertmanager", json=notification(alert())).status_code == 401
+    assert _count(served, monitor_alerts) == kept
+    with served.rt.db.read() as conn:
         refused = conn.execute(select(audit_log.c.actor, audit_log.c.details).where(audit_log.c.action == "forbidden"))
-        assert [(actor, d["attempted"]) for actor, d in refused] == [
+        assert [(actor, d["attempted"]) for actor, d in refused][refused_before:] == [
             ("eve", "report alerts"),
             ("rita", "report alerts"),
             ("admin", "report alerts"),
         ]
 
 
-def test_malformed_and_oversized_bodies_get_a_4xx_and_change_nothing(refusing: App) -> None:
-    served = refusing
-    before = _count(served, audit_log)
+def test_malformed_and_oversized_bodies_get_a_4xx_and_change_nothing(served: App) -> None:
+    kept, entries = _count(served, monitor_alerts), _count(served, audit_log)
     bad = served.as_("alertmanager", "POST", "/alerts/alertmanager", content=b'{"version": "4", "alerts": [')
     assert bad.status_code == 400 and "not JSON" in bad.json()["message"], bad.text
-    half = {**notification(alert(), {**alert(fingerprint="f9"), "startsAt": "soon"})}
+    half = notification(alert(fingerprint="half-1"), {**alert(fingerprint="half-2"), "startsAt": "soon"})
     mixed = served.as_("alertmanager", "POST", "/alerts/alertmanager", json=half)  # one good alert, one bad
     assert mixed.status_code == 400 and "alerts.1.startsAt" in mixed.json()["message"], mixed.text
     limit = served.rt.settings.max_body_bytes
     many = notification(*[alert(fingerprint=f"{i:016x}", pad="x" * 1000) for i in range(limit // 1000 + 10)])
     big = served.as_("alertmanager", "POST", "/alerts/alertmanager", json=many)
     assert big.status_code == 413, big.text
-    assert _count(served, monitor_alerts) == 0
-    assert _count(served, audit_log) == before
+    assert (_count(served, monitor_alerts), _count(served, audit_log)) == (kept, entries)
 
 
-# --- findings ---------------------------------------------------------------------------------
+# --- findings (on SQLite and PostgreSQL) ----------------------------------------------------------
 
 
-def test_findings_name_the_alerts_of_that_service_and_environment_in_the_window(served: App) -> None:
-    post = "/alerts/alertmanager"
-    served.ok("alertmanager", "POST", post, json=notification(alert(severity="page")))  # shop/production, firing
-    served.ok("alertmanager", "POST", post, json=notification(alert(environment="staging", fingerprint="f3")))
-    served.ok("alertmanager", "POST", post, json=notification(alert(service="cart", fingerprint="f4")))
-    over = alert(name="Old", fingerprint="f5", status="resolved", ends_at="2026-11-27T12:10:00Z")
-    served.ok("alertmanager", "POST", post, json=notification(over))  # resolved 12:10
-    with served.rt.db.read() as conn:
+def _keep(db: Database, *alerts: dict[str, Any]) -> None:
+    rows = instances(parse_webhook(json.dumps(notification(*alerts)).encode()), T0 + timedelta(hours=1))
+    with db.begin() as conn:
+        record_alerts(conn, rows, "conveyor", "alertmanager", T0 + timedelta(hours=1))
+
+
+def test_findings_name_the_alerts_of_that_service_and_environment_in_the_window(db: Database) -> None:
+    _keep(db, alert(severity="page"))  # shop/production, firing since T0
+    _keep(db, alert(environment="staging", fingerprint="f3"), alert(service="cart", fingerprint="f4"))
+    _keep(db, alert(name="Old", fingerprint="f5", status="resolved", ends_at="2026-11-27T12:10:00Z"))
+    with db.read() as conn:
         found = alert_findings(conn, "shop", "production", T0 + timedelta(minutes=5))
         assert [f.note.split("{")[0] for f in found] == ["alert HighErrorRate", "alert Old"]
         first = found[0]
