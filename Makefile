@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/conveyor demo --port $(PORT)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -n 4 --dist load
+	$(PY) -m pytest -q -p no:cacheprovider -n 4 --dist load --maxschedchunk 1
 	$(PY) -m pytest -q -p no:cacheprovider sdk/python/tests
 
 # tools/import_cycles.py: no import cycles in src/conveyor but plugin registration

@@ -18,11 +18,13 @@ PG_ADMIN_URL = os.environ.get("CONVEYOR_TEST_PG", "postgresql://postgres@127.0.0
 T = TypeVar("T")
 
 
-# The slowest test files first (measured with --durations), then everything else in file order: under
-# xdist's default (load) scheduling the long tests spread over the workers at the start and the many
-# short ones fill in at the end, instead of one long test starting last and running alone.
+# The slowest test files first (measured with --durations), then everything else in file order. The
+# Makefile hands tests to xdist's workers one at a time (--maxschedchunk 1): the long tests spread over
+# the workers at the start and the many short ones fill in at the end. (With xdist's default chunks
+# the first worker was handed the first hundred, all slow, and ran alone for minutes at the end.)
 SLOW_FIRST = (
     "tests/api/test_fuzz.py",
+    "tests/notify/test_outcomes.py",
     "tests/e2e/test_rollback_matrix.py",
     "tests/e2e/test_local_target.py",
     "tests/e2e/test_flags.py",
@@ -30,6 +32,7 @@ SLOW_FIRST = (
     "tests/e2e/test_release_invariant.py",
     "tests/e2e/test_gates.py",
     "tests/e2e/test_demo.py",
+    "tests/e2e/test_hotfix.py",
     "tests/e2e/",
     "tests/browser/",
     "tests/auth/test_users_cli.py",
@@ -41,9 +44,28 @@ SLOW_FIRST = (
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "server_process: the test's server runs as a child process (it is SIGKILLed)")
+    config.addinivalue_line("markers", SQLITE_ONLY_DOC)
+
+
+# An end-to-end flow runs on PostgreSQL where what it shows depends on the database: the engine's
+# workflows, locks and recovery (test_pipeline, test_crash, test_event_stream, the rollback matrix)
+# and every store module (the store, flags, audit and auth tests run on both). A flow through the API
+# or the CLI whose database work is that same store code (permissions, flags over HTTP, the router,
+# webhooks) marks itself `sqlite_only`: its PostgreSQL run would repeat the store tests, slowly.
+SQLITE_ONLY_DOC = "sqlite_only: an end-to-end flow whose database work the store tests already cover on PostgreSQL"
+
+
+def _postgres_run_of_sqlite_only(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    on_postgres = callspec is not None and callspec.params.get("database_url") == "postgres"
+    return on_postgres and item.get_closest_marker("sqlite_only") is not None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    dropped = [item for item in items if _postgres_run_of_sqlite_only(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not _postgres_run_of_sqlite_only(item)]
     root = Path(str(config.rootpath))
 
     def rank(item: pytest.Item) -> int:

@@ -19,6 +19,8 @@ from tests.conftest import wait_until
 from tests.e2e.gates_world import GateWorld, make_gate_world
 from tests.e2e.harness import server_process
 
+pytestmark = pytest.mark.sqlite_only  # see SQLITE_ONLY_DOC in tests/conftest.py
+
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 TARGET = "{kind: command, deploy: ./scripts/deploy.sh, rollback: ./scripts/rollback.sh}"
 

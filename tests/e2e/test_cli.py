@@ -20,6 +20,8 @@ import pytest
 from tests.conftest import wait_until
 from tests.e2e.harness import Server, commit, free_port, git, make_service_repo, service_config, wait_step_started
 
+pytestmark = pytest.mark.sqlite_only  # see SQLITE_ONLY_DOC in tests/conftest.py
+
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from tests.e2e.gates_world import GateWorld
+
+pytestmark = pytest.mark.sqlite_only  # see SQLITE_ONLY_DOC in tests/conftest.py
 
 SDK_HEADERS = "X-API-Key"
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from tests.e2e.gates_world import GateWorld
 from tests.e2e.test_flags import cli, cli_json, evaluate, new_key
+
+pytestmark = pytest.mark.sqlite_only  # see SQLITE_ONLY_DOC in tests/conftest.py
 
 SPEC = Path(__file__).parents[2] / "sdk/python/tests/unleash-spec/specifications/15-global-constraints.json"
 

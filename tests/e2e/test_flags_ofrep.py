@@ -17,6 +17,8 @@ from tests.api import ofrep_schema
 from tests.e2e.gates_world import GateWorld
 from tests.e2e.test_flags import new_key
 
+pytestmark = pytest.mark.sqlite_only  # see SQLITE_ONLY_DOC in tests/conftest.py
+
 OPENFEATURE = ("openfeature-sdk", "openfeature-provider-ofrep")
 
 

@@ -9,8 +9,11 @@ import subprocess
 import sys
 import time
 
+import pytest
 from tests.e2e.gates_world import GateWorld
 from tests.e2e.test_flags import new_key
+
+pytestmark = pytest.mark.sqlite_only  # see SQLITE_ONLY_DOC in tests/conftest.py
 
 LISTENER = r"""
 import sys, threading, time

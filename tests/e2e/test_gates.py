@@ -8,9 +8,12 @@ import json
 import subprocess
 import sys
 
+import pytest
 from tests.conftest import wait_until
 from tests.e2e.gates_world import GateWorld
 from tests.e2e.harness import commit, git
+
+pytestmark = pytest.mark.sqlite_only  # see SQLITE_ONLY_DOC in tests/conftest.py
 
 
 def cli(world: GateWorld, user: str, *args: str) -> subprocess.CompletedProcess[str]:

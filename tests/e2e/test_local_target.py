@@ -2,8 +2,9 @@
 blue-green update with zero failed requests, restarts crashed instances, keeps serving while the
 server is killed, and rolls back by a router switch inside the quick-rollback window.
 
-Every test runs with both routers: the built-in one and HAProxy (``router: haproxy``). HAProxy runs
-on SQLite only: the router never touches the database, so PostgreSQL adds time and no coverage."""
+Every test runs with both routers: the built-in one and HAProxy (``router: haproxy``), on SQLite
+only: the router never touches the database, so PostgreSQL adds time and no coverage (the engine's
+PostgreSQL runs are in test_pipeline.py, test_crash.py and the rollback matrix)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from tests.e2e.harness import Server, commit, free_port
 from tests.e2e.local import Load, agent_api, get_version, local_config, make_web_repo, stop_agent
 
 from conveyor.agent.haproxy import HAProxyError, find_haproxy
+
+pytestmark = pytest.mark.sqlite_only  # see SQLITE_ONLY_DOC in tests/conftest.py
 
 
 def _haproxy_missing() -> str:
@@ -60,11 +63,8 @@ def make_web(tmp_path: Path, database_url: str, process: bool = True, **config: 
 @pytest.fixture(params=["builtin", "haproxy"])
 def router(request: pytest.FixtureRequest) -> str:
     """The router kind written into each target; asked for before the database is made."""
-    if request.param == "haproxy":
-        if missing := _haproxy_missing():
-            pytest.skip(missing)
-        if getattr(request.node, "callspec", None) and request.node.callspec.params.get("database_url") == "postgres":
-            pytest.skip("router: haproxy runs on SQLite only (the router does not touch the database)")
+    if request.param == "haproxy" and (missing := _haproxy_missing()):
+        pytest.skip(missing)
     return str(request.param)
 
 

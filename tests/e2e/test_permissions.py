@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 from tests.e2e.gates_world import GateWorld
 
+pytestmark = pytest.mark.sqlite_only  # see SQLITE_ONLY_DOC in tests/conftest.py
+
 ENVS = ("development", "staging", "production")
 ROLE_USER = {"engineer": "eve", "release_manager": "ron", "manager": "max", "admin": "ada"}
 

@@ -17,6 +17,8 @@ import httpx
 import pytest
 from tests.e2e.harness import Server, commit, effects, git, make_service_repo
 
+pytestmark = pytest.mark.sqlite_only  # see SQLITE_ONLY_DOC in tests/conftest.py
+
 SECRET = "It's a Secret to Everybody"
 ZERO = "0" * 40
 

@@ -13,6 +13,8 @@ from tests.conftest import wait_until
 from tests.e2e.harness import commit
 from tests.notify.world import World, make_world
 
+pytestmark = pytest.mark.sqlite_only  # see SQLITE_ONLY_DOC in tests/conftest.py
+
 TICKET = "<https://tickets.example.com/browse/PROJ-9|PROJ-9>"
 
 
