@@ -42,6 +42,9 @@ def enter(rt: Runtime, ctx: StepContext) -> None:
     spec = ctx.env_spec.monitor
     assert spec is not None
     d, now = ctx.deployment, rt.clock.now()
+    # the agent counts per whole second (an interval has the seconds that start in it): the window
+    # starts on one, so the second monitoring began in is counted too
+    start = now.replace(microsecond=0)
     with rt.db.begin() as conn:
         rollout = next((s for s in store.get_steps(conn, d.id) if s.name == "rollout"), None)
         switched = rollout.started_at if rollout is not None and rollout.started_at is not None else now
@@ -64,7 +67,7 @@ def enter(rt: Runtime, ctx: StepContext) -> None:
             samples.start(
                 conn,
                 d.id,
-                started_at=now,
+                started_at=start,
                 switched_at=switched,
                 seconds=spec.for_,
                 interval=spec.interval,
