@@ -95,6 +95,10 @@ def test_a_resolved_alert_without_an_end_ends_when_received_and_a_missing_finger
         (json.dumps(notification({**alert(), "startsAt": "yesterday"})).encode(), "alerts.0.startsAt"),
         (json.dumps(notification({**alert(), "labels": {"service": 5}})).encode(), "alerts.0.labels.service"),
         (json.dumps(notification(alert(service="s" * 300))).encode(), "alerts.0.labels.service is 300 characters"),
+        (
+            json.dumps(notification({**alert(), "startsAt": "0001-01-01T00:00:00+01:00"})).encode(),
+            "alerts.0.startsAt: 0001-01-01T00:00:00+01:00 is out of range",
+        ),
     ],
 )
 def test_a_body_that_is_not_a_version_4_notification_is_refused_naming_why(body: bytes, says: str) -> None:

@@ -8,6 +8,8 @@ is refused with 400 naming what is wrong, and nothing is kept."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -21,10 +23,31 @@ from conveyor.runtime import Runtime
 from conveyor.store.alerts import record_alerts
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its ``$defs`` put in place: OpenAPI resolves no local ``$defs``."""
+    defs = schema.pop("$defs", {})
+
+    def place(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return place(defs[ref.removeprefix("#/$defs/")])
+            return {key: place(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [place(item) for item in node]
+        return node
+
+    placed: dict[str, Any] = place(schema)
+    return placed
+
+
+# the body is read raw (to refuse it with a message naming the bad key); declared for clients and fuzzers
 _BODY = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": WebhookPayload.model_json_schema(by_alias=True)}},
+        "content": {"application/json": {"schema": _inlined(WebhookPayload.model_json_schema(by_alias=True))}},
     }
 }
 

@@ -81,6 +81,14 @@ def parse_webhook(body: bytes) -> WebhookPayload:
         )
         raise InvalidInput(f"not an Alertmanager notification: {problems}", fix=_FIX) from None
     for i, alert in enumerate(payload.alerts):
+        ends_at = alert.ends_at if alert.ends_at is not None and alert.ends_at.year > _ZERO_YEAR else None
+        for key, at in (("startsAt", alert.starts_at), ("endsAt", ends_at)):
+            if at is None:
+                continue
+            try:
+                _aware(at)
+            except OverflowError:
+                raise InvalidInput(f"alerts.{i}.{key}: {at.isoformat()} is out of range", fix=_FIX) from None
         for name in _KEPT_LABELS:
             if len(alert.labels.get(name, "")) > _LABEL_MAX:
                 raise InvalidInput(
