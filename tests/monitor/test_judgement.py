@@ -4,6 +4,7 @@ person reads, and properties that must hold for any counts (hypothesis)."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -59,12 +60,15 @@ def test_window_rates_and_quantiles() -> None:
     assert (w.seen, w.error_rate, w.rps) == (100, 0.05, 100 / 60)
     assert w.quantile_ms(0.5) == pytest.approx(2.5 + 2.5 * 50 / 90)  # interpolated in (2.5, 5] ms
     assert w.quantile_ms(0.95) == pytest.approx(250 + 250 * 5 / 10)  # in (250, 500] ms
-    assert w.slower_than(250.0) == 10 and w.slower_than(5.0) == 10 and w.slower_than(2.5) == 100
-    assert w.slower_than(375.0) == pytest.approx(5.0)
+    assert (w.quantile_bound_ms(0.5), w.quantile_bound_ms(0.95), w.quantile_bound_ms(0.9)) == (5.0, 500.0, 5.0)
+    assert w.surely_slower_than(250.0) == 10 and w.surely_slower_than(5.0) == 10 and w.surely_slower_than(2.5) == 100
+    assert w.surely_slower_than(375.0) == 0  # in (250, 500] ms: not certainly slower than 375 ms
+    assert (Window.judged_at(375.0), Window.judged_at(500.0), Window.judged_at(20_000.0)) == (500.0, 500.0, math.inf)
     assert Window().quantile_ms(0.95) is None and Window().error_rate == 0.0 and Window().rps == 0.0
     slow = latencies([20_000.0] * 10)
     assert slow.quantile_ms(0.5) == 10_000.0  # the +Inf bucket: the largest finite bound, as Prometheus
-    assert slow.slower_than(30_000.0) == 10
+    assert slow.surely_slower_than(10_000.0) == 10 and slow.surely_slower_than(30_000.0) == 0
+    assert slow.quantile_bound_ms(0.5) == math.inf
 
 
 def test_merged_adds_counts_and_time() -> None:
@@ -171,6 +175,18 @@ def test_p95_limit_is_a_test_of_the_share_slower_than_it() -> None:
     assert "of 412 requests slower than 800 ms, 5% allowed" in slow.breaches[0].note
 
 
+def test_a_limit_between_bucket_bounds_is_judged_at_the_next_bound() -> None:
+    rules = Rules(rollback_if={"p95_ms": (">", 650.0)})
+    in_between = judge(latencies([300.0] * 300 + [700.0] * 112), None, rules)  # all in (600, 800] ms
+    assert in_between.state == "healthy"
+    assert in_between.findings[1].note == (
+        "p95 763 ms > 650 ms by interpolation, not (yet) a breach: 0% of 412 requests slower than 800 ms, "
+        "5% allowed (judged at the bucket bound 800 ms)"
+    )
+    above = judge(latencies([300.0] * 300 + [900.0] * 112), None, rules)
+    assert above.state == "breach" and "slower than 800 ms" in above.breaches[0].note
+
+
 def test_p99_and_p50_limits() -> None:
     w = latencies([40.0] * 900 + [3000.0] * 100)  # 10% take 3 s
     assert breached(judge(w, None, Rules(rollback_if={"p99_ms": (">", 1000.0)}))) == ["p99_ms"]
@@ -230,7 +246,10 @@ def test_latency_regression() -> None:
     assert breached(verdict) == ["p95_ms"]
     f = verdict.breaches[0]
     assert f.baseline is not None and f.value is not None and f.value > 1.5 * f.baseline
-    assert f.note.startswith("p95 ") and "more than 1.5x previous" in f.note
+    assert f.note == (
+        "p95 188 ms against 20 ms before: more than 1.5x previous, 20% of 500 requests slower than 150 ms "
+        "(1.5x 75 ms, the most the previous p95 can be), 5% allowed"
+    )
 
 
 def test_unknown_metric_is_refused_by_name() -> None:

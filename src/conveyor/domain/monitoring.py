@@ -11,9 +11,13 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Literal
 
-# upper bounds (seconds) of the latency histogram buckets, as Prometheus would have them; a
-# window's ``latency_buckets`` has one count more, for +Inf
-LATENCY_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# upper bounds (seconds) of the latency histogram buckets, as Prometheus has them (``le``); a
+# window's ``latency_buckets`` has one count more, for +Inf. Prometheus' default bounds with more
+# in between (steps of 1.25x to 2x), since a latency limit is judged at a bound (docs/monitoring.md)
+LATENCY_BUCKETS: tuple[float, ...] = (
+    *(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25),
+    *(0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 7.5, 10.0),
+)
 
 
 def _empty_buckets() -> tuple[int, ...]:
@@ -65,18 +69,33 @@ class Window:
             below += count
         return LATENCY_BUCKETS[-1] * 1000
 
-    def slower_than(self, ms: float) -> float:
-        """How many answered requests took longer than ``ms``, from the same interpolation as
-        ``quantile_ms`` (exact at a bucket bound); the +Inf bucket counts whole above 10 s."""
-        above = 0.0
+    def surely_slower_than(self, ms: float) -> int:
+        """How many answered requests certainly took longer than ``ms``: those in buckets whose
+        lower bound is ``ms`` or more. Exact when ``ms`` is a bucket bound; otherwise the count
+        slower than ``judged_at(ms)``, never more than the truth."""
+        bound = self.judged_at(ms)
+        return sum(
+            count for i, count in enumerate(self.latency_buckets) if i and LATENCY_BUCKETS[i - 1] * 1000 >= bound
+        )
+
+    @staticmethod
+    def judged_at(ms: float) -> float:
+        """The bucket bound (ms) a latency limit of ``ms`` is judged at: the first bound at or
+        above it (``inf`` above the last finite bound, where nothing can be told)."""
+        return next((b * 1000 for b in LATENCY_BUCKETS if b * 1000 >= ms), float("inf"))
+
+    def quantile_bound_ms(self, q: float) -> float | None:
+        """The upper bound (ms) of the bucket holding the q-quantile: the true quantile is at most
+        this (``inf`` in the +Inf bucket); None without answered requests."""
+        total = sum(self.latency_buckets)
+        if not total:
+            return None
+        rank, seen = max(math.ceil(q * total), 1), 0
         for i, count in enumerate(self.latency_buckets):
-            lo = LATENCY_BUCKETS[i - 1] * 1000 if i else 0.0
-            hi = LATENCY_BUCKETS[i] * 1000 if i < len(LATENCY_BUCKETS) else float("inf")
-            if lo >= ms or hi == float("inf"):
-                above += count
-            elif hi > ms:
-                above += count * (hi - ms) / (hi - lo)
-        return above
+            seen += count
+            if seen >= rank:
+                return LATENCY_BUCKETS[i] * 1000 if i < len(LATENCY_BUCKETS) else float("inf")
+        return float("inf")
 
     def merged(self, other: Window) -> Window:
         """The two windows' counts added (e.g. consecutive samples of one release)."""
@@ -217,21 +236,25 @@ def _error_limit(new: Window, op: str, limit: float, z: float) -> Finding:
 
 
 def _latency_limit(new: Window, metric: str, op: str, limit: float, z: float) -> Finding:
-    """p95 > T exactly when more than 5% of the requests took longer than T: a binomial test of
-    the share above T (Wilson lower bound) against 1 - q."""
+    """p95 > T exactly when more than 5% of the requests took longer than T: a binomial test
+    (Wilson lower bound) of the share of requests certainly slower than T against 1 - q. Only
+    requests in buckets wholly above T count, so a limit between two bounds is judged at the upper
+    one and the buckets never make a healthy release look slow."""
     q = QUANTILES[metric]
     name, value, n = metric.removesuffix("_ms"), new.quantile_ms(q), new.requests
     rule = f"{op} {_ms(limit)}"
     if value is None or n == 0:
         return Finding(metric, "ms", None, rule, None, False, f"{name}: no answered requests")
-    slower = new.slower_than(limit)
+    bound = Window.judged_at(limit)
+    slower = new.surely_slower_than(limit)
     low, _high = wilson(slower, n, z)
     breached = _passes(op, low, 1 - q)
-    share = f"{_pct(slower / n)} of {n} requests slower than {_ms(limit)}, {_pct(1 - q)} allowed"
+    at = "" if bound == limit else f" (judged at the bucket bound {_ms(bound)})"
+    share = f"{_pct(slower / n)} of {n} requests slower than {_ms(bound)}, {_pct(1 - q)} allowed{at}"
     if breached:
-        note = f"{name} {_ms(value)} {rule}: {share} (at least {_pct(low)} with {_conf(z)} confidence)"
+        note = f"{name} {_ms(value)} {rule}: {share}; at least {_pct(low)} with {_conf(z)} confidence"
     elif _passes(op, value, limit):
-        note = f"{name} {_ms(value)} {rule}, not yet significant: {share}"
+        note = f"{name} {_ms(value)} {rule} by interpolation, not (yet) a breach: {share}"
     else:
         note = f"{name} {_ms(value)}, within {rule}"
     return Finding(metric, "ms", value, rule, None, breached, note)
@@ -248,7 +271,7 @@ def _no_baseline(metric: str, factor: float, previous: Window | None, rules: Rul
 
 
 def _error_regression(new: Window, old: Window, factor: float, z: float) -> Finding:
-    stat = regression_z(new.errors, new.seen, old.errors, old.seen, factor)
+    stat = regression_z(new.errors, new.seen, old.errors, old.seen, factor) + 0.0  # no "-0.0"
     breached = stat > z and new.error_rate > factor * max(old.error_rate, BASELINE_FLOOR)
     rule = f"{factor:g}x previous"
     both = f"error rate {_pct(new.error_rate)} ({new.errors} of {new.seen}) against {_pct(old.error_rate)} before"
@@ -259,22 +282,30 @@ def _error_regression(new: Window, old: Window, factor: float, z: float) -> Find
 
 
 def _latency_regression(new: Window, old: Window, metric: str, factor: float, z: float) -> Finding:
-    """The previous release's quantile is taken at its upper confidence bound (a distribution-free
-    bound: the quantile at q + z*sqrt(q(1-q)/n)); the new release breaches when significantly
-    more than 1 - q of its requests are slower than factor x that bound."""
+    """The previous release's quantile at its upper confidence bound: the bucket bound above the
+    quantile at q + z*sqrt(q(1-q)/n) (distribution-free: the true quantile is below it with the
+    confidence). The new release breaches when significantly more than 1 - q of its requests
+    are certainly slower than factor x that bound."""
     q, name = QUANTILES[metric], metric.removesuffix("_ms")
     rule = f"{factor:g}x previous"
     value, before = new.quantile_ms(q), old.quantile_ms(q)
-    if value is None or before is None or new.requests == 0:
+    if value is None or before is None or new.requests == 0 or old.requests == 0:
         return Finding(metric, "ms", value, rule, before, False, f"{name} {rule}: no answered requests to compare")
     q_high = min(1.0, q + z * math.sqrt(q * (1 - q) / old.requests))
-    before_high = old.quantile_ms(q_high) or before
+    before_high = old.quantile_bound_ms(q_high) or float("inf")
     limit = factor * before_high
-    slower = new.slower_than(limit)
+    both = f"{name} {_ms(value)} against {_ms(before)} before"
+    if limit == float("inf"):
+        note = f"{both}: cannot compare, the previous release's {name} is above the last bucket bound"
+        return Finding(metric, "ms", value, rule, before, False, note)
+    bound = Window.judged_at(limit)
+    slower = new.surely_slower_than(limit)
     low, _high = wilson(slower, new.requests, z)
     breached = low > 1 - q
-    both = f"{name} {_ms(value)} against {_ms(before)} before (at most {_ms(before_high)})"
-    share = f"{_pct(slower / new.requests)} of {new.requests} requests slower than {_ms(limit)}"
+    share = (
+        f"{_pct(slower / new.requests)} of {new.requests} requests slower than {_ms(bound)} "
+        f"({factor:g}x {_ms(before_high)}, the most the previous {name} can be), {_pct(1 - q)} allowed"
+    )
     verdict = f"more than {rule}" if breached else f"within {rule}"
     return Finding(metric, "ms", value, rule, before, breached, f"{both}: {verdict}, {share}")
 
