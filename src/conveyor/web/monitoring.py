@@ -70,10 +70,13 @@ def chart_for(data: ChartInput) -> Chart:
     levels: dict[str, list[Level]] = {"error_rate": [], "p95_ms": []}
     before = f"{data.previous_version} before the switch" if data.previous_version else "previous release"
     prev = data.previous if data.previous is not None and data.previous.seen else None
-    baselines = {
+    baselines: dict[str, float | None] = {
         "error_rate": prev.error_rate * 100 if prev else None,
         "p95_ms": prev.quantile_ms(0.95) if prev else None,
     }
+    if prev is None:  # the agent no longer has it (or never had): what the latest judgement compared with
+        for metric, judged in _judged_baselines(data.samples).items():
+            baselines[metric] = judged * 100 if metric == "error_rate" else judged
     for metric, value in baselines.items():
         if value is not None:
             levels[metric].append(Level(before, value, "baseline"))
@@ -110,6 +113,19 @@ def chart_for(data: ChartInput) -> Chart:
         Panel("p95 latency", "ms", (p95,), tuple(levels["p95_ms"]), p95_point),
     )
     return Chart(title, panels, x_from, x_to, tuple(markers))
+
+
+def _judged_baselines(stored: tuple[Sample, ...]) -> dict[str, float]:
+    """The previous release's values the latest sample's regression findings compared with."""
+    for sample in reversed(stored):
+        found = {
+            str(f["signal"]): float(f["baseline"])
+            for f in sample.findings
+            if f.get("signal") in ("error_rate", "p95_ms") and f.get("baseline") is not None
+        }
+        if found:
+            return found
+    return {}
 
 
 def _flag_at(change: dict[str, Any], start: datetime) -> float:
