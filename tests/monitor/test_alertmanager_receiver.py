@@ -203,12 +203,12 @@ def test_findings_name_the_alerts_of_that_service_and_environment_in_the_window(
     _keep(db, alert(environment="staging", fingerprint="f3"), alert(service="cart", fingerprint="f4"))
     _keep(db, alert(name="Old", fingerprint="f5", status="resolved", ends_at="2026-11-27T12:10:00Z"))
     with db.read() as conn:
-        found = alert_findings(conn, "shop", "production", T0 + timedelta(minutes=5))
+        found = alert_findings(conn, "shop", "production", T0)
         assert [f.note.split("{")[0] for f in found] == ["alert HighErrorRate", "alert Old"]
         first = found[0]
         assert (first.signal, first.breached, first.value, first.threshold) == ("alertmanager", True, 1.0, "firing")
         assert 'severity="page"' in first.note and "fired at 2026-11-27 12:00:00 UTC, still firing" in first.note
-        assert "resolved at 2026-11-27 12:10:00 UTC" in found[1].note
+        assert found[1].breached and "resolved at 2026-11-27 12:10:00 UTC" in found[1].note
         assert len(alert_findings(conn, "shop", "production", T0 + timedelta(minutes=11))) == 1  # Old ended before
         assert [f.note.split("{")[0] for f in alert_findings(conn, "shop", "staging", T0)] == ["alert HighErrorRate"]
         assert alert_findings(conn, "shop", "development", T0) == []
@@ -217,3 +217,20 @@ def test_findings_name_the_alerts_of_that_service_and_environment_in_the_window(
         assert findings_for(conn, AlertsSpec(alertmanager=False), "shop", "production", T0) == []
         assert findings_for(conn, None, "shop", "production", T0) == []
         assert len(findings_for(conn, AlertsSpec(), "shop", "production", T0)) == 2
+
+
+def test_an_alert_already_firing_when_the_window_began_is_shown_not_counted(db: Database) -> None:
+    """A release deployed to fix what pages must not be rolled back because the page is still open."""
+    _keep(db, alert())  # firing since T0
+    window = T0 + timedelta(minutes=5)
+    with db.read() as conn:
+        (open_page,) = alert_findings(conn, "shop", "production", window)
+    assert not open_page.breached
+    assert "(already firing when the window began at 2026-11-27 12:05:00 UTC: not counted)" in open_page.note
+    later = T0 + timedelta(minutes=7)
+    refired = alert(fingerprint="a1b2c3d4e5f60718", starts_at=later)  # resolved meanwhile, fires again: a new start
+    _keep(db, alert(status="resolved", ends_at="2026-11-27T12:06:00Z"), refired)
+    with db.read() as conn:
+        old, new = alert_findings(conn, "shop", "production", window)
+    assert (old.breached, new.breached) == (False, True)
+    assert "fired at 2026-11-27 12:07:00 UTC, still firing" in new.note

@@ -33,7 +33,7 @@ def test_queries_then_alerts_and_none_without_either(db: Database, tmp_path: Pat
         record_alerts(conn, [firing], "conveyor", "alertmanager", T0)
     settings = Settings(home=tmp_path, prometheus_url=f"http://127.0.0.1:{free_port()}", prometheus_timeout=2)
     where = {"service": "shop", "environment": "production", "version": "v2", "previous_version": "v1"}
-    at = {"window_start": T0 + timedelta(minutes=1), "at": T0 + timedelta(minutes=2)}
+    at = {"window_start": T0 - timedelta(minutes=1), "at": T0 + timedelta(minutes=2)}
     spec = _spec(queries={"errors": QUERY}, alerts=AlertsSpec(), interval=5.0)
     query, alert = outside_findings(settings, db, spec, **where, **at)
     assert (query.signal, query.value, query.breached) == ("errors", None, False)

@@ -1,7 +1,8 @@
 """The Alertmanager signal: Alertmanager's webhook notifications (payload version 4), received at
 ``POST /api/v1/alerts/alertmanager`` and kept in ``monitor_alerts``; an alert whose labels
-``service`` and ``environment`` name a deployment's service and environment, firing at any moment
-of its monitoring window, is a breach of that deployment.
+``service`` and ``environment`` name a deployment's service and environment, and that begins firing
+during its monitoring window, is a breach of that deployment (one already firing is shown, not
+counted).
 
 The payload (Alertmanager's documented webhook_config body): ``version`` "4", ``receiver``,
 ``status``, ``groupKey``, ``alerts`` (each ``status`` firing|resolved, ``labels``,
@@ -134,11 +135,16 @@ def _fingerprint(labels: Mapping[str, str]) -> str:
 def alert_findings(
     conn: Connection, service: str, environment: str, since: datetime, match: Mapping[str, str] | None = None
 ) -> list[Finding]:
-    """One breached finding per alert of this service and environment (labels ``service`` and
-    ``environment``, and every label of ``match``) that fired at any moment since ``since``."""
+    """One finding per alert of this service and environment (labels ``service`` and
+    ``environment``, and every label of ``match``) that fired at any moment since ``since``.
+
+    An alert that began firing at or after ``since`` is a breach. One already firing before it is
+    shown, not counted: the release did not cause it, and a release meant to fix it must not be
+    rolled back because the alert has not resolved yet. If it resolves and fires again, that new
+    firing (a new start) counts."""
     wanted = dict(match or {})
     found = [a for a in alerts_since(conn, service, environment, since) if _matches(a, wanted)]
-    return [_finding(alert) for alert in found]
+    return [_finding(alert, since) for alert in found]
 
 
 def findings_for(
@@ -155,7 +161,7 @@ def _matches(alert: AlertRecord, wanted: Mapping[str, str]) -> bool:
     return all(alert.labels.get(name) == value for name, value in wanted.items())
 
 
-def _finding(alert: AlertRecord) -> Finding:
+def _finding(alert: AlertRecord, since: datetime) -> Finding:
     labels = ", ".join(f'{k}="{v}"' for k, v in sorted(alert.labels.items()) if k != "alertname")
     state = (
         f"resolved at {alert.ends_at:%Y-%m-%d %H:%M:%S} UTC"
@@ -167,4 +173,7 @@ def _finding(alert: AlertRecord) -> Finding:
     note = f"alert {name}{{{labels}}} fired at {alert.starts_at:%Y-%m-%d %H:%M:%S} UTC, {state}"
     if summary:
         note += f": {summary}"
-    return Finding(SIGNAL, "alert", 1.0, "firing", None, True, note)
+    breached = alert.starts_at >= _aware(since)
+    if not breached:
+        note += f" (already firing when the window began at {_aware(since):%Y-%m-%d %H:%M:%S} UTC: not counted)"
+    return Finding(SIGNAL, "alert", 1.0, "firing", None, breached, note)

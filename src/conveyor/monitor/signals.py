@@ -30,7 +30,8 @@ def outside_findings(
     at: datetime,
 ) -> list[Finding]:
     """The Prometheus findings at ``at``, then the Alertmanager findings since ``window_start``
-    (when monitoring began). Empty when ``monitor:`` has neither ``queries`` nor ``alerts``."""
+    (when the new release began to serve: alerts that began firing since then breach). Empty when
+    ``monitor:`` has neither ``queries`` nor ``alerts``."""
     found: list[Finding] = []
     if spec.queries:
         context = QueryContext(service, environment, version, previous_version, spec.interval)

@@ -142,8 +142,9 @@ def _matchers(value: dict[str, str]) -> dict[str, str]:
 class AlertsSpec(BaseModel):
     """Alertmanager alerts received at ``POST /api/v1/alerts/alertmanager`` that count as a breach.
 
-    An alert counts when it fired during the window and its labels ``service`` and ``environment``
-    name the deployment's service and environment, and every label in ``match`` has that value.
+    An alert counts when it began firing during the window, its labels ``service`` and
+    ``environment`` name the deployment's service and environment, and every label in ``match`` has
+    that value.
     """
 
     model_config = _STRICT
