@@ -1,0 +1,165 @@
+"""Monitoring in the deployment workflow, with a real server (in this process) and a command-target
+service whose scripts record what they do: the state moves (running -> monitoring -> an end), a
+sample stored once however often its step runs, and who may end monitoring early.
+
+A command target has no built-in counters, so its windows are empty: "not enough traffic" unless a
+person ends them first. The local target's numbers are tested end to end in tests/e2e/test_monitoring.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.conftest import wait_until
+from tests.e2e.harness import Server, commit, effects, make_service_repo, service_config
+
+from conveyor.devserver import make_token
+from conveyor.runtime import runtime
+from conveyor.store import monitor_samples as samples
+
+MONITOR = "    monitor: {for: 1m, interval: 1s, min_requests: 10, rollback_if: {error_rate: '> 2%'}}\n"
+SHORT = "    monitor: {for: 3s, interval: 1s, min_requests: 10, rollback_if: {error_rate: '> 2%'}}\n"
+
+
+@dataclass
+class World:
+    server: Server
+    repo: Path
+    effects: Path
+    tokens: dict[str, str]
+
+    def as_(self, user: str, method: str, path: str, **kw: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"}
+        return httpx.request(method, self.server.url + "/api/v1" + path, headers=headers, timeout=60, **kw)
+
+    def deploy(self) -> str:
+        d = self.server.ok("POST", "/deployments", json={"environment": "production", "ref": "main"})
+        return str(d["id"])
+
+    def wait_state(self, deployment_id: str, state: str) -> dict[str, Any]:
+        return wait_until(
+            lambda: (d := self.server.deployment(deployment_id))["state"] == state and d,
+            timeout=60,
+            what=f"{deployment_id} {state}",
+        )
+
+
+def make_world(tmp_path: Path, database_url: str, monitor: str) -> Iterator[World]:
+    fx = tmp_path / "effects"
+    repo = make_service_repo(tmp_path / "shop", fx)
+    commit(repo, {"conveyor.yml": service_config(fx, extra=monitor)}, "monitor production")
+    server = Server(home=tmp_path / "home", database_url=database_url, poll_interval=0).start()
+    tokens = {
+        "alice": server.token,
+        "ron": make_token(database_url, "ron", ["release_manager"]),
+        "eve": make_token(database_url, "eve", ["engineer"]),
+    }
+    server.ok("POST", "/services", json={"source": str(repo)})
+    w = World(server, repo, fx, tokens)
+    try:
+        yield w
+    finally:
+        for d in server.ok("GET", "/deployments"):  # end the windows still open before the server stops
+            if d["state"] == "monitoring":
+                w.as_("alice", "POST", f"/deployments/{d['id']}/monitoring/accept", json={"reason": "test over"})
+        server.stop()
+
+
+@pytest.fixture
+def world(tmp_path: Path, database_url: str) -> Iterator[World]:
+    yield from make_world(tmp_path, database_url, MONITOR)
+
+
+@pytest.fixture
+def short(tmp_path: Path, database_url: str) -> Iterator[World]:
+    yield from make_world(tmp_path, database_url, SHORT)
+
+
+def _second_release(w: World) -> str:
+    """v1 accepted by a release manager, then v2 deployed and left monitoring: its id."""
+    first = w.deploy()
+    w.wait_state(first, "monitoring")
+    accepted = w.as_("ron", "POST", f"/deployments/{first}/monitoring/accept", json={"reason": "first one"})
+    assert accepted.status_code == 200 and accepted.json()["state"] == "succeeded", accepted.text
+    commit(w.repo, {"app.txt": "version two\n"}, "two")
+    second = w.deploy()
+    w.wait_state(second, "monitoring")
+    return second
+
+
+def test_a_window_too_quiet_to_judge_ends_succeeded_and_says_so(short: World) -> None:
+    d = short.deploy()
+    short.wait_state(d, "monitoring")
+    done = short.server.wait_finished(d, timeout=60)
+    assert done["state"] == "succeeded"
+    assert done["reason"].startswith("not enough traffic to judge: 0 requests"), done["reason"]
+    view = short.server.ok("GET", f"/deployments/{d}/monitoring")
+    assert view["monitoring"]["outcome"] == "not_enough_traffic"
+    assert [s["seq"] for s in view["samples"]] == [0, 1, 2]
+    moves = [e for e in short.server.ok("GET", "/audit", params={"limit": 200})["entries"] if e.get("subject") == d]
+    actions = [e["action"] for e in moves]
+    assert actions.index("deployment.monitoring") > actions.index("deployment.succeeded"), actions  # newest first
+
+
+def test_a_stored_sample_is_not_stored_again_when_its_step_runs_again(short: World) -> None:
+    from conveyor.engine.monitoring import sample
+
+    d = short.deploy()
+    done = short.server.wait_finished(d, timeout=60)
+    assert done["state"] == "succeeded"
+    rt = runtime()
+    with rt.db.read() as conn:
+        before = [s.as_json() for s in samples.samples(conn, d)]
+    assert sample(d, 1) == "succeeded"  # the step again, after the end: it changes nothing
+    with rt.db.begin() as conn:
+        again = samples.add_sample(
+            conn, d, 1, samples.samples(conn, d)[1].since, samples.samples(conn, d)[1].until,
+            samples.samples(conn, d)[0].window, "breach", [], rt.clock.now(),
+        )  # fmt: skip
+        after = [s.as_json() for s in samples.samples(conn, d)]
+    assert again.verdict == before[1]["verdict"] and after == before
+
+
+def test_an_engineer_may_not_accept_now(world: World) -> None:
+    d = _second_release(world)
+    refused = world.as_("eve", "POST", f"/deployments/{d}/monitoring/accept", json={"reason": "looks fine to me"})
+    assert refused.status_code == 403, refused.text
+    assert "only release_manager, admin may" in refused.json()["message"]
+    assert world.server.deployment(d)["state"] == "monitoring"
+    entries = world.server.ok("GET", "/audit", params={"limit": 50})["entries"]
+    assert any(e["action"] == "forbidden" and e["actor"] == "eve" and e["subject"] == d for e in entries)
+
+
+def test_an_engineer_may_not_roll_back_now(world: World) -> None:
+    d = _second_release(world)
+    refused = world.as_("eve", "POST", f"/deployments/{d}/monitoring/rollback", json={"reason": "I am worried"})
+    assert refused.status_code == 403, refused.text
+    assert world.server.deployment(d)["state"] == "monitoring"
+
+
+def test_a_release_manager_rolls_back_now_and_the_previous_release_serves(world: World) -> None:
+    d = _second_release(world)
+    done = world.as_("ron", "POST", f"/deployments/{d}/monitoring/rollback", json={"reason": "support tickets"})
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["state"] == "rolled_back"
+    assert body["reason"].startswith("rolled back during monitoring by ron: support tickets"), body["reason"]
+    assert effects(world.effects)[-1].startswith("rollback production v0.1.0"), effects(world.effects)[-3:]
+    view = world.server.ok("GET", f"/deployments/{d}/monitoring")
+    assert (view["monitoring"]["decided_by"], view["monitoring"]["outcome"]) == ("ron", "rolled_back")
+    again = world.as_("ron", "POST", f"/deployments/{d}/monitoring/accept", json={"reason": "too late"})
+    assert again.status_code == 409, again.text
+
+
+def test_a_new_deployment_waits_while_the_environment_is_monitored(world: World) -> None:
+    d = _second_release(world)
+    commit(world.repo, {"app.txt": "version three\n"}, "three")
+    third = world.deploy()
+    assert world.server.deployment(third)["state"] == "queued"
+    done = world.as_("alice", "POST", f"/deployments/{d}/monitoring/accept", json={"reason": "numbers fine"})
+    assert done.json()["state"] == "succeeded"
+    world.wait_state(third, "monitoring")
