@@ -149,13 +149,21 @@ class Binary:
 
 
 def prometheus(
-    home: Path, target: MetricsTarget, *, rules: str | None = None, alertmanager_port: int | None = None
+    home: Path,
+    address: str,
+    *,
+    token: str | None = None,
+    token_file: Path | None = None,
+    rules: str | None = None,
+    alertmanager_port: int | None = None,
 ) -> Binary:
-    """The real Prometheus scraping ``target`` every second (with its bearer token), evaluating
-    ``rules`` (a rule file's YAML) every second and sending alerts to the Alertmanager on
-    ``alertmanager_port``."""
+    """The real Prometheus scraping ``address`` (host:port, path /metrics) every second with a
+    bearer token (``token``, or read from ``token_file`` as for the agent's HOME/agent/token),
+    evaluating ``rules`` (a rule file's YAML) every second and sending alerts to the Alertmanager
+    on ``alertmanager_port``."""
     binary = require(PROMETHEUS)
     home.mkdir(parents=True, exist_ok=True)
+    credentials = f"credentials_file: {token_file}" if token_file else f"credentials: {token}"
     config = textwrap.dedent(
         f"""\
         global:
@@ -165,9 +173,9 @@ def prometheus(
         scrape_configs:
           - job_name: app
             authorization:
-              credentials: {target.token}
+              {credentials}
             static_configs:
-              - targets: ["127.0.0.1:{target.port}"]
+              - targets: ["{address}"]
         """
     )
     if rules is not None:

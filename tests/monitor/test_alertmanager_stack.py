@@ -63,7 +63,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     for service, environment in (("shop", "production"), ("shop", "staging"), ("cart", "production")):
         target.set("app_error_ratio", 0.0, service=service, environment=environment)
     am = alertmanager(root / "alertmanager", f"{server.url}/api/v1/alerts/alertmanager", token)
-    prom = prometheus(root / "prometheus", target, rules=RULES, alertmanager_port=am.port)
+    prom = prometheus(
+        root / "prometheus", f"127.0.0.1:{target.port}", token=target.token, rules=RULES, alertmanager_port=am.port
+    )
     try:
         server.start()
         am.start()

@@ -40,7 +40,7 @@ SUCCESS = QuerySpec(
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MetricsTarget, Binary]]:
     target = MetricsTarget(token="scrape-token-for-tests").start()
-    prom = prometheus(tmp_path_factory.mktemp("prometheus"), target)
+    prom = prometheus(tmp_path_factory.mktemp("prometheus"), f"127.0.0.1:{target.port}", token=target.token)
     try:
         prom.start()
         yield target, prom
