@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from conveyor.api.deps import RuntimeDep, current_user
+from conveyor.api.monitoring_metrics import MonitoringCollector
 from conveyor.runtime import Runtime
 from conveyor.store.tables import deployments, services
 
@@ -64,4 +65,5 @@ def metrics(request: Request, rt: RuntimeDep) -> Response:
     _scraper_allowed(request, rt)
     registry = CollectorRegistry()
     registry.register(DeploymentCollector(rt))
+    registry.register(MonitoringCollector(rt))  # the monitoring signals per release
     return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
