@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +164,50 @@ def test_a_new_deployment_waits_while_the_environment_is_monitored(world: World)
     done = world.as_("alice", "POST", f"/deployments/{d}/monitoring/accept", json={"reason": "numbers fine"})
     assert done.json()["state"] == "succeeded"
     world.wait_state(third, "monitoring")
+
+
+ALERTS = "    monitor: {for: 1m, interval: 1s, min_requests: 10, alerts: {alertmanager: true}}\n"
+
+
+@pytest.fixture
+def alerting(tmp_path: Path, database_url: str) -> Iterator[World]:
+    yield from make_world(tmp_path, database_url, ALERTS)
+
+
+def test_an_alertmanager_alert_firing_during_the_window_rolls_back_whatever_the_traffic(alerting: World) -> None:
+    w = alerting
+    d = _second_release(w)
+    reporter = make_token(w.server.database_url, "alertmanager", ["reporter"])
+    started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    body = {
+        "receiver": "conveyor",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "CheckoutDown", "service": "shop", "environment": "production"},
+                "annotations": {"summary": "checkout answers 503"},
+                "startsAt": started,
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus:9090/graph",
+                "fingerprint": "0011223344556677",
+            }
+        ],
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "version": "4",
+        "groupKey": "{}",
+        "truncatedAlerts": 0,
+    }
+    sent = httpx.post(
+        w.server.url + "/api/v1/alerts/alertmanager",
+        json=body,
+        headers={"Authorization": f"Bearer {reporter}"},
+        timeout=30,
+    )
+    assert sent.status_code < 300, sent.text
+    done = w.server.wait_finished(d, timeout=30)
+    assert done["state"] == "rolled_back", done
+    assert "alert CheckoutDown" in done["reason"] and "v0.1.0 restored and serving" in done["reason"], done["reason"]

@@ -140,7 +140,7 @@ def sample(deployment_id: str, seq: int) -> str:
         so_far = window
         for s in earlier:
             so_far = s.window.merged(so_far)
-        verdict = judge_window(ctx, mon, so_far)
+        verdict = judge_window(ctx, mon, so_far, until)
         findings = [finding_json(f) for f in verdict.findings]
         with rt.db.begin() as conn:
             stored = samples.add_sample(
@@ -201,10 +201,30 @@ def read_window(ctx: StepContext, version: str, since: datetime, until: datetime
     return builtin(home, ctx.service.name, ctx.deployment.environment, version, since, until)
 
 
-def judge_window(ctx: StepContext, mon: Monitoring, so_far: Window) -> Verdict:
+def judge_window(ctx: StepContext, mon: Monitoring, so_far: Window, until: datetime) -> Verdict:
+    """The built-in judgement of the window so far, plus the outside signals at ``until``: the
+    Prometheus queries and the Alertmanager alerts. An outside signal's breach counts whatever the
+    router's traffic (it is not a share of the requests the window saw)."""
     spec = ctx.env_spec.monitor
     assert spec is not None
-    return judge(so_far, previous_window(ctx, mon, so_far.seconds), rules_of(spec))
+    verdict = judge(so_far, previous_window(ctx, mon, so_far.seconds), rules_of(spec))
+    if not spec.queries and spec.alerts is None:
+        return verdict
+    from conveyor.monitor.signals import outside_findings, with_outside
+
+    d = ctx.deployment
+    outside = outside_findings(
+        ctx.runtime.settings,
+        ctx.runtime.db,
+        spec,
+        service=d.service,
+        environment=d.environment,
+        version=ctx.release.version if ctx.release else d.sha,
+        previous_version=ctx.previous.version if ctx.previous else None,
+        window_start=mon.switched_at,
+        at=until,
+    )
+    return with_outside(verdict, outside)
 
 
 def rules_of(spec: MonitorSpec) -> Rules:

@@ -252,6 +252,9 @@ def breach_text(findings: list[dict[str, Any]]) -> str:
     """One line per breached signal: its value, the rule, and the previous release's value."""
     parts = []
     for f in findings:
+        if f["unit"] == "alert":  # an Alertmanager alert: its note names it and when it fired
+            parts.append(str(f["note"]))
+            continue
         text = f"{f['signal']} {format_value(f['value'], f['unit'])} against {f['threshold']}"
         if f.get("baseline") is not None:
             text += f" (previous release {format_value(f['baseline'], f['unit'])})"

@@ -191,10 +191,6 @@ class MonitorSpec(BaseModel):
     def _only_keys_that_act(self) -> MonitorSpec:
         """A key that is accepted must act: these are refused until Conveyor carries them out."""
         broken: list[tuple[Loc, str]] = []
-        if self.queries:
-            broken.append((("queries",), NOT_YET.format(key="queries", what="Prometheus queries in monitoring")))
-        if self.alerts is not None:
-            broken.append((("alerts",), NOT_YET.format(key="alerts", what="Alertmanager alerts in monitoring")))
         if self.smoke_every is not None:
             broken.append(
                 (("smoke_every",), NOT_YET.format(key="smoke_every", what="smoke tests repeated in monitoring"))
