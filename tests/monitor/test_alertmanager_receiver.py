@@ -5,16 +5,23 @@ kept, on SQLite and PostgreSQL. The real Alertmanager is in test_alertmanager_st
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from tests.inproc import App, app
 
+from conveyor.api import alerts as alerts_api
+from conveyor.auth.users import User
 from conveyor.errors import InvalidInput
-from conveyor.monitor.alertmanager import alert_findings, findings_for, instances, parse_webhook
+from conveyor.monitor.alertmanager import WebhookPayload, alert_findings, findings_for, instances, parse_webhook
+from conveyor.runtime import Runtime
+from conveyor.settings import Settings
 from conveyor.spec.monitor_signals import AlertsSpec
 from conveyor.store.alerts import record_alerts
 from conveyor.store.db import Database
@@ -234,3 +241,27 @@ def test_an_alert_already_firing_when_the_window_began_is_shown_not_counted(db: 
         old, new = alert_findings(conn, "shop", "production", window)
     assert (old.breached, new.breached) == (False, True)
     assert "fired at 2026-11-27 12:07:00 UTC, still firing" in new.note
+
+
+def test_two_alertmanagers_sending_the_same_new_alert_at_once_keep_one_row(db: Database, tmp_path: Path) -> None:
+    """A cluster of Alertmanagers each sends every notification: the second insert of an alert
+    instance finds the first's row (after its unique key refused the insert) and updates it."""
+    rt = Runtime(settings=Settings(home=tmp_path), db=db)
+    reporter = User(id=1, name="alertmanager", roles=("reporter",))
+    for round_ in range(8):
+        payload = parse_webhook(json.dumps(notification(alert(fingerprint=f"race-{round_}"))).encode())
+        barrier = threading.Barrier(2)
+
+        def send(barrier: threading.Barrier, payload: WebhookPayload) -> int:
+            barrier.wait()
+            return alerts_api._keep(rt, reporter, payload).new
+
+        with ThreadPoolExecutor(2) as pool:
+            news = sorted(pool.map(send, [barrier] * 2, [payload] * 2))
+        assert news == [0, 1], round_
+    with db.read() as conn:
+        assert _rows(conn) == 8
+
+
+def _rows(conn: Any) -> int:
+    return int(conn.execute(select(func.count()).select_from(monitor_alerts)).scalar_one())

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.api.deps import RuntimeDep, UserDep
@@ -75,6 +76,15 @@ async def alertmanager(request: Request, rt: RuntimeDep, user: UserDep) -> Alert
 
 
 def _keep(rt: Runtime, user: User, payload: WebhookPayload) -> AlertsReceived:
+    """Keep the notification's alerts; once more if another notification inserted one of them
+    meanwhile (two Alertmanagers of a cluster both send), which then finds it and updates it."""
+    try:
+        return _keep_once(rt, user, payload)
+    except IntegrityError:
+        return _keep_once(rt, user, payload)
+
+
+def _keep_once(rt: Runtime, user: User, payload: WebhookPayload) -> AlertsReceived:
     now = rt.clock.now()
     rows = instances(payload, now)
     with rt.db.begin() as conn:
