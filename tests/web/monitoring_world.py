@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import textwrap
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from conveyor.domain.deployment import DeploymentKind, DeploymentState
 from conveyor.domain.monitoring import LATENCY_BUCKETS, Window, judge
 from conveyor.engine.monitoring import finding_json, rules_of
+from conveyor.engine.transitions import transition
 from conveyor.runtime import _parse_cached
 from conveyor.store import deployments as store
 from conveyor.store import monitor_samples
@@ -55,20 +57,44 @@ class Monitored:
     deployment_id: str
     breach_seq: int
     started_at: datetime
+    now: datetime
+
+
+FLAG = {"flag": "new-checkout", "action": "flag.on", "actor": "eve", "raised": True}
+
+
+def planned(start: datetime) -> list[tuple[int, datetime, Window, str, list[dict[str, Any]]]]:
+    """The samples (seq, since, window, verdict, findings) up to and with the first breach."""
+    spec = _parse_cached(CONFIG, "conveyor.yml").environment("production").monitor
+    assert spec is not None
+    previous = window(600, 3, slow=6)  # the previous release before the switch (its counts)
+    out = []
+    so_far: Window | None = None
+    for seq, errors in enumerate(ERRORS):
+        w = window(100, errors, slow=3 + errors // 2)
+        so_far = w if so_far is None else so_far.merged(w)
+        baseline = replace(previous, seconds=so_far.seconds)
+        verdict = judge(so_far, baseline, rules_of(spec))
+        since = start + timedelta(seconds=seq * INTERVAL)
+        out.append((seq, since, w, verdict.state, [finding_json(f) for f in verdict.findings]))
+        if verdict.state == "breach":
+            return out
+    raise AssertionError("the seeded window never breached")
 
 
 def seed(
-    database_url: str, now: datetime | None = None, state: DeploymentState = DeploymentState.ROLLED_BACK
+    database_url: str,
+    now: datetime | None = None,
+    state: DeploymentState = DeploymentState.ROLLED_BACK,
+    samples: int | None = None,
 ) -> Monitored:
-    """The deployment and its monitoring, ending at ``now`` (the window started long enough before
-    for every interval to be past)."""
+    """The deployment and its monitoring: the window started long enough before ``now`` for every
+    interval to be past; ``samples`` of them stored (all, with the breach, when None)."""
     now = now or datetime.now(UTC).replace(microsecond=0)
     spec = _parse_cached(CONFIG, "conveyor.yml").environment("production").monitor
     assert spec is not None
-    rules = rules_of(spec)
     start = now - timedelta(seconds=INTERVAL * len(ERRORS))
     switched = start - timedelta(seconds=4)
-    previous = window(600, 3, slow=6)  # the previous release before the switch (its counts)
     db = Database(database_url)
     try:
         with db.begin() as conn:
@@ -92,7 +118,11 @@ def seed(
                 release_id=new.id,
             )
             store.set_fields(
-                conn, deployment_id, previous_release_id=old.id, started_at=switched - timedelta(seconds=15)
+                conn,
+                deployment_id,
+                previous_release_id=old.id,
+                started_at=switched - timedelta(seconds=15),
+                finished_at=now if state.finished else None,
             )
             monitor_samples.start(
                 conn,
@@ -103,47 +133,43 @@ def seed(
                 interval=spec.interval,
                 on_breach=spec.on_breach,
             )
-            flag = {"flag": "new-checkout", "action": "flag.on", "actor": "eve", "raised": True}
-            flag["at"] = (start + timedelta(seconds=12)).isoformat()
-            so_far: Window | None = None
-            breach_seq = -1
-            for seq, errors in enumerate(ERRORS):
-                since = start + timedelta(seconds=seq * INTERVAL)
-                w = window(100, errors, slow=3 + errors // 2)
-                so_far = w if so_far is None else so_far.merged(w)
-                baseline = Window(
-                    requests=previous.requests, errors=previous.errors, latency_buckets=previous.latency_buckets,
-                    seconds=so_far.seconds,
-                )  # fmt: skip
-                verdict = judge(so_far, baseline, rules)
-                findings = [finding_json(f) for f in verdict.findings]
-                monitor_samples.add_sample(
-                    conn,
-                    deployment_id,
-                    seq,
-                    since,
-                    since + timedelta(seconds=INTERVAL),
-                    w,
-                    verdict.state,
-                    findings,
-                    now,
-                )
-                if verdict.state == "breach":
-                    breach_seq = seq
-                    breaches = [f for f in findings if f["breached"]]
-                    evidence = {"seq": seq, "at": (since + timedelta(seconds=INTERVAL)).isoformat()}
-                    monitor_samples.update_monitoring(
-                        conn,
-                        deployment_id,
-                        verdict="breach",
-                        breach={**evidence, "findings": breaches, "flags": [flag]},
-                        flags=[flag],
-                    )
-                    break
-            assert breach_seq >= 0, "the seeded window never breached"
-            if state.finished:
-                monitor_samples.update_monitoring(conn, deployment_id, outcome="breach", ended_at=now)
-                store.set_fields(conn, deployment_id, finished_at=now)
     finally:
         db.dispose()
-    return Monitored(deployment_id, breach_seq, start)
+    plan = planned(start)
+    monitored = Monitored(deployment_id, plan[-1][0], start, now)
+    store_samples(database_url, monitored, 0, len(plan) if samples is None else samples, state)
+    return monitored
+
+
+def store_samples(
+    database_url: str, monitored: Monitored, first: int, until: int, state: DeploymentState | None = None
+) -> None:
+    """Store planned samples [first, until); with the breach's, record it; then end in ``state``
+    when it is a finished one."""
+    plan = planned(monitored.started_at)
+    flag = {**FLAG, "at": (monitored.started_at + timedelta(seconds=12)).isoformat()}
+    db = Database(database_url)
+    try:
+        with db.begin() as conn:
+            for seq, since, w, verdict, findings in plan[first:until]:
+                end = since + timedelta(seconds=INTERVAL)
+                monitor_samples.add_sample(
+                    conn, monitored.deployment_id, seq, since, end, w, verdict, findings, monitored.now
+                )
+                monitor_samples.update_monitoring(conn, monitored.deployment_id, verdict=verdict)
+                if verdict == "breach":
+                    evidence = {"seq": seq, "at": end.isoformat(), "findings": [f for f in findings if f["breached"]]}
+                    monitor_samples.update_monitoring(
+                        conn, monitored.deployment_id, breach={**evidence, "flags": [flag]}, flags=[flag]
+                    )
+            if state is not None and state.finished:
+                monitor_samples.update_monitoring(
+                    conn, monitored.deployment_id, outcome="breach", ended_at=monitored.now
+                )
+                if store.get_deployment(conn, monitored.deployment_id).state == DeploymentState.MONITORING:
+                    moved = transition(
+                        conn, monitored.deployment_id, state, now=datetime.now(UTC), reason="breach (test world)"
+                    )
+                    assert moved
+    finally:
+        db.dispose()
