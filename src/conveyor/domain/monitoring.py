@@ -282,17 +282,17 @@ def _error_regression(new: Window, old: Window, factor: float, z: float) -> Find
 
 
 def _latency_regression(new: Window, old: Window, metric: str, factor: float, z: float) -> Finding:
-    """The previous release's quantile at its upper confidence bound: the bucket bound above the
-    quantile at q + z*sqrt(q(1-q)/n) (distribution-free: the true quantile is below it with the
-    confidence). The new release breaches when significantly more than 1 - q of its requests
-    are certainly slower than factor x that bound."""
+    """The previous release's quantile at its upper confidence bound: its quantile at
+    q + z*sqrt(q(1-q)/n) (the order-statistic bound), interpolated in its bucket. The new release
+    breaches when significantly more than 1 - q of its requests are certainly slower than factor
+    x that bound (in buckets wholly above it)."""
     q, name = QUANTILES[metric], metric.removesuffix("_ms")
     rule = f"{factor:g}x previous"
     value, before = new.quantile_ms(q), old.quantile_ms(q)
     if value is None or before is None or new.requests == 0 or old.requests == 0:
         return Finding(metric, "ms", value, rule, before, False, f"{name} {rule}: no answered requests to compare")
     q_high = min(1.0, q + z * math.sqrt(q * (1 - q) / old.requests))
-    before_high = old.quantile_bound_ms(q_high) or float("inf")
+    before_high = old.quantile_ms(q_high) or float("inf")
     limit = factor * before_high
     both = f"{name} {_ms(value)} against {_ms(before)} before"
     if limit == float("inf"):
@@ -304,7 +304,7 @@ def _latency_regression(new: Window, old: Window, metric: str, factor: float, z:
     breached = low > 1 - q
     share = (
         f"{_pct(slower / new.requests)} of {new.requests} requests slower than {_ms(bound)} "
-        f"({factor:g}x {_ms(before_high)}, the most the previous {name} can be), {_pct(1 - q)} allowed"
+        f"({factor:g}x {_ms(before_high)}, the previous {name} at its upper bound), {_pct(1 - q)} allowed"
     )
     verdict = f"more than {rule}" if breached else f"within {rule}"
     return Finding(metric, "ms", value, rule, before, breached, f"{both}: {verdict}, {share}")
