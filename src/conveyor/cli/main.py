@@ -7,6 +7,7 @@ import typer
 from conveyor.cli import admin, audit, calendar, demo, deploy, flags, gates, hotfix, logs, notify, server, services
 from conveyor.cli import monitor as monitoring
 from conveyor.cli.agent import app as agent_app
+from conveyor.cli.monitor_watch import watch
 
 app = typer.Typer(
     name="conveyor",
@@ -24,6 +25,7 @@ app.command()(services.maintenance)
 for command in (deploy.deploy, deploy.rollback, deploy.cancel, deploy.status, deploy.history):
     app.command()(command)
 app.command()(logs.logs)
+app.command("watch")(watch)
 app.command()(gates.why)
 app.command()(gates.approve)
 app.command()(gates.checklist)
