@@ -24,6 +24,7 @@ from conveyor.store.records import DeploymentRecord
 CONSUMER = "notify"
 _ENDS = {"succeeded", "failed", "rolled_back", "cancelled"}
 _REQUESTS = {"deployment.requested", "rollback.requested"}
+BREACH = "deployment.monitoring_breach"  # engine/monitoring_end.py: a breach that did not end the deployment
 
 
 def event_of(stored: StoredEvent, d: DeploymentRecord) -> str | None:
@@ -33,6 +34,8 @@ def event_of(stored: StoredEvent, d: DeploymentRecord) -> str | None:
         return "requested"
     if isinstance(e, Recorded) and e.action == hotfix_log.DUE:
         return "merge_back_due"  # a hotfix deployment that could not be merged back into a branch
+    if isinstance(e, Recorded) and e.action == BREACH:
+        return "monitoring_breach"
     if isinstance(e, GatesChanged):
         waiting = "approval" in e.failing or (d.emergency and "schedule" in e.failing)
         return "approval" if waiting else None
@@ -54,7 +57,7 @@ def _deployment_of(stored: StoredEvent) -> str | None:
         if e.action == hotfix_log.DUE:  # subject SERVICE/BRANCH; the details name the hotfix's deployment
             found = e.details.get("deployment")
             return str(found) if found else None
-        return e.subject if e.action in _REQUESTS else None
+        return e.subject if e.action in _REQUESTS or e.action == BREACH else None
     if isinstance(e, GatesChanged | StepFinished | DeploymentMoved):
         return e.subject
     return None

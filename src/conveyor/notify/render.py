@@ -37,6 +37,7 @@ _STATE = {
     "rolled_back": ("↩️", "rolled back"),
     "cancelled": ("⏹️", "cancelled"),
     "merge_back_due": ("🔀", "merge-back due"),
+    "monitoring_breach": ("🚨", "monitoring breach"),
     "test": ("🔔", "test"),
 }
 
@@ -180,6 +181,19 @@ def values_for(
             "merge_back_reason": style.text(str(details.get("reason") or "")),
             "hotfix": style.text(str(details.get("version") or d.sha[:7])),
             "state_words": f"succeeded; merge-back into {style.text(branch)} due",
+        }
+    if event == "monitoring_breach":  # the audit entry's details (engine/monitoring_end.py)
+        breach: dict[str, Any] = payload.get("details") or {}
+        flags = [
+            style.text(f"{f.get('flag')} ({str(f.get('action', '')).removeprefix('flag.')} by {f.get('actor')})")
+            for f in breach.get("flags") or ()
+        ]
+        values |= {
+            "breach": style.text(str(breach.get("summary") or "")),
+            "then": style.text(str(breach.get("then") or "")),
+            "flags": flags,
+            "killed_flags": [style.text(str(k)) for k in breach.get("killed_flags") or ()],
+            "state_words": "monitoring: breach",
         }
     values["changes"], values["more_changes"] = [], 0
     if event == "succeeded" and d.kind == "deploy":

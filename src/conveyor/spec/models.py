@@ -313,7 +313,16 @@ class GatesSpec(BaseModel):
 
 
 NotifyEvent = Literal[
-    "requested", "approval", "started", "step", "succeeded", "failed", "rolled_back", "cancelled", "merge_back_due"
+    "requested",
+    "approval",
+    "started",
+    "step",
+    "succeeded",
+    "failed",
+    "rolled_back",
+    "cancelled",
+    "merge_back_due",
+    "monitoring_breach",
 ]
 NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
     "requested",
@@ -325,6 +334,7 @@ NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
     "rolled_back",
     "cancelled",
     "merge_back_due",
+    "monitoring_breach",
 )
 TemplateName = Literal[NotifyEvent, "summary"]  # "summary": the Slack message updated in place
 _SECRET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
