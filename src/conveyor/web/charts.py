@@ -29,6 +29,7 @@ COLOURS = {
     "flag": "#d47500",
     "breach": "#c62828",
 }
+HALO = ' stroke="#fff" stroke-width="3" paint-order="stroke"'
 FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', sans-serif\""
 
 
@@ -176,6 +177,7 @@ def _panel(panel: Panel, chart: Chart, top_y: float) -> list[str]:
         out.append(_text(x, plot_bottom + 16, clock_label(tick, span), anchor="middle", size=11, fill="#555"))
     axis = "time since monitoring started (m:ss)" if span >= 60 else "time since monitoring started (s)"
     out.append(_text(LEFT + PLOT_WIDTH / 2, plot_bottom + 34, axis, anchor="middle", size=11, fill="#555"))
+    labels: list[str] = []
     for n, marker in enumerate(chart.markers):
         if not x0 <= marker.at <= x1:
             continue
@@ -186,8 +188,9 @@ def _panel(panel: Panel, chart: Chart, top_y: float) -> list[str]:
             f'stroke="{COLOURS[marker.kind]}" stroke-width="1.5"{dash}><title>{escape(marker.label)}</title></line>'
         )
         label_y = top_y + TOP + 12 + 12 * (n % 3)  # staggered: markers close together stay readable
-        out.append(_text(x + 3, label_y, marker.label, size=10, fill=COLOURS[marker.kind]))
-    for level in panel.levels:
+        labels.append(_text(x + 3, label_y, marker.label, size=10, fill=COLOURS[marker.kind], extra=HALO))
+    placed: dict[str, list[float]] = {"threshold": [], "baseline": []}  # label baselines per side
+    for level in sorted(panel.levels, key=lambda lv: lv.value):
         y = y_of(level.value, top, top_y)
         dash = "6 4" if level.kind == "threshold" else "3 3"
         out.append(
@@ -196,10 +199,14 @@ def _panel(panel: Panel, chart: Chart, top_y: float) -> list[str]:
             f"<title>{escape(level.label)}</title></line>"
         )
         # thresholds labelled on the right, baselines on the left: close levels stay readable
+        # levels close together: each label at least a line above the one below it
         lx, anchor = (LEFT + PLOT_WIDTH - 4, "end") if level.kind == "threshold" else (LEFT + 90, "start")
-        out.append(_text(lx, y - 4, level.label, anchor=anchor, size=10, fill=COLOURS[level.kind]))
+        ly = min([y - 4, *(p - 11 for p in placed[level.kind])])
+        placed[level.kind].append(ly)
+        labels.append(_text(lx, ly, level.label, anchor=anchor, size=10, fill=COLOURS[level.kind], extra=HALO))
     for series in panel.series:
         out.extend(_series(series, panel, top, top_y, x0, x1))
+    out.extend(labels)  # over the lines, each on a white halo
     if panel.breach is not None:
         bx, bv = panel.breach
         x, y = x_of(bx, x0, x1), y_of(bv, top, top_y)
