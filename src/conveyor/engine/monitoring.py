@@ -13,6 +13,7 @@ window. The ends (succeeded, rolled back, by a person) are in ``engine/monitorin
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from conveyor.store import services as service_store
 from conveyor.store.monitor_samples import Monitoring
 
 TOPIC = "monitoring"
+log = logging.getLogger("conveyor.monitoring")
 # the agent answers an interval for good once it ended a second ago (monitor/builtin.py)
 GRACE_SECONDS = 1.2
 NEXT, WAIT = "next", "wait"
@@ -93,8 +95,14 @@ def watch(deployment_id: str) -> str:
 
 
 def wake(deployment_id: str) -> None:
-    """Wake the deployment's loop (its workflow id is the deployment id)."""
-    DBOS.send(deployment_id, "look", topic=TOPIC)
+    """Wake the deployment's loop (its workflow id is the deployment id). Best effort: the
+    decision is stored, and the loop reads it at its next interval anyway."""
+    try:
+        DBOS.send(deployment_id, "look", topic=TOPIC)
+    except Exception as exc:
+        log.warning(
+            "could not wake the monitoring of %s (it reads the decision at its next interval): %s", deployment_id, exc
+        )
 
 
 @DBOS.step()

@@ -1,5 +1,6 @@
 """A deployment's page: its gates with their live state and reasons, Approve / tick buttons for
-those allowed, the step timeline with live log output, Cancel and Rollback. Actions go through
+those allowed, its monitoring window with the evidence and Accept now / Roll back now for release
+managers, the step timeline with live log output, Cancel and Rollback. Actions go through
 the engine's own functions (evidence_intake.approve / tick, requests.cancel), which check the
 user's rights again and raise Forbidden / Conflict / InvalidInput: those become pages with 403 /
 409 / 400 and change nothing."""
@@ -18,10 +19,12 @@ from conveyor.auth.sessions import COOKIE
 from conveyor.auth.users import User
 from conveyor.engine import evidence_intake as intake
 from conveyor.engine.deployments import cancel, resolve_id
+from conveyor.engine.monitoring_end import format_value as value_text
+from conveyor.engine.monitoring_people import decide, may_decide
 from conveyor.engine.process import read_tail
 from conveyor.runtime import Runtime
 from conveyor.store import deployments as store
-from conveyor.store import evidence, notifications
+from conveyor.store import evidence, monitor_samples, notifications
 from conveyor.store import services as service_store
 from conveyor.store.records import StepRecord
 from conveyor.web import live
@@ -31,7 +34,12 @@ from conveyor.web.waiting import allowed
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 POLL_SECONDS = 0.25
-PARTS = {"panel": "_deployment_panel.html", "steps": "_steps.html", "notifications": "_notifications.html"}
+PARTS = {
+    "panel": "_deployment_panel.html",
+    "monitoring": "_monitoring.html",
+    "steps": "_steps.html",
+    "notifications": "_notifications.html",
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,8 @@ def _view(rt: Runtime, user: User, deployment_id: str) -> tuple[dict[str, Any], 
         approvals = evidence.approvals_for(conn, d.id)
         ticks = evidence.ticks_for(conn, d.id)
         deliveries = notifications.for_deployment(conn, d.id)
+        mon = monitor_samples.get(conn, d.id)
+        samples = monitor_samples.samples(conn, d.id) if mon else []
     env = rt.spec_of(service.config_text).environment(d.environment)
     runs = rt.settings.runs_dir / d.id
     views = [
@@ -64,6 +74,11 @@ def _view(rt: Runtime, user: User, deployment_id: str) -> tuple[dict[str, Any], 
         "approvals": approvals,
         "ticks": ticks,
         "deliveries": deliveries,
+        "mon": mon,
+        "samples": samples,
+        "last": samples[-1] if samples else None,
+        "may_decide": may_decide(user.name, user.roles, d.environment).allowed,
+        "value_text": value_text,
     }
     return context, d.state.finished
 
@@ -120,3 +135,19 @@ async def tick(
 async def cancel_deployment(deployment_id: str, request: Request, session: PostDep) -> Response:
     rt, user = runtime(request), session.user
     return await _act(request, deployment_id, lambda i: cancel(rt, i, user.name, user.roles))
+
+
+@router.post("/deployments/{deployment_id}/monitoring/accept")
+async def accept_now(
+    deployment_id: str, request: Request, session: PostDep, reason: Annotated[str, Form(max_length=2000)]
+) -> Response:
+    rt, user = runtime(request), session.user
+    return await _act(request, deployment_id, lambda i: decide(rt, i, "accept", user.name, user.roles, reason))
+
+
+@router.post("/deployments/{deployment_id}/monitoring/rollback")
+async def roll_back_now(
+    deployment_id: str, request: Request, session: PostDep, reason: Annotated[str, Form(max_length=2000)]
+) -> Response:
+    rt, user = runtime(request), session.user
+    return await _act(request, deployment_id, lambda i: decide(rt, i, "rollback", user.name, user.roles, reason))
