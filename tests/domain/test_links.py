@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conveyor.domain.links import LinkContext, LinkError, check_template, expand, expand_all, link_window
+from conveyor.domain.links import (
+    LinkContext,
+    LinkError,
+    check_template,
+    expand,
+    expand_all,
+    link_window,
+    links_for,
+)
 
 SINCE = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 UNTIL = SINCE + timedelta(minutes=30)
@@ -88,3 +96,9 @@ def test_link_window() -> None:
         SINCE + timedelta(minutes=30),
     )
     assert link_window(switched, None, 600) == (SINCE - timedelta(minutes=10), SINCE + timedelta(minutes=10))
+
+
+def test_links_for_a_deployment() -> None:
+    links = {"Grafana": "https://g.example/d?from={from}&to={to}&v={version}", "Bad": "https://x/{nope}"}
+    found = links_for(links, "shop", "production", "v2 beta", SINCE, None)
+    assert found == [("Grafana", "https://g.example/d?from=1795779000000&to=1795782600000&v=v2%20beta")]

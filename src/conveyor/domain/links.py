@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
+DEFAULT_SECONDS = 1800.0  # the range around a deployment that was not monitored: the process's 30 minutes
 PLACEHOLDERS = ("service", "environment", "version", "from", "to", "from_iso", "to_iso")
 SCHEMES = ("http", "https")
 _FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
@@ -107,3 +108,19 @@ def expand_all(links: Mapping[str, str], ctx: LinkContext) -> list[tuple[str, st
         except LinkError:
             continue
     return out
+
+
+def links_for(
+    links: Mapping[str, str],
+    service: str,
+    environment: str,
+    version: str,
+    switched_at: datetime,
+    ends_at: datetime | None,
+    seconds: float = DEFAULT_SECONDS,
+) -> list[tuple[str, str]]:
+    """A deployment's links, for its page and its messages: the range is ``link_window`` of its
+    switch (monitoring's ``switched_at``; else when it started), the end of its monitoring window
+    (else when it finished) and the window's length (else 30 minutes)."""
+    since, until = link_window(switched_at, ends_at, seconds)
+    return expand_all(links, LinkContext(service, environment, version, since, until))
