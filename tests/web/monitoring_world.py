@@ -17,7 +17,7 @@ from conveyor.domain.deployment import DeploymentKind, DeploymentState
 from conveyor.domain.monitoring import LATENCY_BUCKETS, Window, judge
 from conveyor.engine.monitoring import finding_json, rules_of
 from conveyor.engine.transitions import transition
-from conveyor.runtime import _parse_cached
+from conveyor.spec.loader import parse_spec
 from conveyor.store import deployments as store
 from conveyor.store import monitor_samples
 from conveyor.store import services as service_store
@@ -65,7 +65,7 @@ FLAG = {"flag": "new-checkout", "action": "flag.on", "actor": "eve", "raised": T
 
 def planned(start: datetime) -> list[tuple[int, datetime, Window, str, list[dict[str, Any]]]]:
     """The samples (seq, since, window, verdict, findings) up to and with the first breach."""
-    spec = _parse_cached(CONFIG, "conveyor.yml").environment("production").monitor
+    spec = parse_spec(CONFIG).environment("production").monitor
     assert spec is not None
     previous = window(600, 3, slow=6)  # the previous release before the switch (its counts)
     out = []
@@ -91,7 +91,7 @@ def seed(
     """The deployment and its monitoring: the window started long enough before ``now`` for every
     interval to be past; ``samples`` of them stored (all, with the breach, when None)."""
     now = now or datetime.now(UTC).replace(microsecond=0)
-    spec = _parse_cached(CONFIG, "conveyor.yml").environment("production").monitor
+    spec = parse_spec(CONFIG).environment("production").monitor
     assert spec is not None
     start = now - timedelta(seconds=INTERVAL * len(ERRORS))
     switched = start - timedelta(seconds=4)

@@ -151,3 +151,17 @@ def test_chart_for_a_breach() -> None:
     assert [lv.value for lv in p95.levels if lv.kind == "threshold"] == [800.0]
     root = parse(render(chart))
     assert "flag <b>new-checkout</b>" in texts(root)
+
+
+def test_chart_for_a_window_just_started() -> None:
+    start = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    mon = Monitoring(
+        "d1", start, start, 1800.0, 10.0, "alert", 0, None, None,
+        None, None, None, None, None, None, None, None,
+    )  # fmt: skip
+    chart = chart_for(ChartInput("shop", "staging", None, None, mon, (), None, None, ()))
+    assert (chart.x_from, chart.x_to) == (0.0, 1800.0)
+    assert [m.kind for m in chart.markers] == ["deploy"]
+    root = parse(render(chart))
+    assert not list(root.iter(f"{NS}polyline")) and not list(root.iter(f"{NS}circle"))
+    assert "time since monitoring started (m:ss)" in texts(root)
