@@ -232,7 +232,10 @@ def test_regression_notes_and_baseline() -> None:
 def test_regression_needs_a_previous_release_with_traffic() -> None:
     none = judge(window(400, 40), None, REGRESS)
     assert none.state == "healthy"
-    assert all("no previous release to compare with" in f.note for f in none.findings[1:])
+    assert [f.note for f in none.findings[1:]] == [
+        "error rate 2x previous: no previous release to compare with",
+        "p95 1.5x previous: no previous release to compare with",
+    ]
     quiet = judge(window(400, 40), window(20, 0), REGRESS)
     assert "the previous release had 20 requests, 100 needed to compare" in quiet.findings[1].note
 

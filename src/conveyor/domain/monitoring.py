@@ -267,7 +267,8 @@ def _no_baseline(metric: str, factor: float, previous: Window | None, rules: Rul
         else f"the previous release had {previous.seen} requests, {rules.min_requests} needed to compare"
     )
     rule = f"{factor:g}x previous"
-    return Finding(metric, UNITS[metric], None, rule, None, False, f"{metric.removesuffix('_ms')} {rule}: {why}")
+    name = "error rate" if metric == "error_rate" else metric.removesuffix("_ms")
+    return Finding(metric, UNITS[metric], None, rule, None, False, f"{name} {rule}: {why}")
 
 
 def _error_regression(new: Window, old: Window, factor: float, z: float) -> Finding:
