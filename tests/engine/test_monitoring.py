@@ -246,3 +246,30 @@ def test_on_breach_alert_notifies_the_breach_keeps_watching_and_ends_succeeded(
             assert "alert CheckoutDown" in sent[0]["text"] and "alert: recorded, still watching" in sent[0]["text"]
     finally:
         hook.stop()
+
+
+KILL_FLAGS = (
+    "    monitor: {for: 1m, interval: 1s, min_requests: 10, on_breach: kill_flags, alerts: {alertmanager: true}}\n"
+)
+
+
+@pytest.fixture
+def killing(tmp_path: Path, database_url: str) -> Iterator[World]:
+    yield from make_world(tmp_path, database_url, KILL_FLAGS)
+
+
+def test_kill_flags_kills_the_flag_turned_on_during_the_window_then_judges_again(killing: World) -> None:
+    w = killing
+    w.server.ok("POST", "/flags", json={"key": "new-checkout", "service": "shop"})
+    d = _second_release(w)
+    w.server.ok("POST", "/flags/new-checkout/environments/production/on")
+    fire_alert(w)  # still firing after the kill: the next interval breaches again, so the code goes back
+    done = w.server.wait_finished(d, timeout=30)
+    assert done["state"] == "rolled_back", done
+    assert "flags changed meanwhile: new-checkout (enabled by alice)" in done["reason"], done["reason"]
+    assert "killed new-checkout first, still breaching" in done["reason"], done["reason"]
+    view = w.server.ok("GET", f"/deployments/{d}/monitoring")
+    assert view["monitoring"]["killed_flags"] == ["new-checkout"]
+    entries = w.server.ok("GET", "/audit", params={"limit": 100})["entries"]
+    killed = [e for e in entries if e["action"] == "flag.killed"]
+    assert [e["actor"] for e in killed] == ["conveyor"], killed
