@@ -273,3 +273,12 @@ def test_kill_flags_kills_the_flag_turned_on_during_the_window_then_judges_again
     entries = w.server.ok("GET", "/audit", params={"limit": 100})["entries"]
     killed = [e for e in entries if e["action"] == "flag.killed"]
     assert [e["actor"] for e in killed] == ["conveyor"], killed
+
+
+def test_cancel_during_monitoring_puts_the_previous_release_back(world: World) -> None:
+    d = _second_release(world)
+    world.server.ok("POST", f"/deployments/{d}/cancel")
+    done = world.server.wait_finished(d, timeout=30)
+    assert done["state"] == "cancelled", done
+    assert done["reason"] == "cancelled during monitoring; v0.1.0 restored and serving", done["reason"]
+    assert effects(world.effects)[-1].startswith("rollback production v0.1.0"), effects(world.effects)[-3:]

@@ -137,6 +137,8 @@ def sample(deployment_id: str, seq: int) -> str:
         return ctx.deployment.state.value
     if mon.decision is not None:
         return end.by_person(rt, ctx, mon)
+    if ctx.deployment.cancel_requested:
+        return end.cancelled(rt, ctx, mon)
     since, until = mon.bounds(seq)
     if rt.clock.now() < until:
         return WAIT
@@ -171,6 +173,8 @@ def conclude(deployment_id: str) -> str:
         return ctx.deployment.state.value
     if mon.decision is not None:
         return end.by_person(rt, ctx, mon)
+    if ctx.deployment.cancel_requested:
+        return end.cancelled(rt, ctx, mon)
     return end.window_passed(rt, ctx, mon)
 
 

@@ -133,10 +133,25 @@ def succeed(rt: Runtime, ctx: StepContext, mon: Monitoring, outcome: str, reason
     return DeploymentState.SUCCEEDED.value
 
 
-def roll_back(rt: Runtime, ctx: StepContext, mon: Monitoring, outcome: str, reason: str, actor: str) -> str:
+def cancelled(rt: Runtime, ctx: StepContext, mon: Monitoring) -> str:
+    """``conveyor cancel`` during monitoring: as for a running deployment, the previous release is
+    put back and the deployment ends cancelled (read at the next interval)."""
+    reason = "cancelled during monitoring"
+    return roll_back(rt, ctx, mon, "cancelled", reason, ctx.deployment.actor, DeploymentState.CANCELLED)
+
+
+def roll_back(
+    rt: Runtime,
+    ctx: StepContext,
+    mon: Monitoring,
+    outcome: str,
+    reason: str,
+    actor: str,
+    done: DeploymentState = DeploymentState.ROLLED_BACK,
+) -> str:
     """Put the previous release back (a warm router switch inside ``quick_rollback``) and end."""
     d = ctx.deployment
-    state = DeploymentState.FAILED
+    state: DeploymentState = DeploymentState.FAILED if done == DeploymentState.ROLLED_BACK else done
     if ctx.previous is None:
         reason += "; there is no previous release to go back to, so the release keeps serving"
     else:
@@ -145,7 +160,7 @@ def roll_back(rt: Runtime, ctx: StepContext, mon: Monitoring, outcome: str, reas
             with rt.db.begin() as conn:
                 store.set_current_release(conn, d.service_id, d.environment, ctx.previous.id, d.id, rt.clock.now())
             reason += f"; {ctx.previous.version} restored and serving"
-            state = DeploymentState.ROLLED_BACK
+            state = done
         else:
             reason += f"; restoring {ctx.previous.version} failed too: {restored.message}"
     now = rt.clock.now()
