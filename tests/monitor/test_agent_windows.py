@@ -5,6 +5,7 @@ demo-app instances, 500s and connections that got no answer included."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import subprocess
@@ -14,6 +15,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.e2e.local import DEMO_APP
 
 from conveyor.agent import haproxy
@@ -85,6 +88,37 @@ def test_consecutive_intervals_share_no_second_and_rereading_gives_the_same() ->
     assert [c.window(a, b) for a, b in itertools.pairwise(cuts)] == parts
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.floats(0, 120), st.sampled_from([200, 404, 500, 503, 0]), st.floats(0, 12)), max_size=60
+    ),
+    cuts=st.lists(st.floats(-5, 130), min_size=1, max_size=6),
+)
+def test_any_cuts_partition_the_counts(events: list[tuple[float, int, float]], cuts: list[float]) -> None:
+    clock = Clock(0.0)
+    c = ReleaseCounters(clock=clock)
+    base = 1_700_000_000.0
+    for at, status, seconds in sorted(events):
+        clock.now = base + at
+        if status:
+            c.observe(status, seconds)
+        else:
+            c.fail()
+    points = [base - 10, *sorted(base + cut for cut in cuts), base + 200]
+    parts = [c.window(a, b) for a, b in itertools.pairwise(points)]
+    total = functools.reduce(Window.merged, parts)
+    whole = c.window(points[0], points[-1])
+    assert (total.requests, total.errors, total.failed, total.latency_buckets) == (
+        whole.requests,
+        whole.errors,
+        whole.failed,
+        whole.latency_buckets,
+    )
+    assert (whole.requests, whole.failed) == (c.requests, c.failed)
+    assert whole.errors == c.errors_5xx + c.failed
+
+
 def test_history_is_bounded() -> None:
     clock = Clock(1_000_000.0)
     c = ReleaseCounters(clock=clock)
@@ -96,6 +130,8 @@ def test_history_is_bounded() -> None:
     assert c.window(1_000_000, 1_000_400).requests == 0  # forgotten
     recent = c.window(clock.now - 3600, clock.now)
     assert recent.requests == 3600
+    clock.now += 2 * HISTORY_SECONDS  # no traffic since: reading forgets the old slots too
+    assert c.window(clock.now - 60, clock.now).requests == 0 and not c.history
 
 
 def test_window_cost_does_not_depend_on_the_interval_length() -> None:

@@ -79,6 +79,7 @@ class ReleaseCounters:
     def window(self, since: float, until: float) -> Window:
         """The counts of the seconds that start in [since, until): consecutive intervals share no
         second, and the same interval read again gives the same numbers once ``until`` is past."""
+        self._forget(int(self.clock()) - HISTORY_SECONDS)  # a release without traffic keeps no old slots
         first, last = math.ceil(since), math.ceil(until)  # seconds s with since <= s < until
         requests = errors = failed = 0
         buckets = [0] * (len(LATENCY_BUCKETS) + 1)
