@@ -233,3 +233,17 @@ async def test_builtin_router_counts_unanswered_requests_as_failed(apps: Apps) -
         assert (w.requests, w.errors, w.failed, w.seen, w.error_rate) == (0, 3, 3, 3, 1.0)
     finally:
         await router.stop()
+
+
+def test_haproxy_request_log_lines_land_in_windows() -> None:
+    """The log reader's three outcomes: an answer (with its status and time), no answer at all
+    (termination state S*/K* with C, H or Q: failed), and a line of no server of ours (ignored)."""
+    r = HAProxyRouter("web.test", "127.0.0.1", free_port(), max_body=1000)
+    r._releases["web.test-v1-1"] = "v1"  # what set_backends records for the log
+    before = time.time()
+    for line in (b"200 12 ---- web.test-v1-1", b"500 3 ---- web.test-v1-1", b"503 0 SC-- web.test-v1-1"):
+        r.observe(line)
+    r.observe(b"503 0 SC-- <NOSRV>")
+    w = r.counters["v1"].window(int(before), time.time() + 1)
+    assert (w.requests, w.errors, w.failed) == (2, 2, 1)
+    assert w.latency_buckets[LATENCY_BUCKETS.index(0.015)] == 1 and w.latency_buckets[LATENCY_BUCKETS.index(0.005)] == 1
