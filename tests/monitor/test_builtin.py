@@ -5,8 +5,10 @@ and monitor.builtin.read_window reading the release's window back, the same numb
 from __future__ import annotations
 
 import math
+import os
 import shlex
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.conftest import wait_until
-from tests.e2e.local import DEMO_APP, stop_agent
+from tests.e2e.local import DEMO_APP, _gone, stop_agent
 
 from conveyor.agent.client import AgentClient, ensure_agent, environment_key
 from conveyor.agent.protocol import EnvironmentConfig, HealthBody, OperationBody, ReleaseBody
@@ -132,3 +134,19 @@ def test_the_agent_refuses_a_backwards_interval_and_a_wrong_token(world: World) 
 def test_no_agent_is_none(tmp_path: Path) -> None:
     now = time.time()
     assert read_window(tmp_path / "nohome", SERVICE, ENVIRONMENT, "v1", at(now - 60), at(now)) is None
+
+
+def test_an_agent_gone_since_it_wrote_its_files_is_none(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    agent = ensure_agent(home)
+    try:
+        agent.configure(KEY, EnvironmentConfig(port=free_port()))
+        now = time.time()
+        assert read_window(home, SERVICE, ENVIRONMENT, "v1", at(now - 60), at(now)) is not None
+        assert agent.pid is not None
+        os.kill(agent.pid, signal.SIGKILL)  # no goodbye: its files stay, nobody answers
+        wait_until(lambda: _gone(agent.pid or 0), timeout=10, what="the agent to die")
+        assert (home / "agent" / "agent.json").exists()
+        assert read_window(home, SERVICE, ENVIRONMENT, "v1", at(now - 60), at(now)) is None
+    finally:
+        stop_agent(home)
