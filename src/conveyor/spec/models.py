@@ -28,7 +28,7 @@ from conveyor.spec.monitor_signals import AlertsSpec, QuerySpec
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Step = Literal["prepare", "tag", "migrate", "rollout", "smoke", "announce"]
 STEP_ORDER: tuple[Step, ...] = ("prepare", "tag", "migrate", "rollout", "smoke", "announce")
-METRICS = ("error_rate", "p95_ms", "p99_ms")
+METRICS = ("error_rate", "p50_ms", "p95_ms", "p99_ms")
 Loc = tuple[str | int, ...]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
