@@ -282,3 +282,29 @@ def test_cancel_during_monitoring_puts_the_previous_release_back(world: World) -
     assert done["state"] == "cancelled", done
     assert done["reason"] == "cancelled during monitoring; v0.1.0 restored and serving", done["reason"]
     assert effects(world.effects)[-1].startswith("rollback production v0.1.0"), effects(world.effects)[-3:]
+
+
+SMOKE_EVERY = "    monitor: {for: 1m, interval: 1s, min_requests: 10, smoke_every: 2s}\n"
+
+
+@pytest.fixture
+def smoking(tmp_path: Path, database_url: str) -> Iterator[World]:
+    yield from make_world(tmp_path, database_url, SMOKE_EVERY)
+
+
+def test_smoke_every_runs_the_smoke_test_again_and_a_failure_rolls_back(smoking: World) -> None:
+    w = smoking
+    d = _second_release(w)
+    wait_until(
+        lambda: (
+            any(line == "smoke done production v0.2.0" for line in effects(w.effects)[-3:])
+            and effects(w.effects).count("smoke done production v0.2.0") >= 2
+        ),
+        timeout=30,
+        what="the smoke test run again during monitoring",
+    )
+    (w.effects / "fail-smoke").write_text("")
+    done = w.server.wait_finished(d, timeout=30)
+    assert done["state"] == "rolled_back", done
+    assert "smoke test" in done["reason"] and "exited with code 7" in done["reason"], done["reason"]
+    assert "v0.1.0 restored and serving" in done["reason"]

@@ -150,7 +150,7 @@ def sample(deployment_id: str, seq: int) -> str:
         so_far = window
         for s in earlier:
             so_far = s.window.merged(so_far)
-        verdict = judge_window(ctx, mon, so_far, until)
+        verdict = with_smoke(ctx, mon, since, until, judge_window(ctx, mon, so_far, until))
         findings = [finding_json(f) for f in verdict.findings]
         with rt.db.begin() as conn:
             stored = samples.add_sample(
@@ -237,6 +237,25 @@ def judge_window(ctx: StepContext, mon: Monitoring, so_far: Window, until: datet
         at=until,
     )
     return with_outside(verdict, outside)
+
+
+def with_smoke(ctx: StepContext, mon: Monitoring, since: datetime, until: datetime, verdict: Verdict) -> Verdict:
+    """``monitor.smoke_every``: when a smoke time falls in [since, until), the environment's smoke
+    command runs again (durably, as ``smoke-monitor-N``: a rerun attaches to it); failing is a
+    breach whatever the traffic."""
+    spec, smoke = ctx.env_spec.monitor, ctx.env_spec.smoke
+    if spec is None or spec.smoke_every is None or smoke is None:
+        return verdict
+    due = int((until - mon.started_at).total_seconds() // spec.smoke_every)
+    if due <= int((since - mon.started_at).total_seconds() // spec.smoke_every):
+        return verdict
+    from conveyor.engine.steps.smoke import SMOKE_TIMEOUT
+
+    outcome = ctx.run(f"smoke-monitor-{due}", smoke, default_timeout=SMOKE_TIMEOUT, rerun_interrupted=True)
+    note = f"smoke test {due} during monitoring: " + ("passed" if outcome.ok else outcome.message)
+    found = Finding("smoke", "check", None, "passes", None, not outcome.ok, note)
+    state = "breach" if not outcome.ok else verdict.state
+    return Verdict(state, (*verdict.findings, found))
 
 
 def rules_of(spec: MonitorSpec) -> Rules:

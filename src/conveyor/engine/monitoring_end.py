@@ -267,7 +267,7 @@ def breach_text(findings: list[dict[str, Any]]) -> str:
     """One line per breached signal: its value, the rule, and the previous release's value."""
     parts = []
     for f in findings:
-        if f["unit"] == "alert":  # an Alertmanager alert: its note names it and when it fired
+        if f["unit"] in ("alert", "check"):  # an alert, or a smoke test: its note says what happened
             parts.append(str(f["note"]))
             continue
         text = f"{f['signal']} {format_value(f['value'], f['unit'])} against {f['threshold']}"

@@ -188,18 +188,6 @@ class MonitorSpec(BaseModel):
     alerts: AlertsSpec | None = None
 
     @model_validator(mode="after")
-    def _only_keys_that_act(self) -> MonitorSpec:
-        """A key that is accepted must act: these are refused until Conveyor carries them out."""
-        broken: list[tuple[Loc, str]] = []
-        if self.smoke_every is not None:
-            broken.append(
-                (("smoke_every",), NOT_YET.format(key="smoke_every", what="smoke tests repeated in monitoring"))
-            )
-        if broken:
-            raise RuleError(broken)
-        return self
-
-    @model_validator(mode="after")
     def _consistent(self) -> MonitorSpec:
         broken: list[tuple[Loc, str]] = []
         if self.interval < 1:
