@@ -100,7 +100,7 @@ def roll_back_for_breach(
         reason += f"; flags changed meanwhile: {flags_text(evidence['flags'])}"
     if mon.killed_flags:
         reason += f"; killed {', '.join(mon.killed_flags)} first, still breaching"
-    return roll_back(rt, ctx, mon, "breach", reason, "conveyor")
+    return roll_back(rt, ctx, mon, "breach", reason, "conveyor", breach=evidence)
 
 
 def succeed(rt: Runtime, ctx: StepContext, mon: Monitoring, outcome: str, reason: str | None, actor: str) -> str:
@@ -148,8 +148,10 @@ def roll_back(
     reason: str,
     actor: str,
     done: DeploymentState = DeploymentState.ROLLED_BACK,
+    breach: dict[str, Any] | None = None,
 ) -> str:
-    """Put the previous release back (a warm router switch inside ``quick_rollback``) and end."""
+    """Put the previous release back (a warm router switch inside ``quick_rollback``) and end;
+    ``breach`` (the evidence) goes into the audit entry's details."""
     d = ctx.deployment
     state: DeploymentState = DeploymentState.FAILED if done == DeploymentState.ROLLED_BACK else done
     if ctx.previous is None:
@@ -174,7 +176,12 @@ def roll_back(
             actor=actor,
             reason=reason,
             expect=[DeploymentState.MONITORING],
-            details={"monitoring": outcome, "sha": d.sha, "version": ctx.release.version if ctx.release else None},
+            details={
+                "monitoring": outcome,
+                "sha": d.sha,
+                "version": ctx.release.version if ctx.release else None,
+                **({"breach": breach} if breach else {}),
+            },
         )
     return state.value
 
