@@ -140,8 +140,8 @@ def sample(deployment_id: str, seq: int) -> str:
     if ctx.deployment.cancel_requested:
         return end.cancelled(rt, ctx, mon)
     since, until = mon.bounds(seq)
-    if rt.clock.now() < until:
-        return WAIT
+    if rt.clock.now() < until + timedelta(seconds=GRACE_SECONDS):
+        return WAIT  # woken early: the agent answers an interval for good a second after it
     with rt.db.read() as conn:
         stored = samples.get_sample(conn, deployment_id, seq)
         earlier = [s for s in samples.samples(conn, deployment_id) if mon.judge_from <= s.seq < seq]
