@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.errors import Conflict, InvalidInput
-from conveyor.vcs.git import NETWORK_TIMEOUT, Commit, GitRepo, _run
+from conveyor.vcs.git import NETWORK_TIMEOUT, Commit, GitRepo, Memo, _run
 
 _FORMAT = "--format=%H%x00%h%x00%s%x00%an%x00%aI"
+
+_missing: Memo[tuple[str, str, str], tuple[Commit, ...]] = Memo(1024)  # (repository, sha, serving)
 
 
 def _git(path: Path, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60.0) -> str:
@@ -44,9 +46,13 @@ def missing_from(repo: GitRepo, sha: str, serving: str) -> list[Commit]:
     ``sha`` has it or a commit with the same patch-id (a cherry-pick); merge commits are not
     counted themselves, the commits they bring are."""
     new, old = repo.resolve(sha), repo.resolve(serving)
-    out = _git(repo.path, "log", "--no-show-signature", _FORMAT, "--cherry-pick", "--right-only", "--no-merges",
-               f"{new}...{old}", "--")  # fmt: skip
-    return _commits(out)
+    key = (str(repo.path.resolve()), new, old)  # two commits: the answer cannot change
+    known = _missing.get(key)
+    if known is None:
+        out = _git(repo.path, "log", "--no-show-signature", _FORMAT, "--cherry-pick", "--right-only", "--no-merges",
+                   f"{new}...{old}", "--")  # fmt: skip
+        known = _missing.put(key, tuple(_commits(out)))
+    return list(known)
 
 
 def own_commits(repo: GitRepo, sha: str, base: str, mainline: Sequence[str]) -> tuple[list[Commit], list[Commit]]:

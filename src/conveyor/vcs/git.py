@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import re
 import shutil
 import subprocess
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from conveyor.domain.versions import Version
 from conveyor.errors import Conflict, ConveyorError, InvalidInput
@@ -23,6 +28,69 @@ _LOCATING_VARS = {
     *("GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX", "GIT_CEILING_DIRECTORIES"),
 }
 _COMMITTER = {"GIT_COMMITTER_NAME": "Conveyor", "GIT_COMMITTER_EMAIL": "conveyor@localhost"}
+
+log = logging.getLogger(__name__)
+
+# How many git processes this process ran, by subcommand (e.g. "rev-parse --verify"). Read by the
+# tests that keep a deployment's git work bounded; a debug line per call gives its duration.
+calls: Counter[str] = Counter()
+
+
+def _subcommand(args: Sequence[str]) -> str:
+    """The subcommand of ``git ARGS`` (after any ``-c k=v``), with its first option if any."""
+    rest = list(args)
+    while len(rest) >= 2 and rest[0] == "-c":
+        rest = rest[2:]
+    if not rest:
+        return ""
+    if len(rest) > 1 and (rest[0] == "worktree" or (rest[1].startswith("--") and "=" not in rest[1])):
+        return f"{rest[0]} {rest[1]}"
+    return rest[0]
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+_MEMOS: list[Memo[Any, Any]] = []
+
+
+class Memo(Generic[K, V]):
+    """A bounded, process-wide memo for answers git gives that cannot change: keyed by commit SHAs
+    and paths, never by a ref name that can move (a branch, a tag)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        _MEMOS.append(self)
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> V:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+# a tag name git's check-ref-format surely accepts (v1.2.3, release-7): no call needed for it
+_PLAIN_TAG = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*")
+_commits_seen: Memo[tuple[str, str], bool] = Memo()  # (repository, full SHA) -> a commit there
+_ancestry: Memo[tuple[str, str, str], bool] = Memo()  # (repository, older, newer) -> is_ancestor
+_common_dirs: Memo[str, Path] = Memo(256)  # repository -> its git common dir
+
+
+def forget_memos() -> None:
+    """Drop what this process learnt from git (for tests that rewrite a repository in place)."""
+    for memo in _MEMOS:
+        memo.clear()
 
 
 @dataclass(frozen=True)
@@ -55,6 +123,8 @@ def _run(
     if cwd is not None:
         full_env["GIT_CEILING_DIRECTORIES"] = str(cwd.resolve().parent)
         command += ["-C", str(cwd)]
+    started = time.perf_counter()
+    calls[_subcommand(args)] += 1
     try:
         proc = subprocess.run(
             [*command, *args],
@@ -70,6 +140,8 @@ def _run(
         raise ConveyorError("the git program was not found", fix="install git and put it on PATH") from exc
     except subprocess.TimeoutExpired as exc:
         raise ConveyorError(f"{_shown(args, cwd)} timed out after {timeout:g}s") from exc
+    finally:
+        log.debug("%s: %.1f ms", _shown(args, cwd), (time.perf_counter() - started) * 1000)
     if check and proc.returncode != 0:
         raise _failure(args, cwd, proc)
     return proc
@@ -96,6 +168,7 @@ class GitRepo:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._key = str(self.path.resolve())
 
     def _proc(
         self, *args: str, timeout: float = LOCAL_TIMEOUT, env: Mapping[str, str] | None = None
@@ -119,13 +192,19 @@ class GitRepo:
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     def resolve(self, ref: str) -> str:
-        """The full SHA of the commit ``ref`` names; InvalidInput when there is none."""
+        """The full SHA of the commit ``ref`` names; InvalidInput when there is none.
+
+        A full SHA already found to be a commit here is not asked again (commits are immutable);
+        a branch or tag name always is."""
+        if _FULL_SHA.fullmatch(ref) and _commits_seen.get((self._key, ref)):
+            return ref
         sha = self._peel(_plain_ref(ref))
         if sha is None:
             raise InvalidInput(
                 f"unknown ref '{ref}' in the repository",
                 fix="use a branch, tag or commit SHA that exists there",
             )
+        _commits_seen.put((self._key, sha), True)
         return sha
 
     def branch_head(self, branch: str) -> str | None:
@@ -135,11 +214,17 @@ class GitRepo:
 
     def is_ancestor(self, older: str, newer: str) -> bool:
         """True when ``older`` is reachable from ``newer`` (a commit is its own ancestor)."""
-        args = ("merge-base", "--is-ancestor", self.resolve(older), self.resolve(newer))
+        key = (self._key, self.resolve(older), self.resolve(newer))
+        if key[1] == key[2]:
+            return True
+        known = _ancestry.get(key)
+        if known is not None:
+            return known
+        args = ("merge-base", "--is-ancestor", key[1], key[2])
         proc = self._proc(*args)
         if proc.returncode not in (0, 1):
             raise _failure(args, self.path, proc)
-        return proc.returncode == 0
+        return _ancestry.put(key, proc.returncode == 0)
 
     # --- tags -------------------------------------------------------------------------------
 
@@ -160,11 +245,14 @@ class GitRepo:
                 found.append((version, name, nested))
         return sorted(found)
 
-    def version_tag_at(self, sha: str, prefix: str = "v") -> str | None:
-        """The highest version tag on that commit, or None."""
+    def version_tag_at(
+        self, sha: str, prefix: str = "v", tags: Sequence[tuple[Version, str, str]] | None = None
+    ) -> str | None:
+        """The highest version tag on that commit, or None. ``tags``: ``version_tags(prefix)``
+        already listed for the same decision, so they are not listed twice."""
         commit = self.resolve(sha)
-        tags = [tag for _, tag, tagged in self.version_tags(prefix) if tagged == commit]
-        return tags[-1] if tags else None
+        on = [tag for _, tag, tagged in (self.version_tags(prefix) if tags is None else tags) if tagged == commit]
+        return on[-1] if on else None
 
     def create_tag(self, tag: str, sha: str, message: str) -> bool:
         """Create annotated ``tag`` on ``sha``.
@@ -172,17 +260,17 @@ class GitRepo:
         True if created, False if it is already there; Conflict if it exists on another commit.
         """
         _plain_ref(tag, "tag name")
-        if self._proc("check-ref-format", f"refs/tags/{tag}").returncode != 0:
+        plain = _PLAIN_TAG.fullmatch(tag) and ".." not in tag and not tag.endswith((".", ".lock"))
+        if not plain and self._proc("check-ref-format", f"refs/tags/{tag}").returncode != 0:
             raise InvalidInput(f"invalid tag name {tag!r}", fix="use a name like v1.2.3")
         commit = self.resolve(sha)
-        if self._tag_matches(tag, commit):
-            return False
+        # `git tag` refuses a name that exists: only then is the existing tag looked at
         args = ("tag", "-a", "--cleanup=whitespace", "-m", message, tag, commit)
         proc = self._proc(*args, env=_COMMITTER)
         if proc.returncode == 0:
             return True
         if self._tag_matches(tag, commit):
-            return False  # someone else created the same tag meanwhile
+            return False  # already there (made before, by hand or by someone else meanwhile)
         raise _failure(args, self.path, proc)
 
     def _tag_matches(self, tag: str, commit: str) -> bool:
@@ -219,8 +307,10 @@ class GitRepo:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold this repository's Conveyor lock (worktree changes, tagging): one process at a time."""
-        common = Path(self._git("rev-parse", "--git-common-dir").strip())
-        common = common if common.is_absolute() else self.path / common
+        common = _common_dirs.get(self._key)
+        if common is None:
+            found = Path(self._git("rev-parse", "--git-common-dir").strip())
+            common = _common_dirs.put(self._key, found if found.is_absolute() else self.path / found)
         with (common / "conveyor.lock").open("w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             yield
@@ -232,6 +322,11 @@ class GitRepo:
         if target in self.path.resolve().parents or target == self.path.resolve():
             raise InvalidInput(f"worktree {path} would replace {self.path}", fix="use a separate directory")
         with self.lock():
+            if not target.exists() and not target.is_symlink():
+                # `add --force` also takes a path registered to a worktree whose directory is gone
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._git("worktree", "add", "--detach", "--force", str(target), commit)
+                return
             registered = self._worktrees()
             if target.exists() and registered.get(target) == commit:
                 return

@@ -24,7 +24,8 @@ def tag(ctx: StepContext) -> StepOutcome:
         return StepOutcome(True, "tagging is not configured for this environment")
     repo, sha = ctx.repo, ctx.deployment.sha
     with repo.lock():  # two environments tagging at once must not pick the same version
-        existing = repo.version_tag_at(sha, spec.prefix)  # a redeploy, or a tag made by hand
+        tags = repo.version_tags(spec.prefix)  # listed once for this decision
+        existing = repo.version_tag_at(sha, spec.prefix, tags)  # a redeploy, or a tag made by hand
         with ctx.runtime.db.begin() as conn:
             known = store.service_releases(conn, ctx.service.id)
             reserved = [
@@ -35,7 +36,7 @@ def tag(ctx: StepContext) -> StepOutcome:
             elif reserved:
                 name, verb = reserved[-1], "reused the version reserved for"
             else:
-                versions = [v for v, _tag, _sha in repo.version_tags(spec.prefix)]
+                versions = [v for v, _tag, _sha in tags]
                 versions += [v for r in known if (v := Version.parse(r.version, spec.prefix)) is not None]
                 name, verb = next_version(versions, spec.bump).tag(spec.prefix), "reserved"
                 if ctx.spec.hotfix is not None:  # a hotfix is the patch of the release it fixes
