@@ -2,7 +2,7 @@
 `conveyor server` subprocess, on SQLite and on PostgreSQL.
 
     .venv/bin/python bench/engine.py [--deployments 200] [--environments 4] [--sequential 50]
-                                     [--backends sqlite,postgres] [--json out.json]
+                                     [--backends sqlite,postgres] [--git-count 5] [--json out.json]
 
 Two scenarios per backend, on one service whose environments run
 ``steps: [prepare, tag, rollout, announce]`` with a ``command`` target whose deploy is ``true``,
@@ -24,6 +24,11 @@ tag = the tag step's git calls (find the tag on the commit, else list tags and c
 rollout = subprocess.run(["true"]); announce = nothing; and after each step one transaction that
 updates a journal row in a database of the same kind (SQLite file / PostgreSQL). The ratio is the
 engine's per-step time (with gap) over the baseline's per-step time.
+
+Git processes per deployment (``--git-count``, 0 = off): after the timed runs, a separate SQLite
+server whose PATH starts with a ``git`` that logs its arguments and runs the real one deploys that
+many new commits to one environment, one at a time; each deployment's git processes (request to
+end) are counted by subcommand. It is not timed (the logging wrapper costs a shell per call).
 
 PostgreSQL: CONVEYOR_BENCH_PG (default postgresql://postgres@127.0.0.1:5432/postgres) must let us
 create a database; a fresh one is made and dropped. Unreachable: the backend is skipped, said so.
@@ -166,8 +171,9 @@ def database(backend: str, tmp: Path) -> Iterator[str]:
 class Server:
     """A `conveyor server` subprocess (conveyor.devserver) with its own CONVEYOR_HOME and an admin token."""
 
-    def __init__(self, home: Path, database_url: str) -> None:
+    def __init__(self, home: Path, database_url: str, extra_env: dict[str, str] | None = None) -> None:
         self.home, self.database_url, self.port = home, database_url, free_port()
+        self.extra_env = extra_env or {}
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: ServerProcess | None = None
         self.client = httpx.Client(base_url=self.url + "/api/v1", timeout=60)
@@ -177,7 +183,7 @@ class Server:
         token = make_token(self.database_url, "bench", ["admin", "release_manager"])
         self.client.headers["Authorization"] = f"Bearer {token}"
         # the benchmark's service checkout is next to HOME
-        extra = {"CONVEYOR_SOURCE_LOCAL_ROOTS": str(self.home.parent)}
+        extra = {"CONVEYOR_SOURCE_LOCAL_ROOTS": str(self.home.parent), **self.extra_env}
         env = server_env(self.home, self.database_url, self.port, poll_interval=0, extra=extra)
         self.process = ServerProcess(self.port, env, self.home / "server.log")
         self.process.start()
@@ -401,6 +407,65 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"scenarios": scenarios}
 
 
+# --- git processes per deployment ----------------------------------------------------------
+
+GIT_SHIM = """#!/bin/sh
+printf '%s\\037' "$@" >> {log}
+printf '\\n' >> {log}
+exec {real} "$@"
+"""
+
+
+def git_subcommand(args: list[str]) -> str:
+    """``rev-parse --verify`` from ``-c core.quotepath=off -C REPO rev-parse --verify ...``."""
+    while len(args) >= 2 and args[0] in ("-c", "-C"):
+        args = args[2:]
+    if not args:
+        return "?"
+    if len(args) > 1 and (args[0] == "worktree" or (args[1].startswith("--") and "=" not in args[1])):
+        return f"{args[0]} {args[1]}"
+    return args[0]
+
+
+def count_git(count: int) -> dict[str, Any]:
+    """Git processes per sequential deployment (request to end), by subcommand, on SQLite."""
+    real = shutil.which("git")
+    assert real is not None
+    with tempfile.TemporaryDirectory(prefix="conveyor-bench-git-") as tmp_name:
+        tmp = Path(tmp_name)
+        _first, newer = make_repo(tmp / "bench-service", [], count + 1)
+        shim_dir, log = tmp / "shim", tmp / "git-calls.log"
+        shim_dir.mkdir()
+        (shim_dir / "git").write_text(GIT_SHIM.format(log=log, real=real))
+        (shim_dir / "git").chmod(0o755)
+        log.touch()
+        path = f"{shim_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+        server = Server(tmp / "home", f"sqlite:///{tmp / 'conveyor.db'}", {"PATH": path})
+        server.start()
+        per: list[dict[str, int]] = []
+        try:
+            server.ok("POST", "/services", json={"source": str(tmp / "bench-service")})
+            run_sequential(server, newer[:1], timeout=60)  # the first: no release serves yet
+            for sha in newer[1:]:
+                seen = len(log.read_text().splitlines())
+                run_sequential(server, [sha], timeout=60)
+                by: dict[str, int] = {}
+                for line in log.read_text().splitlines()[seen:]:
+                    name = git_subcommand(line.rstrip("\x1f").split("\x1f"))
+                    by[name] = by.get(name, 0) + 1
+                per.append(by)
+        finally:
+            server.stop()
+    totals = [sum(by.values()) for by in per]
+    names = sorted({n for by in per for n in by})
+    return {
+        "deployments": len(per),
+        "median": statistics.median(totals) if totals else None,
+        "max": max(totals, default=None),
+        "by_subcommand_median": {n: statistics.median([by.get(n, 0) for by in per]) for n in names},
+    }
+
+
 # --- report --------------------------------------------------------------------------------
 
 
@@ -491,6 +556,7 @@ def main() -> int:
     parser.add_argument("--environments", type=int, default=4, help="environments they are spread over")
     parser.add_argument("--sequential", type=int, default=50, help="deployments in the one-environment scenario")
     parser.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
+    parser.add_argument("--git-count", type=int, default=5, help="deployments whose git processes are counted")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -519,6 +585,9 @@ def main() -> int:
             continue
         report["backends"][backend] = run_backend(backend, args)
 
+    if args.git_count > 0:
+        print(f"  git processes: {args.git_count} deployments through a counting git ...")
+        report["git_per_deployment"] = count_git(args.git_count)
     report["load_average_at_end"] = loadavg()
     print(f"  load average at end {report['load_average_at_end']} (1/5/15 min)")
     for backend, result in report["backends"].items():
@@ -529,6 +598,11 @@ def main() -> int:
         "\ntag = the tag step's git calls, rollout = subprocess.run(['true']), announce = nothing -- each followed"
         "\nby one journal-row UPDATE transaction in a database of the same kind."
     )
+    if "git_per_deployment" in report:
+        g = report["git_per_deployment"]
+        by = ", ".join(f"{n} {v:g}" for n, v in g["by_subcommand_median"].items())
+        print(f"\ngit processes per deployment (sequential, new commit each): median {g['median']:g}, max {g['max']}")
+        print(f"  by subcommand (median): {by}")
     if "sqlite" in report["backends"]:
         seq = report["backends"]["sqlite"]["scenarios"]["sequential"]
         median = seq["step"]["median_ms"]
