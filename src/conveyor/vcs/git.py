@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 # How many git processes this process ran, by subcommand (e.g. "rev-parse --verify"). Read by the
 # tests that keep a deployment's git work bounded; a debug line per call gives its duration.
 calls: Counter[str] = Counter()
+_calls_lock = threading.Lock()
 
 
 def _subcommand(args: Sequence[str]) -> str:
@@ -60,23 +62,27 @@ class Memo(Generic[K, V]):
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()  # steps and requests run in threads
         _MEMOS.append(self)
 
     def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
 
     def put(self, key: K, value: V) -> V:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return value
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+            return value
 
     def clear(self) -> None:
-        self._items.clear()
+        with self._lock:
+            self._items.clear()
 
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -124,7 +130,8 @@ def _run(
         full_env["GIT_CEILING_DIRECTORIES"] = str(cwd.resolve().parent)
         command += ["-C", str(cwd)]
     started = time.perf_counter()
-    calls[_subcommand(args)] += 1
+    with _calls_lock:
+        calls[_subcommand(args)] += 1
     try:
         proc = subprocess.run(
             [*command, *args],
