@@ -7,6 +7,7 @@ person ends them first. The local target's numbers are tested end to end in test
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -308,3 +309,26 @@ def test_smoke_every_runs_the_smoke_test_again_and_a_failure_rolls_back(smoking:
     assert done["state"] == "rolled_back", done
     assert "smoke test" in done["reason"] and "exited with code 7" in done["reason"], done["reason"]
     assert "v0.1.0 restored and serving" in done["reason"]
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_the_documented_monitor_examples_are_valid_as_written() -> None:
+    from conveyor.spec import parse_spec
+
+    guide = (DOCS / "monitoring.md").read_text()
+    environments = re.search(r"## Monitoring in the deployment\n\n.*?```yaml\n(.*?)```", guide, re.S)
+    assert environments is not None
+    spec = parse_spec("service: shop\nrun: python3 app.py\n" + environments.group(1))
+    monitor = spec.environment("production").monitor
+    assert monitor is not None and (monitor.for_, monitor.interval, monitor.smoke_every) == (1800.0, 10.0, 300.0)
+    reference = (DOCS / "conveyor-yml.md").read_text()
+    section = reference[reference.index("### `monitor`") :]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)[:2]
+    for block in blocks:  # each a monitor: mapping, under an environment
+        indented = "".join(f"    {line}\n" for line in block.splitlines())
+        text = (
+            f"service: shop\nrun: x\nenvironments:\n  production:\n    target: {{kind: local, port: 8003}}\n{indented}"
+        )
+        assert parse_spec(text).environment("production").monitor is not None
