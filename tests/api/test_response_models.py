@@ -67,6 +67,9 @@ def config(effects: Path, edge_port: int) -> str:
               schedule: {{timezone: UTC, allow: ["Mon-Fri 09:00-17:00"]}}
           edge:
             target: {{kind: local, port: {edge_port}, replicas: 1}}
+          watched:
+            target: {COMMAND}
+            monitor: {{for: 1m, interval: 1s, min_requests: 10, rollback_if: {{error_rate: "> 2%"}}}}
         """
     )
 
@@ -211,12 +214,30 @@ def _walk(w: Walk, repo: Path) -> None:  # one scenario, route by route
     w.call("ada", "GET", v1 + "/deployments/{deployment_id}/logs", path={"deployment_id": second["id"]})
     w.call("ada", "GET", v1 + "/status")
 
+    # monitoring after a deploy (docs/monitoring.md): the first release accepted now, the second
+    # (a descendant) rolled back now, each while it is watched
+    route = v1 + "/deployments/{deployment_id}/monitoring"
+    for ref, end in ((first["sha"], "accept"), ("main", "rollback")):
+        body = {"environment": "watched", "ref": ref}
+        ids = {"deployment_id": w.call("ada", "POST", v1 + "/deployments", status=201, json=body)["id"]}
+        wait_until(lambda ids=ids: w.call("ada", "GET", route, path=ids)["samples"], timeout=90, what="a sample")
+        w.call("rita", "POST", route + "/" + end, path=ids, json={"reason": "contract walk"})
+
     # evidence and gates
     sha = second["sha"]
     w.call("ada", "GET", v1 + "/why", params={"environment": "production", "ref": "main"})
     w.call("ada", "POST", v1 + "/verifications", status=201, json={"environment": "staging", "ref": "main"})
     w.call("ci", "POST", v1 + "/checks", status=201, json={"sha": sha, "name": "tests", "state": "success"})
     w.call("ci", "POST", v1 + "/reviews", status=201, json={"sha": sha, "reviewer": "rita"})
+    firing = {"alertname": "HighErrorRate", "service": "shop", "environment": "production"}
+    alert = {
+        "status": "firing",
+        "labels": firing,
+        "startsAt": "2026-11-27T12:00:00Z",
+        "fingerprint": "0123456789abcdef",
+    }
+    notification = {"version": "4", "receiver": "conveyor", "status": "firing", "alerts": [alert]}
+    w.call("ci", "POST", v1 + "/alerts/alertmanager", json=notification)
     waiting = w.call("ada", "POST", v1 + "/deployments", status=201, json={"environment": "production", "ref": "main"})
     assert waiting["state"] not in FINISHED, waiting
     route = v1 + "/deployments/{deployment_id}/approvals"

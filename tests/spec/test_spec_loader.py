@@ -96,11 +96,11 @@ def test_full_example_loads() -> None:
 
 
 def test_keys_that_do_not_act_yet_are_refused_where_they_are() -> None:
-    text = VALID + '    monitor: {for: 30m, rollback_if: {error_rate: "> 2%"}}\n'
+    text = VALID + "  production:\n    target: {kind: command, deploy: ./deploy.sh, status: ./status.sh}\n"
     found = problems_of(text)
-    assert [p.split(": ", 1)[0] for p in found] == ["conveyor.yml:8:14"]
+    assert [p.split(": ", 1)[0] for p in found] == ["conveyor.yml:9:58"]
     assert all("does not carry out" in p and "remove it" in p for p in found)
-    assert "monitor:" in found[0]
+    assert "status:" in found[0]
 
 
 def test_the_documented_example_is_the_tested_one() -> None:
@@ -266,7 +266,7 @@ def test_all_problems_are_reported_in_file_order() -> None:
             brnach: main
             target: {kind: k8s}
             quick_rollback: soon
-            monitor: {for: 30m, rollback_if: {p50_ms: "> 1", error_rate: 2}}
+            monitor: {for: 30m, rollback_if: {p90_ms: "> 1", error_rate: 2}}
           production:
             branch: main
             branch: release
@@ -285,8 +285,8 @@ def test_all_problems_are_reported_in_file_order() -> None:
         "conveyor.yml:6:13: environments.staging.target: unknown kind 'k8s' (expected one of 'command', 'local')",
         "conveyor.yml:7:21: environments.staging.quick_rollback: 'soon' is not a duration "
         "(use e.g. 500ms, 30s, 15m, 1h)",
-        "conveyor.yml:8:39: environments.staging.monitor.rollback_if: unknown metric 'p50_ms' "
-        "(use error_rate, p95_ms, p99_ms)",
+        "conveyor.yml:8:39: environments.staging.monitor.rollback_if: unknown metric 'p90_ms' "
+        "(use error_rate, p50_ms, p95_ms, p99_ms)",
         "conveyor.yml:8:66: environments.staging.monitor.rollback_if.error_rate: 2 is not a threshold "
         '(use e.g. "> 2%" or "> 800")',
         "conveyor.yml:11:5: duplicate key 'branch' in environments.production (first given on line 10)",

@@ -18,8 +18,10 @@ from slack_sdk.webhook import WebhookClient
 
 from conveyor.notify.base import NOTIFIERS, Delivery, Refused, Retry, resolve
 
-REPLIES = frozenset({"approval", "succeeded", "failed", "rolled_back", "cancelled", "merge_back_due"})
-BROADCAST = frozenset({"succeeded", "failed", "rolled_back", "merge_back_due"})
+REPLIES = frozenset(
+    {"approval", "succeeded", "failed", "rolled_back", "cancelled", "merge_back_due", "monitoring_breach"}
+)
+BROADCAST = frozenset({"succeeded", "failed", "rolled_back", "merge_back_due", "monitoring_breach"})
 # Web API errors that trying again will not mend
 _FINAL = frozenset(
     {
