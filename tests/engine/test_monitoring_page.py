@@ -1,19 +1,24 @@
 """The deployment page's monitoring part, in the real app (in-process): the evidence of a breach
 with its numbers and the flags changed meanwhile, and the Accept
-now / Roll back now buttons shown to release managers only, a forged press by an engineer refused.
+now / Roll back now buttons shown to release managers only, a forged press by an engineer refused;
+the chart and the environment's links expanded for the deployment.
 
 The deployments are built through the store (tests/web/monitoring_world.py); the loop that ends
 them is tested in tests/engine/test_monitoring.py and tests/e2e/test_monitoring.py."""
 
 from __future__ import annotations
 
+import html
 import re
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from tests.inproc import app
 from tests.web.monitoring_world import seed
 
 from conveyor.domain.deployment import DeploymentState
+from conveyor.domain.links import epoch_ms, rfc3339
 
 USERS = {"eve": ["engineer"], "rita": ["release_manager"]}
 
@@ -57,3 +62,33 @@ def test_accept_and_roll_back_now_are_for_release_managers(tmp_path: Path, datab
         a.sign_in("rita")
         page = a.client.get(path)
         assert "Accept now" in page.text and "Roll back now" in page.text
+
+
+def test_the_chart_and_the_environments_links_expanded_for_the_deployment(tmp_path: Path, database_url: str) -> None:
+    """The links' range is a window's length (60 s) before the switch to the window's end (the
+    breach, here); every value is percent-encoded."""
+    with app(tmp_path / "home", database_url, USERS) as a:
+        monitored = seed(database_url)
+        a.sign_in("eve")
+        page = a.client.get(f"/deployments/{monitored.deployment_id}")
+        assert page.status_code == 200, page.text
+        chart = re.search(r'data-testid="monitoring-chart">\s*<img src="([^"]+)"', page.text)
+        assert chart, page.text
+        assert chart.group(1) == f"/deployments/{monitored.deployment_id}/monitoring.svg?n={monitored.breach_seq + 1}"
+        assert a.client.get(chart.group(1)).headers["content-type"].startswith("image/svg+xml")
+        found = re.search(r'<p class="links" data-testid="env-links">(.*?)</p>', page.text)
+        assert found, page.text
+        hrefs = dict(
+            (label, html.unescape(url))
+            for url, label in re.findall(
+                r'<a href="([^"]+)" rel="noopener noreferrer" target="_blank">([^<]+)</a>', found.group(1)
+            )
+        )
+        switched = monitored.started_at - timedelta(seconds=4)
+        since, until = switched - timedelta(seconds=60), monitored.now
+        assert hrefs == {
+            "Grafana": f"https://grafana.example.com/d/conveyor?var-service=shop&from={epoch_ms(since)}&to={epoch_ms(until)}",
+            "Sentry": "https://sentry.example.com/issues/?query=release%3Av1.1.0&environment=production"
+            f"&start={quote(rfc3339(since), safe='')}&end={quote(rfc3339(until), safe='')}",
+        }
+        assert "%3A" in hrefs["Sentry"].split("start=")[1]  # 12:00:00 encoded whole

@@ -38,6 +38,7 @@ CONFIG = textwrap.dedent(
           regression: {error_rate: 2x}
         links:
           Grafana: "https://grafana.example.com/d/conveyor?var-service={service}&from={from}&to={to}"
+          Sentry: "https://sentry.example.com/issues/?query=release%3A{version}&environment={environment}&start={from_iso}&end={to_iso}"
     """
 )
 ERRORS = (0, 1, 0, 1, 3, 6, 10, 14, 18, 20, 20, 20)  # per 100 requests, interval by interval

@@ -17,16 +17,19 @@ from starlette.concurrency import run_in_threadpool
 
 from conveyor.auth.sessions import COOKIE
 from conveyor.auth.users import User
+from conveyor.domain.links import links_for
 from conveyor.engine import evidence_intake as intake
 from conveyor.engine.deployments import cancel, resolve_id
 from conveyor.engine.monitoring_end import format_value as value_text
 from conveyor.engine.monitoring_people import decide, may_decide
 from conveyor.engine.process import read_tail
 from conveyor.runtime import Runtime
+from conveyor.spec import EnvironmentSpec
 from conveyor.store import deployments as store
 from conveyor.store import evidence, monitor_samples, notifications
 from conveyor.store import services as service_store
-from conveyor.store.records import StepRecord
+from conveyor.store.monitor_samples import Monitoring
+from conveyor.store.records import DeploymentRecord, StepRecord
 from conveyor.web import live
 from conveyor.web.pages import PageRoute, digest, fragment, page, runtime
 from conveyor.web.session import PostDep, SessionDep, still_signed_in
@@ -46,6 +49,17 @@ PARTS = {
 class StepView:
     step: StepRecord
     output: str
+
+
+def env_links(d: DeploymentRecord, env: EnvironmentSpec, mon: Monitoring | None) -> list[tuple[str, str]]:
+    """The environment's ``links:`` expanded for ``d`` (domain/links.py): a monitored deployment's
+    range is a window's length before its switch to the end of its window; else its start to its
+    end (30 minutes when it has not ended)."""
+    version = d.version or d.sha[:12]
+    if mon is not None:
+        ends = mon.ended_at or mon.ends_at
+        return links_for(env.links, d.service, d.environment, version, mon.switched_at, ends, mon.seconds)
+    return links_for(env.links, d.service, d.environment, version, d.started_at or d.created_at, d.finished_at)
 
 
 def _view(rt: Runtime, user: User, deployment_id: str) -> tuple[dict[str, Any], bool]:
@@ -71,6 +85,7 @@ def _view(rt: Runtime, user: User, deployment_id: str) -> tuple[dict[str, Any], 
         "steps": views,
         "allow": allow,
         "env": env,
+        "links": env_links(d, env, mon),
         "approvals": approvals,
         "ticks": ticks,
         "deliveries": deliveries,
