@@ -5,13 +5,14 @@ was true then), written through the templates (``templating``)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from conveyor.domain.clock import as_utc
 from conveyor.domain.events import StepFinished, StepStarted
+from conveyor.domain.links import links_for
 from conveyor.notify.base import Message
 from conveyor.notify.changes import Change, changes_between
 from conveyor.notify.templating import Style, render_template
@@ -19,7 +20,7 @@ from conveyor.runtime import Runtime
 from conveyor.spec import EnvironmentSpec
 from conveyor.store import deployments as store
 from conveyor.store import events as stream
-from conveyor.store import evidence
+from conveyor.store import evidence, monitor_samples
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord, ServiceRecord
 from conveyor.store.tables import users
@@ -101,7 +102,7 @@ def values_for(
     release = store.get_release(conn, d.release_id) if d.release_id else None
     previous = store.get_release(conn, d.previous_release_id) if d.previous_release_id else None
     dashboard = f"{rt.settings.own_url}/deployments/{d.id}"
-    links = [style.link(dashboard, "Dashboard"), *(style.link(url, label) for label, url in env.links.items())]
+    links = [style.link(dashboard, "Dashboard"), *(style.link(url, label) for label, url in _env_links(conn, d, env))]
     steps = step_states(conn, d, position)
     emergency = _emergency_reason(d) if d.emergency else ""
     notes = d.notes
@@ -203,6 +204,17 @@ def values_for(
     return values
 
 
+def _env_links(conn: Connection, d: DeploymentRecord, env: EnvironmentSpec) -> list[tuple[str, str]]:
+    """The environment's ``links:`` expanded for ``d`` (domain/links.py), the range as on its page
+    (web/deployment.py): its monitoring window with as long before the switch, else start to end."""
+    version = d.version or d.sha[:12]
+    mon = monitor_samples.get(conn, d.id)
+    if mon is not None:
+        ends = mon.ended_at or mon.ends_at
+        return links_for(env.links, d.service, d.environment, version, mon.switched_at, ends, mon.seconds)
+    return links_for(env.links, d.service, d.environment, version, d.started_at or d.created_at, d.finished_at)
+
+
 def _tagged(steps: list[dict[str, str]]) -> bool:
     return all(s["state"] in ("succeeded", "skipped") for s in steps if s["name"] == "tag")
 
@@ -259,7 +271,12 @@ def sample(
     spec = rt.spec_of(service.config_text)
     env = spec.environment(environment)
     style = Style(style_name, rt.settings.notify_people)
-    links = [style.link(rt.settings.own_url, "Dashboard"), *(style.link(u, label) for label, u in env.links.items())]
+    with rt.db.read() as conn:  # the sample has no deployment: its links show what serves now
+        serving = store.current_release(conn, service.id, environment)
+    version = (serving.version or serving.sha[:12]) if serving else ""
+    now = datetime.now(UTC)
+    expanded = links_for(env.links, service.name, environment, version, now, now)
+    links = [style.link(rt.settings.own_url, "Dashboard"), *(style.link(u, label) for label, u in expanded)]
     values = {
         "service": service.name,
         "environment": environment,

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from conveyor.domain.calendar import build_schedule
+from conveyor.domain.links import check_template
 from conveyor.domain.roles import ROLES
 from conveyor.errors import ConveyorError, NotFound
 from conveyor.spec.durations import parse_duration
@@ -450,6 +451,14 @@ class EnvironmentSpec(BaseModel):
     @classmethod
     def _deployer_roles(cls, roles: list[str]) -> list[str]:
         return _known_roles(roles)
+
+    @field_validator("links")
+    @classmethod
+    def _link_templates(cls, links: dict[str, str]) -> dict[str, str]:
+        """Each is a URL template expanded per deployment (domain/links.py): refused now if it could not be."""
+        for label, template in links.items():
+            check_template(label, template)
+        return links
 
     @field_validator("steps")
     @classmethod
