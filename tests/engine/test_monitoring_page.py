@@ -14,11 +14,14 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+from sqlalchemy import delete
 from tests.inproc import app
 from tests.web.monitoring_world import seed
 
 from conveyor.domain.deployment import DeploymentState
 from conveyor.domain.links import epoch_ms, rfc3339
+from conveyor.store import deployments as store
+from conveyor.store.tables import monitor_samples, monitorings
 
 USERS = {"eve": ["engineer"], "rita": ["release_manager"]}
 
@@ -92,3 +95,25 @@ def test_the_chart_and_the_environments_links_expanded_for_the_deployment(tmp_pa
             f"&start={quote(rfc3339(since), safe='')}&end={quote(rfc3339(until), safe='')}",
         }
         assert "%3A" in hrefs["Sentry"].split("start=")[1]  # 12:00:00 encoded whole
+
+
+def test_a_deployment_that_was_not_monitored_shows_its_links_for_its_own_time(
+    tmp_path: Path, database_url: str
+) -> None:
+    """No monitoring part; the links in a card of their own, the range from 30 minutes before the
+    deployment started to when it finished."""
+    with app(tmp_path / "home", database_url, USERS) as a:
+        monitored = seed(database_url)
+        with a.rt.db.begin() as conn:
+            conn.execute(delete(monitor_samples).where(monitor_samples.c.deployment_id == monitored.deployment_id))
+            conn.execute(delete(monitorings).where(monitorings.c.deployment_id == monitored.deployment_id))
+            d = store.get_deployment(conn, monitored.deployment_id)
+        assert d.started_at is not None and d.finished_at is not None
+        a.sign_in("eve")
+        page = a.client.get(f"/deployments/{monitored.deployment_id}")
+        assert page.status_code == 200, page.text
+        assert 'data-testid="monitoring"' not in page.text and 'data-testid="monitoring-chart"' not in page.text
+        card = page.text[page.text.index('data-testid="links"') :]
+        since = d.started_at - timedelta(seconds=1800)
+        grafana = f"var-service=shop&amp;from={epoch_ms(since)}&amp;to={epoch_ms(d.finished_at)}"
+        assert grafana in card[: card.index("</section>")], card
