@@ -4,6 +4,7 @@ PostgreSQL is not reachable), and helpers to wait on conditions with a deadline.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -85,6 +86,25 @@ def wait_until(check: Callable[[], T | None], timeout: float = 30.0, what: str =
             return last
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
+
+
+class Pacer:
+    """At most ``rate`` turns a second, for the load tests' clients. Unpaced, one client with the
+    router and the app it drove took a whole core of this 2-core machine from the deploy it was
+    watching; a few hundred requests a second still see every switch and every dropped request."""
+
+    def __init__(self, rate: float) -> None:
+        self.gap = 1.0 / rate
+        self.next_at = time.monotonic()
+
+    def wait(self, stop: threading.Event) -> None:
+        """Wait for the next turn (or ``stop``); a client that fell behind does not burst to catch up."""
+        self.next_at += self.gap
+        delay = self.next_at - time.monotonic()
+        if delay > 0:
+            stop.wait(delay)
+        else:
+            self.next_at = time.monotonic()
 
 
 def _pg_reachable() -> str | None:

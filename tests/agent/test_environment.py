@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.conftest import Pacer
 
 from conveyor.agent import environment as environment_module
 from conveyor.agent.environment import DeployPlan, Environment, Operation
@@ -109,10 +110,12 @@ async def rig(app_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[R
 
 @dataclass
 class Load:
-    """Clients in threads sending GET /version through the router over keep-alive, non-stop."""
+    """Clients in threads sending GET /version through the router over keep-alive, ``rate``
+    requests a second each, non-stop."""
 
     port: int
     threads: int = 2
+    rate: float = 400.0
     versions: list[list[str]] = field(default_factory=list)  # per client, in order
     failures: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -128,7 +131,9 @@ class Load:
 
     def _run(self, seen: list[str]) -> None:
         conn: http.client.HTTPConnection | None = None
+        pacer = Pacer(self.rate)
         while not self._stop.is_set():
+            pacer.wait(self._stop)
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.conftest import Pacer
 from tests.e2e.harness import commit, git
 
 DEMO_APP = Path(__file__).resolve().parents[2] / "examples" / "demo-app"
@@ -95,9 +96,10 @@ def _gone(pid: int) -> bool:
 
 @dataclass
 class Load:
-    """A client in a thread sending GET /version over keep-alive as fast as it can."""
+    """A client in a thread sending GET /version over keep-alive, ``rate`` requests a second."""
 
     port: int
+    rate: float = 400.0
     results: list[tuple[float, int, str]] = field(default_factory=list)  # (time, status, version)
     failures: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -110,7 +112,9 @@ class Load:
 
     def _run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        pacer = Pacer(self.rate)
         while not self._stop.is_set():
+            pacer.wait(self._stop)
             try:
                 conn.request("GET", "/version")
                 response = conn.getresponse()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.conftest import wait_until
+from tests.conftest import Pacer, wait_until
 from tests.e2e.harness import FINISHED, Server, commit, free_port, git
 from tests.e2e.local import agent_api, stop_agent
 
@@ -187,11 +187,12 @@ def make_site_repo(path: Path, config: str) -> Path:
 
 @dataclass
 class PageLoad:
-    """A client in a thread sending GET / through the router over keep-alive, until stopped or
-    the deadline; every answer is kept as (time, status, body)."""
+    """A client in a thread sending GET / through the router over keep-alive, ``rate`` requests a
+    second, until stopped or the deadline; every answer is kept as (time, status, body)."""
 
     port: int
     deadline_seconds: float = 180.0
+    rate: float = 400.0  # requests a second
     results: list[tuple[float, int, str]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -206,7 +207,9 @@ class PageLoad:
     def _run(self) -> None:
         end = time.monotonic() + self.deadline_seconds
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        pacer = Pacer(self.rate)
         while not self._stop.is_set() and time.monotonic() < end:
+            pacer.wait(self._stop)
             try:
                 conn.request("GET", "/")
                 response = conn.getresponse()

@@ -11,12 +11,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
 from tests.conftest import wait_until
 from tests.e2e.harness import Server, commit, free_port
 from tests.e2e.local import Load, get_version, make_web_repo, stop_agent
+
+from conveyor.devserver import make_token
 
 MONITOR = '{for: 6s, interval: 1s, min_requests: 50, rollback_if: {error_rate: "> 2%"}, regression: {error_rate: 2x}}'
 
@@ -125,6 +128,17 @@ def test_a_release_answering_ten_percent_500s_is_rolled_back_with_the_numbers(we
     assert len(view["samples"]) < 6, "rolled back at the first breach, not at the end of the window"
     tags = web.server.ok("GET", "/deployments/" + d["id"])
     assert "tag" not in (tags.get("reason") or "")  # no tag claims a rolled-back release passed
+    # the chart of the page, drawn from the stored samples, as a signed-in engineer sees it
+    make_token(web.server.database_url, "vic", ["engineer"], password="vic-secret-pw")
+    with httpx.Client(base_url=web.server.url, timeout=20) as browser:
+        csrf = browser.get("/login").cookies["conveyor_login"]
+        form = {"username": "vic", "password": "vic-secret-pw", "csrf_token": csrf, "next": "/"}
+        assert browser.post("/login", data=form).status_code in (200, 303)
+        chart = browser.get(f"/deployments/{d['id']}/monitoring.svg")
+    assert chart.status_code == 200 and chart.headers["content-type"].startswith("image/svg+xml"), chart.text
+    svg = ElementTree.fromstring(chart.text)
+    classes = {element.get("class") for element in svg.iter()}
+    assert {"threshold", "marker deploy", "marker breach", "breach"} <= classes, classes
 
 
 def test_a_healthy_release_under_load_is_not_rolled_back(sqlite_web: Web) -> None:
