@@ -12,6 +12,7 @@ from conveyor.domain.failures import failure_summary
 from conveyor.domain.process_env import STEP_BASICS, allowed, parse_names
 from conveyor.engine.process import ProcessResult, run_durable
 from conveyor.store import deployments as store
+from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord, ReleaseRecord, ServiceRecord
 from conveyor.targets.base import StepOutcome
 from conveyor.vcs.git import GitRepo
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from conveyor.settings import Settings
     from conveyor.spec import CommandSpec, EnvironmentSpec, ServiceSpec
 
-__all__ = ["StepContext", "StepOutcome", "outcome_of"]
+__all__ = ["StepContext", "StepOutcome", "load_context", "outcome_of"]
 
 
 def outcome_of(result: ProcessResult, what: str, logs_hint: str = "") -> StepOutcome:
@@ -126,3 +127,14 @@ class StepContext:
     def cancel_requested(self) -> bool:
         with self.runtime.db.read() as conn:
             return store.get_deployment(conn, self.deployment.id).cancel_requested
+
+
+def load_context(rt: Runtime, deployment_id: str) -> StepContext:
+    """The deployment as a step sees it now, read afresh from the database."""
+    with rt.db.read() as conn:
+        deployment = store.get_deployment(conn, deployment_id)
+        service = service_store.get_service_by_id(conn, deployment.service_id)
+        release = store.get_release(conn, deployment.release_id) if deployment.release_id else None
+        previous = store.get_release(conn, deployment.previous_release_id) if deployment.previous_release_id else None
+    spec = rt.spec_of(service.config_text)
+    return StepContext(rt, deployment, service, spec, spec.environment(deployment.environment), release, previous)

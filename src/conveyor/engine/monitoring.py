@@ -23,13 +23,12 @@ from dbos import DBOS
 from conveyor.domain.deployment import DeploymentState
 from conveyor.domain.monitoring import Finding, Rules, Verdict, Window, judge
 from conveyor.engine import monitoring_end as end
-from conveyor.engine.context import StepContext
+from conveyor.engine.context import StepContext, load_context
 from conveyor.engine.transitions import transition
 from conveyor.runtime import Runtime, runtime
 from conveyor.spec.models import MonitorSpec
 from conveyor.store import deployments as store
 from conveyor.store import monitor_samples as samples
-from conveyor.store import services as service_store
 from conveyor.store.monitor_samples import Monitoring
 
 TOPIC = "monitoring"
@@ -130,15 +129,9 @@ def sample(deployment_id: str, seq: int) -> str:
     """Read, store and judge interval ``seq``; act on the verdict. Answers NEXT, WAIT, or the
     state the deployment ended in. Safe to run again: the stored sample is reused."""
     rt = runtime()
-    ctx = _context(rt, deployment_id)
-    with rt.db.read() as conn:
-        mon = samples.get(conn, deployment_id)
-    if ctx.deployment.state != DeploymentState.MONITORING or mon is None:
-        return ctx.deployment.state.value
-    if mon.decision is not None:
-        return end.by_person(rt, ctx, mon)
-    if ctx.deployment.cancel_requested:
-        return end.cancelled(rt, ctx, mon)
+    ctx, mon, ended = _watched(rt, deployment_id)
+    if ended is not None or mon is None:
+        return ended or ctx.deployment.state.value
     since, until = mon.bounds(seq)
     if rt.clock.now() < until + timedelta(seconds=GRACE_SECONDS):
         return WAIT  # woken early: the agent answers an interval for good a second after it
@@ -166,27 +159,25 @@ def sample(deployment_id: str, seq: int) -> str:
 def conclude(deployment_id: str) -> str:
     """The window passed (or ran out below the minimum of requests): end it."""
     rt = runtime()
-    ctx = _context(rt, deployment_id)
-    with rt.db.read() as conn:
-        mon = samples.get(conn, deployment_id)
-    if ctx.deployment.state != DeploymentState.MONITORING or mon is None:
-        return ctx.deployment.state.value
-    if mon.decision is not None:
-        return end.by_person(rt, ctx, mon)
-    if ctx.deployment.cancel_requested:
-        return end.cancelled(rt, ctx, mon)
+    ctx, mon, ended = _watched(rt, deployment_id)
+    if ended is not None or mon is None:
+        return ended or ctx.deployment.state.value
     return end.window_passed(rt, ctx, mon)
 
 
-def _context(rt: Runtime, deployment_id: str) -> StepContext:
-    """As ``pipeline.context_for`` (which imports this module)."""
+def _watched(rt: Runtime, deployment_id: str) -> tuple[StepContext, Monitoring | None, str | None]:
+    """The deployment and its window, and the state it ended in if it is no longer watched, or if
+    a person's decision or a cancel ends it now."""
+    ctx = load_context(rt, deployment_id)
     with rt.db.read() as conn:
-        d = store.get_deployment(conn, deployment_id)
-        service = service_store.get_service_by_id(conn, d.service_id)
-        release = store.get_release(conn, d.release_id) if d.release_id else None
-        previous = store.get_release(conn, d.previous_release_id) if d.previous_release_id else None
-    spec = rt.spec_of(service.config_text)
-    return StepContext(rt, d, service, spec, spec.environment(d.environment), release, previous)
+        mon = samples.get(conn, deployment_id)
+    if ctx.deployment.state != DeploymentState.MONITORING or mon is None:
+        return ctx, None, ctx.deployment.state.value
+    if mon.decision is not None:
+        return ctx, mon, end.by_person(rt, ctx, mon)
+    if ctx.deployment.cancel_requested:
+        return ctx, mon, end.cancelled(rt, ctx, mon)
+    return ctx, mon, None
 
 
 def new_window(ctx: StepContext, since: datetime, until: datetime) -> Window:

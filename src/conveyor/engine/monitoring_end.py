@@ -111,24 +111,7 @@ def succeed(rt: Runtime, ctx: StepContext, mon: Monitoring, outcome: str, reason
     except ConveyorError as exc:
         version = ctx.release.version if ctx.release else d.sha[:12]
         reason = f"{reason + '; ' if reason else ''}{version} serves, but its tag was not made: {exc}"
-    now = rt.clock.now()
-    with rt.db.begin() as conn:
-        samples.update_monitoring(conn, d.id, outcome=outcome, ended_at=now)
-        transition(
-            conn,
-            d.id,
-            DeploymentState.SUCCEEDED,
-            now=now,
-            actor=actor,
-            reason=reason,
-            expect=[DeploymentState.MONITORING],
-            details={
-                "monitoring": outcome,
-                "sha": d.sha,
-                "version": ctx.release.version if ctx.release else None,
-                **({"tag": tagged} if tagged else {}),
-            },
-        )
+    _end(rt, ctx, DeploymentState.SUCCEEDED, outcome, reason, actor, {"tag": tagged} if tagged else {})
     nudge_sha(rt, d.sha)
     return DeploymentState.SUCCEEDED.value
 
@@ -165,7 +148,21 @@ def roll_back(
             state = done
         else:
             reason += f"; restoring {ctx.previous.version} failed too: {restored.message}"
-    now = rt.clock.now()
+    _end(rt, ctx, state, outcome, reason, actor, {"breach": breach} if breach else {})
+    return state.value
+
+
+def _end(
+    rt: Runtime,
+    ctx: StepContext,
+    state: DeploymentState,
+    outcome: str,
+    reason: str | None,
+    actor: str,
+    extra: dict[str, Any],
+) -> None:
+    """monitoring -> ``state``, with the window's outcome, in one transaction."""
+    d, now = ctx.deployment, rt.clock.now()
     with rt.db.begin() as conn:
         samples.update_monitoring(conn, d.id, outcome=outcome, ended_at=now)
         transition(
@@ -180,10 +177,9 @@ def roll_back(
                 "monitoring": outcome,
                 "sha": d.sha,
                 "version": ctx.release.version if ctx.release else None,
-                **({"breach": breach} if breach else {}),
+                **extra,
             },
         )
-    return state.value
 
 
 def kill_flags(rt: Runtime, ctx: StepContext, keys: list[str], why: str) -> list[str]:

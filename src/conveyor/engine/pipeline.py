@@ -12,7 +12,7 @@ from dbos._context import MaxPriority
 
 from conveyor.domain.deployment import DeploymentKind, DeploymentState, StepState
 from conveyor.engine import monitoring
-from conveyor.engine.context import StepContext, StepOutcome
+from conveyor.engine.context import StepOutcome, load_context
 from conveyor.engine.evidence import evaluate_deployment, has_gates
 from conveyor.engine.history import superseded
 from conveyor.engine.nudges import nudge_sha
@@ -30,16 +30,6 @@ from conveyor.targets.base import target_for
 load_builtin_steps()
 
 _ACTIVE = (DeploymentState.QUEUED, DeploymentState.RUNNING)
-
-
-def context_for(rt: Runtime, deployment_id: str) -> StepContext:
-    with rt.db.read() as conn:
-        deployment = store.get_deployment(conn, deployment_id)
-        service = service_store.get_service_by_id(conn, deployment.service_id)
-        release = store.get_release(conn, deployment.release_id) if deployment.release_id else None
-        previous = store.get_release(conn, deployment.previous_release_id) if deployment.previous_release_id else None
-    spec = rt.spec_of(service.config_text)
-    return StepContext(rt, deployment, service, spec, spec.environment(deployment.environment), release, previous)
 
 
 def enqueue(deployment: DeploymentRecord) -> None:
@@ -109,7 +99,7 @@ def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
             return None
         service = service_store.get_service_by_id(conn, d.service_id)
         current = store.current_release(conn, d.service_id, d.environment)
-    ctx = context_for(rt, deployment_id)
+    ctx = load_context(rt, deployment_id)
     with rt.db.read() as conn:
         behind = superseded(conn, ctx.repo, service, d.environment, d.sha) if d.kind == DeploymentKind.DEPLOY else None
     if behind is not None:
@@ -156,7 +146,7 @@ def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
 @DBOS.step()
 def run_step(deployment_id: str, name: str) -> dict[str, Any]:
     rt = runtime()
-    ctx = context_for(rt, deployment_id)
+    ctx = load_context(rt, deployment_id)
     if ctx.deployment.cancel_requested:
         return {"ok": False, "message": f"cancelled before {name}", "cancelled": True}
     with rt.db.begin() as conn:
@@ -178,7 +168,7 @@ def run_step(deployment_id: str, name: str) -> dict[str, Any]:
 @DBOS.step()
 def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool) -> str:
     rt = runtime()
-    ctx = context_for(rt, deployment_id)
+    ctx = load_context(rt, deployment_id)
     d = ctx.deployment
     if d.state.finished or d.state == DeploymentState.MONITORING:
         return d.state.value

@@ -7,7 +7,7 @@ Wherever a command is expected, YAML may give plain text instead of the ``{run, 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -313,18 +313,7 @@ NotifyEvent = Literal[
     "merge_back_due",
     "monitoring_breach",
 ]
-NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
-    "requested",
-    "approval",
-    "started",
-    "step",
-    "succeeded",
-    "failed",
-    "rolled_back",
-    "cancelled",
-    "merge_back_due",
-    "monitoring_breach",
-)
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = get_args(NotifyEvent)
 TemplateName = Literal[NotifyEvent, "summary"]  # "summary": the Slack message updated in place
 _SECRET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
