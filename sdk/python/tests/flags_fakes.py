@@ -109,7 +109,9 @@ class FlagsServer:
             handler._reply(503, b'{"detail": "stream off"}')
             return
         self.statuses.append(200)
-        self.stream_connects += 1
+        with self.cond:  # counted with the generation it serves: a drop right after is never missed
+            generation, sent_version, body = self.generation, self.version, self._body()
+            self.stream_connects += 1
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
         handler.send_header("Transfer-Encoding", "chunked")
@@ -120,8 +122,6 @@ class FlagsServer:
             handler.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             handler.wfile.flush()
 
-        with self.cond:
-            generation, sent_version, body = self.generation, self.version, self._body()
         try:
             chunk(f"event: ruleset\ndata: {body}\n\n")
             while True:
