@@ -180,6 +180,8 @@ def described(annotation: Any, metadata: list[Any]) -> str:
         return _join([f"`{value}`" for value in get_args(annotation)])
     if annotation is CommandSpec:
         return "command"
+    if annotation is spec_models.MigrateSpec:
+        return "command or mapping"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "mapping"
     if get_origin(annotation) is list:

@@ -148,7 +148,7 @@ def test_unknown_key_at_top_level() -> None:
 def test_unknown_key_nested() -> None:
     text = VALID.replace("    branch: main", "    brnach: main")
     assert problems_of(text) == [
-        "conveyor.yml:5:5: unknown key 'brnach' in environments.staging (allowed: auto_deploy, branch, "
+        "conveyor.yml:5:5: unknown key 'brnach' in environments.staging (allowed: auto_deploy, branch, database, "
         "deployers, env, gates, links, migrate, monitor, notify, quick_rollback, rollout, smoke, steps, tag, "
         "target, url)"
     ]
@@ -279,7 +279,7 @@ def test_all_problems_are_reported_in_file_order() -> None:
     assert problems_of(text) == [
         "conveyor.yml:1:10: service: service name 'Shop' must be 3-63 characters of a-z, 0-9, _ and -, "
         "starting with a letter or digit",
-        "conveyor.yml:5:5: unknown key 'brnach' in environments.staging (allowed: auto_deploy, branch, "
+        "conveyor.yml:5:5: unknown key 'brnach' in environments.staging (allowed: auto_deploy, branch, database, "
         "deployers, env, gates, links, migrate, monitor, notify, quick_rollback, rollout, smoke, steps, tag, "
         "target, url)",
         "conveyor.yml:6:13: environments.staging.target: unknown kind 'k8s' (expected one of 'command', 'local')",
@@ -329,10 +329,20 @@ def test_bad_names_are_reported_at_the_key() -> None:
 
 
 def test_a_command_may_not_be_a_number() -> None:
-    assert problems_of(VALID + "    migrate: 5\n") == [
-        "conveyor.yml:8:14: environments.staging.migrate: expected a command (text, or a mapping with run "
+    assert problems_of(VALID + "    smoke: 5\n") == [
+        "conveyor.yml:8:12: environments.staging.smoke: expected a command (text, or a mapping with run "
         "and timeout), got 5"
     ]
+    assert problems_of(VALID + "    migrate: 5\n") == [
+        "conveyor.yml:8:14: environments.staging.migrate: expected a command (text, or a mapping with run, "
+        "sql, down and the other keys of migrate), got 5"
+    ]
+
+
+def test_migrate_rules_are_squawk_rule_names() -> None:
+    text = VALID + "    migrate: {run: alembic upgrade head, rules: [ban-drop-column, no-such-rule]}\n"
+    [problem] = problems_of(text)
+    assert "unknown squawk rule 'no-such-rule'" in problem
 
 
 def test_merge_keys_apply_and_own_keys_win() -> None:

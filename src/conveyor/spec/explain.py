@@ -22,7 +22,10 @@ _EXPECTED = {
     "dict_type": "a mapping",
     "model_attributes_type": "a mapping",
 }
-_SHAPES = {"CommandSpec": "a command (text, or a mapping with run and timeout)"}
+_SHAPES = {
+    "CommandSpec": "a command (text, or a mapping with run and timeout)",
+    "MigrateSpec": "a command (text, or a mapping with run, sql, down and the other keys of migrate)",
+}
 
 
 def explain(error: ValidationError, positions: Positions) -> list[Problem]:

@@ -21,6 +21,7 @@ from pydantic import (
 
 from conveyor.domain.calendar import build_schedule
 from conveyor.domain.links import check_template
+from conveyor.domain.migrations import DEFAULT_RULES, SQUAWK_RULES
 from conveyor.domain.roles import ROLES
 from conveyor.errors import ConveyorError, NotFound
 from conveyor.spec.durations import parse_duration
@@ -116,6 +117,46 @@ class CommandSpec(BaseModel):
     @classmethod
     def _from_text(cls, data: Any) -> Any:
         return {"run": data} if isinstance(data, str) else data
+
+
+def _squawk_rules(rules: list[str]) -> list[str]:
+    unknown = [r for r in rules if r not in SQUAWK_RULES]
+    if unknown:
+        raise ValueError(
+            f"unknown squawk rule {unknown[0]!r} (use rule names as squawk prints them, "
+            f"e.g. {', '.join(DEFAULT_RULES[:3])})"
+        )
+    return rules
+
+
+class MigrateSpec(CommandSpec):
+    """The migrate step (docs/database.md): ``run`` migrates; ``sql`` prints the SQL it would run,
+    which squawk lints before anything runs; ``down`` undoes this release's migrations for
+    ``conveyor rollback --with-database``."""
+
+    sql: CommandSpec | None = None
+    down: CommandSpec | None = None
+    lock_timeout: Duration = 10.0
+    statement_timeout: Duration = 3600.0
+    maintenance_over: Duration = 60.0
+    lint: bool = True
+    rules: Annotated[list[str], AfterValidator(_squawk_rules)] = list(DEFAULT_RULES)
+
+
+class DatabaseSpec(BaseModel):
+    """The environment's database backup: ``backup`` runs before every migration of a deploy
+    (e.g. pg_dump), ``restore`` takes it back for ``rollback --with-database``."""
+
+    model_config = _STRICT
+    backup: CommandSpec | None = None
+    restore: CommandSpec | None = None
+
+    @model_validator(mode="after")
+    def _both(self) -> DatabaseSpec:
+        if (self.backup is None) != (self.restore is None):
+            message = "database.backup and database.restore go together: a backup nobody can restore is no rollback"
+            raise RuleError([((), message + " (set both)")])
+        return self
 
 
 class HealthSpec(BaseModel):
@@ -424,7 +465,8 @@ class EnvironmentSpec(BaseModel):
     target: Target
     deployers: list[str] = []
     gates: GatesSpec = GatesSpec()
-    migrate: CommandSpec | None = None
+    migrate: MigrateSpec | None = None
+    database: DatabaseSpec | None = None
     smoke: CommandSpec | None = None
     tag: TagSpec | None = None
     rollout: RolloutSpec = RolloutSpec()

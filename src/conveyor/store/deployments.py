@@ -52,6 +52,8 @@ def insert_deployment(
     release_id: int | None = None,
     emergency: bool = False,
     when_open: bool = False,
+    maintenance: bool = False,
+    with_database: bool = False,
 ) -> None:
     serialize(conn, "deployment_seq")
     seq = (conn.execute(select(func.max(deployments.c.seq))).scalar() or 0) + 1
@@ -73,6 +75,8 @@ def insert_deployment(
             cancel_requested=False,
             emergency=emergency,
             when_open=when_open,
+            maintenance=maintenance,
+            with_database=with_database,
             created_at=now,
         )
     )

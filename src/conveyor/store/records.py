@@ -120,6 +120,8 @@ class DeploymentRecord:
     gates: list[dict[str, Any]] | None = None
     emergency: bool = False
     when_open: bool = False
+    maintenance: bool = False  # maintenance mode on during the migrate step (docs/database.md)
+    with_database: bool = False  # a rollback that takes the database back too
 
     @classmethod
     def of(cls, row: Row[Any]) -> DeploymentRecord:
@@ -150,6 +152,8 @@ class DeploymentRecord:
             gates=m.get("gates"),
             emergency=bool(m.get("emergency")),
             when_open=bool(m.get("when_open")),
+            maintenance=bool(m.get("maintenance")),
+            with_database=bool(m.get("with_database")),
         )
 
     def as_json(self) -> dict[str, Any]:

@@ -93,6 +93,9 @@ deployments = Table(
     # an emergency bypasses the schedule (with approval); a when-open one waits for the next window
     Column("emergency", Boolean, nullable=False, default=False, server_default=false()),
     Column("when_open", Boolean, nullable=False, default=False, server_default=false()),
+    # docs/database.md: maintenance mode on during the migrate step; a rollback that takes the database back too
+    Column("maintenance", Boolean, nullable=False, default=False, server_default=false()),
+    Column("with_database", Boolean, nullable=False, default=False, server_default=false()),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
@@ -518,4 +521,50 @@ monitor_samples = Table(
     Column("findings", JSON, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("deployment_id", "seq", name="uq_monitor_samples_deployment_id_seq"),
+)
+
+# docs/database.md. The SQL of a deployment's migrations and its lint, made before anything runs.
+migration_reports = Table(
+    "migration_reports",
+    metadata,
+    Column("deployment_id", ForeignKey("deployments.id"), primary_key=True),
+    Column("service_id", ForeignKey("services.id"), nullable=False),
+    Column("environment", String(32), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("report", JSON, nullable=False),  # domain.migrations.MigrationReport.as_json()
+    Column("destructive", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_migration_reports_service_sha", "service_id", "sha"),
+)
+
+# a release manager's acknowledgement of a release's findings (per commit: it covers every environment)
+migration_acks = Table(
+    "migration_acks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", ForeignKey("services.id"), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("user", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("rules", JSON, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_migration_acks_service_sha", "service_id", "sha"),
+)
+
+# each run of a migrate command: how long it took (the staging figure production is judged by),
+# whether it passed, and the backup taken before it
+migration_runs = Table(
+    "migration_runs",
+    metadata,
+    Column("deployment_id", ForeignKey("deployments.id"), primary_key=True),
+    Column("service_id", ForeignKey("services.id"), nullable=False),
+    Column("environment", String(32), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("release_id", ForeignKey("releases.id")),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("seconds", Float),  # None while it runs
+    Column("ok", Boolean),
+    Column("maintenance", Boolean, nullable=False, default=False),
+    Column("backup", Text),  # the backup file made before it (database.backup)
+    Index("ix_migration_runs_service_env", "service_id", "environment"),
 )

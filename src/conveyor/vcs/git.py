@@ -384,6 +384,20 @@ class GitRepo:
         name, _, email = out.rstrip("\n").partition("\0")
         return name, email
 
+    def files_added(self, older: str, newer: str, pattern: str) -> list[str]:
+        """Paths matching ``pattern`` (a pathspec glob, e.g. ``*.sql``) that ``newer`` adds over ``older``, sorted."""
+        out = self._git(
+            "diff",
+            "--name-only",
+            "--no-renames",
+            "--diff-filter=A",
+            self.resolve(older),
+            self.resolve(newer),
+            "--",
+            pattern,
+        )
+        return sorted(line for line in out.splitlines() if line)
+
     def show_file(self, ref: str, path: str) -> str | None:
         """The text of ``path`` at ``ref``, or None when the file is not there."""
         proc = self._proc("show", f"{self.resolve(ref)}:{path}")
