@@ -17,6 +17,7 @@ from conveyor.api import admin, calendar, deployments, errors, flags, gates, hoo
 from conveyor.api import alerts as alerts_api
 from conveyor.api import hotfix as hotfix_api
 from conveyor.api import instances as instance_logs
+from conveyor.api import migrations as migrations_api
 from conveyor.api import monitoring as monitoring_api
 from conveyor.api.headers import SecurityHeaders
 from conveyor.api.limits import BodyLimit, UrlLimit
@@ -111,6 +112,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(instance_logs.router)
     app.include_router(hotfix_api.router)
     app.include_router(monitoring_api.router)
+    app.include_router(migrations_api.router)
     install_dashboard(app)
 
     @app.get("/api/v1/health", tags=["health"])

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from conveyor.cli import admin, audit, calendar, demo, deploy, flags, gates, hotfix, logs, notify, server, services
+from conveyor.cli import (
+    admin,
+    audit,
+    calendar,
+    demo,
+    deploy,
+    flags,
+    gates,
+    hotfix,
+    logs,
+    migrations,
+    notify,
+    server,
+    services,
+)
 from conveyor.cli import monitor as monitoring
 from conveyor.cli.agent import app as agent_app
 from conveyor.cli.monitor_watch import watch
@@ -40,6 +54,7 @@ app.add_typer(flags.app, name="flags")
 app.add_typer(notify.app, name="notify")
 app.add_typer(hotfix.app, name="hotfix")
 app.add_typer(monitoring.app, name="monitoring")
+app.add_typer(migrations.app, name="migrations")
 app.command("allow-missing")(hotfix.allow_missing)
 app.command()(hotfix.revert)
 
