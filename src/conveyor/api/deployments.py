@@ -27,6 +27,7 @@ class NewDeployment(BaseModel):
     emergency: bool = False
     reason: str | None = Field(None, max_length=2000)
     when_open: bool = False
+    maintenance: bool = Field(False, description="maintenance mode on during the migrate step (local targets)")
 
 
 class NewRollback(BaseModel):
@@ -55,6 +56,7 @@ def deploy(body: NewDeployment, rt: RuntimeDep, user: UserDep) -> DeploymentDeta
             emergency=body.emergency,
             reason=body.reason,
             when_open=body.when_open,
+            maintenance=body.maintenance,
             service=body.service,
             notes=body.notes,
             ticket=body.ticket,

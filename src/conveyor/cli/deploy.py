@@ -47,6 +47,9 @@ def deploy(
     when_open: Annotated[
         bool, typer.Option("--when-open", help="outside the schedule: wait for its next opening")
     ] = False,
+    maintenance: Annotated[
+        bool, typer.Option("--maintenance", help="maintenance mode on during the migrate step (local targets)")
+    ] = False,
     wait: Wait = False,
     json_out: Json = False,
 ) -> None:
@@ -61,6 +64,7 @@ def deploy(
         "emergency": emergency,
         "reason": reason,
         "when_open": when_open,
+        "maintenance": maintenance,
     }
     detail = client.send_as(DeploymentDetail, "POST", "/deployments", body)
     if wait:

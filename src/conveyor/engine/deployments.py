@@ -21,6 +21,7 @@ from conveyor.engine.regression import warning
 from conveyor.engine.transitions import transition
 from conveyor.errors import Conflict, InvalidInput, NotFound
 from conveyor.runtime import Runtime
+from conveyor.spec.models import EnvironmentSpec
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord, ServiceRecord
@@ -41,6 +42,7 @@ class DeployRequest:
     emergency: bool = False  # bypass the schedule, once the emergency approver role approves
     reason: str | None = None  # why it is an emergency (required with emergency)
     when_open: bool = False  # outside the schedule: wait for its next opening instead of refusing
+    maintenance: bool = False  # maintenance mode on during the migrate step (docs/database.md)
 
 
 def _repo(rt: Runtime, service: ServiceRecord, fetch: bool) -> GitRepo:
@@ -64,6 +66,8 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
         raise InvalidInput("an emergency deployment needs a reason", fix='add --reason "what is on fire"')
     for what, text in (("notes", req.notes), ("ticket", req.ticket), ("reason", req.reason)):
         check_single_line(text, what)  # they go into one-line announcements
+    if req.maintenance:
+        check_maintenance(req.environment, env)
     repo = _repo(rt, service, fetch=req.sha is None)
     sha = req.sha or repo.resolve(req.ref)
     try:
@@ -101,6 +105,7 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
             ticket=req.ticket,
             emergency=req.emergency,
             when_open=req.when_open,
+            maintenance=req.maintenance,
         )
         audit.append(
             conn,
@@ -119,6 +124,7 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
                 "emergency": req.emergency,
                 "reason": req.reason,
                 "when_open": req.when_open,
+                "maintenance": req.maintenance,
                 **({"warning": missing} if missing else {}),  # commits it drops where that only warns
             },
         )
@@ -129,6 +135,20 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
     else:
         pipeline.enqueue(record)
     return record
+
+
+def check_maintenance(environment: str, env: EnvironmentSpec) -> None:
+    """``--maintenance`` turns maintenance mode on for the migrate step: it needs both."""
+    if env.target.kind != "local":
+        raise InvalidInput(
+            f"--maintenance: {environment} uses a {env.target.kind!r} target, which has no maintenance mode",
+            fix="deploy without --maintenance, or use `target: {kind: local, ...}` (its router serves the 503 page)",
+        )
+    if env.migrate is None:
+        raise InvalidInput(
+            f"--maintenance: {environment} has no migrate command, so there is no migration to cover",
+            fix="deploy without --maintenance (or add `migrate:` to the environment in conveyor.yml)",
+        )
 
 
 def check_schedule_now(rt: Runtime, service: ServiceRecord, req: DeployRequest, sha: str) -> None:

@@ -42,6 +42,7 @@ class DeployForm:
     when_open: bool
     emergency: bool
     reason: str
+    maintenance: bool = False
 
 
 def read_form(form: FormData) -> DeployForm:
@@ -67,6 +68,7 @@ def read_form(form: FormData) -> DeployForm:
         when_open=form.get("when_open") in ("on", "true", "1"),
         emergency=form.get("emergency") in ("on", "true", "1"),
         reason=values["reason"],
+        maintenance=form.get("maintenance") in ("on", "true", "1"),
     )
 
 
@@ -184,6 +186,7 @@ async def deploy(request: Request, session: PostDep) -> Response:
                 emergency=form.emergency,
                 reason=form.reason or None,
                 when_open=form.when_open,
+                maintenance=form.maintenance,
             ),
         )
         for item in form.checklist:
