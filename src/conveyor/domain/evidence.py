@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from conveyor.domain.calendar import Freeze
+from conveyor.domain.migrations import Acknowledgement, MigrationReport
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,19 @@ class Verification:
 
 
 @dataclass(frozen=True)
+class MigrationsEvidence:
+    """What the ``migrations`` gate judges (docs/gates.md): the lint report of the deployment (for
+    ``why``, the newest of the same commit; None when none was made yet), the acknowledgements of
+    the commit, whether the deployment asked for maintenance mode, and how long the same commit's
+    last successful migration took in the verifying environment (None: it has not run there)."""
+
+    report: MigrationReport | None
+    acknowledgements: tuple[Acknowledgement, ...] = ()
+    maintenance: bool = False
+    staging_seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class Evidence:
     environment: str
     sha: str
@@ -92,3 +106,4 @@ class Evidence:
     freezes: tuple[Freeze, ...] = ()  # one-off freezes of this environment
     emergency: bool = False  # asks to bypass the schedule (needs an emergency approval)
     when_open: bool = False  # may wait for the next opening of the schedule
+    migrations: MigrationsEvidence | None = None  # None where the environment lints no migrations

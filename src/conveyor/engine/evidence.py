@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from conveyor.domain.calendar import Freeze
-from conveyor.domain.evidence import Evidence, GateResult
+from conveyor.domain.evidence import Evidence, GateResult, MigrationsEvidence
 from conveyor.engine.hotfix import is_hotfix
 from conveyor.gates import registry
 from conveyor.runtime import Runtime
 from conveyor.store import evidence as store
 from conveyor.store import freezes as freeze_store
+from conveyor.store import schema_changes
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord, ServiceRecord
 from conveyor.store.tables import users
@@ -32,6 +33,7 @@ def gather(
     deployment_id: str | None = None,
     emergency: bool = False,
     when_open: bool = False,
+    maintenance: bool = False,
     at: datetime | None = None,
 ) -> Evidence:
     hotfix = is_hotfix(conn, service, sha, ref)  # by ancestry, never by the branch name (docs/hotfix.md)
@@ -55,6 +57,38 @@ def gather(
         ),
         emergency=emergency,
         when_open=when_open,
+        migrations=migrations_evidence(conn, rt, service, environment, sha, deployment_id, maintenance),
+    )
+
+
+def migrations_evidence(
+    conn: Connection,
+    rt: Runtime,
+    service: ServiceRecord,
+    environment: str,
+    sha: str,
+    deployment_id: str | None,
+    maintenance: bool,
+) -> MigrationsEvidence | None:
+    """The ``migrations`` gate's evidence, where the environment lints its migrations. A deployment
+    has its own report; ``why`` (no deployment) takes the commit's newest, in this environment or
+    else in any (docs/gates.md)."""
+    env = rt.spec_of(service.config_text).environment(environment)
+    if env.migrate is None or not env.migrate.lint:
+        return None
+    if deployment_id is not None:
+        report = schema_changes.report_for(conn, deployment_id)
+    else:
+        report = schema_changes.latest_report(conn, service.id, sha, environment) or schema_changes.latest_report(
+            conn, service.id, sha
+        )
+    verified = env.gates.staging_verified
+    run = schema_changes.latest_run(conn, service.id, sha, verified.environment) if verified else None
+    return MigrationsEvidence(
+        report=report,
+        acknowledgements=schema_changes.acknowledgements(conn, service.id, sha),
+        maintenance=maintenance,
+        staging_seconds=run.seconds if run else None,
     )
 
 
@@ -91,6 +125,7 @@ def evaluate_deployment(rt: Runtime, d: DeploymentRecord, system: bool = False) 
             deployment_id=d.id,
             emergency=d.emergency,
             when_open=d.when_open,
+            maintenance=d.maintenance,
         )
     results = evaluate(rt, service, ev)
     if system or d.trigger != "manual":

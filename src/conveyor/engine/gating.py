@@ -1,7 +1,10 @@
 """Pending deployments: a workflow per deployment that waits, durably, until every gate passes,
 then puts the deployment on its environment's queue. It is woken by a message whenever evidence
 arrives (an approval, a check, a tick, a review, a staging run) and looks again at least every
-minute; a deployment that waits longer than ``expire_after`` is cancelled with the reason."""
+minute; a deployment that waits longer than ``expire_after`` is cancelled with the reason.
+
+Where the environment lints its migrations, the workflow first lints the deployment's SQL
+(``engine/schema_lint.analyse``, one durable step): the ``migrations`` gate judges that report."""
 
 from __future__ import annotations
 
@@ -12,11 +15,14 @@ from typing import Any
 from dbos import DBOS, SetWorkflowID
 
 from conveyor.domain.deployment import DeploymentState
-from conveyor.engine import evidence, pipeline
+from conveyor.domain.migrations import MigrationReport
+from conveyor.engine import evidence, pipeline, schema_lint
 from conveyor.engine.nudges import GATE_TOPIC, gate_workflow_id
 from conveyor.engine.transitions import gates_evaluated, transition
+from conveyor.gates.migrations import MigrationsGate
 from conveyor.runtime import Runtime, runtime
 from conveyor.store import deployments as store
+from conveyor.store import schema_changes
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord
 
@@ -31,6 +37,7 @@ def start_gate_workflow(d: DeploymentRecord) -> None:
 
 @DBOS.workflow()
 def gate_workflow(deployment_id: str) -> str:
+    lint_step(deployment_id)
     while True:
         verdict = gate_step(deployment_id)
         if verdict["state"] == "passed":
@@ -39,6 +46,33 @@ def gate_workflow(deployment_id: str) -> str:
         if verdict["state"] != "waiting":
             return str(verdict["state"])
         DBOS.recv(GATE_TOPIC, timeout_seconds=verdict["wait"])
+
+
+@DBOS.step()
+def lint_step(deployment_id: str) -> None:
+    """Lint the SQL of a pending deployment whose environment lints its migrations, and record the
+    report (idempotent: a report already recorded is kept). A lint that cannot run at all is
+    recorded as the report's error, which the gate shows (and an acknowledgement may cover)."""
+    rt = runtime()
+    with rt.db.read() as conn:
+        d = store.get_deployment(conn, deployment_id)
+    spec = rt.spec_of(_config(rt, d))
+    if d.state != DeploymentState.PENDING or not MigrationsGate().applies(spec, spec.environment(d.environment)):
+        return
+    try:
+        schema_lint.analyse(rt, deployment_id)
+    except Exception as exc:  # recorded as the report's error: the gate names it instead of hanging
+        log.exception("the lint of deployment %s's migrations failed", deployment_id)
+        with rt.db.begin() as conn:
+            schema_changes.save_report(
+                conn,
+                deployment_id=d.id,
+                service_id=d.service_id,
+                environment=d.environment,
+                sha=d.sha,
+                report=MigrationReport("none", "", error=f"the lint could not run: {exc}"),
+                now=rt.clock.now(),
+            )
 
 
 @DBOS.step()

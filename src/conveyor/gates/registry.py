@@ -1,8 +1,9 @@
 """Every gate, registered by name; built-ins use the same registry as any other gate.
 
 The built-ins are evaluated, and shown in `conveyor why` and on the dashboard, in the order
-declared here: who may deploy, the evidence about the code (reviews, checks, staging), the
-people's checks (checklist), the calendar, and last the approval that comes after all of them.
+declared here: who may deploy, the evidence about the code (reviews, checks, staging, the lint
+of its migrations), the people's checks (checklist), the calendar, and last the approval that
+comes after all of them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ GATES: Registry[Gate] = Registry(
         "conveyor.gates.reviews",
         "conveyor.gates.checks",
         "conveyor.gates.staging",
+        "conveyor.gates.migrations",
         "conveyor.gates.checklist",
         "conveyor.gates.schedule",
         "conveyor.gates.approval",
