@@ -20,7 +20,10 @@ class Step(Protocol):
 
 STEPS: Registry[Step] = Registry(
     "step",
-    tuple(f"conveyor.engine.steps.{name}" for name in ("prepare", "tag", "migrate", "rollout", "smoke", "announce")),
+    tuple(
+        f"conveyor.engine.steps.{name}"
+        for name in ("prepare", "tag", "migrate", "rollout", "smoke", "announce", "maintenance", "database")
+    ),
 )
 
 
