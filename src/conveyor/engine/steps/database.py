@@ -22,7 +22,7 @@ from conveyor.engine.steps.extra_env import pg_options, with_env
 from conveyor.errors import ConveyorError
 from conveyor.store import deployments as store
 from conveyor.store import schema_changes
-from conveyor.store.records import ReleaseRecord
+from conveyor.store.records import DeploymentRecord, ReleaseRecord
 
 DATABASE_TIMEOUT = 3600.0
 
@@ -41,24 +41,22 @@ def _target_workdir(ctx: StepContext, target: ReleaseRecord) -> Path:
 def backup_before(ctx: StepContext, target: ReleaseRecord) -> str:
     """The backup that holds the schema ``target`` ran with, in this environment.
 
-    The rule: find the last deployment that brought ``target`` to serve here (succeeded, or
-    rolled to: the newest deployment of that release whose rollout step succeeded); the first
-    successful migration run of a deployment requested after it is the first migration the
-    target's code never saw, and the backup taken just before that run is the one to restore.
-    That run must have a backup, and its file must still be on disk."""
+    The rule: the target's schema was last in place after the newest deployment of it here that
+    succeeded (a deploy or a rollback), or that was a with-database rollback whose ``database``
+    step succeeded. The first successful migration run of a later deployment is the first
+    migration the target's code never saw; the backup taken just before it is the one to
+    restore. That run must have a backup, and its file must still be on disk."""
     service_id, environment = ctx.service.id, ctx.deployment.environment
     with ctx.runtime.db.read() as conn:
-        served = [
-            d
-            for d in store.list_deployments(conn, service_id=service_id, environment=environment, limit=10_000)
-            if d.release_id == target.id and d.id != ctx.deployment.id and _rolled_out(conn, d.id, d.state)
-        ]
-        if not served:
+        deployments = store.list_deployments(conn, service_id=service_id, environment=environment, limit=10_000)
+        since = max(
+            (d.seq for d in deployments if d.release_id == target.id and _schema_in_place(conn, d)), default=None
+        )
+        if since is None:
             raise ConveyorError(
                 f"{target.version} never served in {environment}, so no backup holds its schema",
                 fix="roll back to a release that served there, or restore the database yourself",
             )
-        since = max(d.seq for d in served)
         runs = schema_changes.runs_in(conn, service_id, environment)
         seqs = {r.deployment_id: store.get_deployment(conn, r.deployment_id).seq for r in runs}
     after = sorted((r for r in runs if seqs[r.deployment_id] > since), key=lambda r: seqs[r.deployment_id])
@@ -82,11 +80,14 @@ def backup_before(ctx: StepContext, target: ReleaseRecord) -> str:
     return first.backup
 
 
-def _rolled_out(conn: Connection, deployment_id: str, state: DeploymentState) -> bool:
-    if state == DeploymentState.SUCCEEDED:
+def _schema_in_place(conn: Connection, d: DeploymentRecord) -> bool:
+    """Whether the environment's schema was its release's after deployment ``d``."""
+    if d.kind.value == "migrate":  # a migration alone changes the schema, not the release
+        return False
+    if d.state == DeploymentState.SUCCEEDED:
         return True
-    steps = store.get_steps(conn, deployment_id)
-    return any(s.name == "rollout" and s.state == StepState.SUCCEEDED for s in steps)
+    steps = store.get_steps(conn, d.id) if d.with_database else []
+    return any(s.name == "database" and s.state == StepState.SUCCEEDED for s in steps)
 
 
 def _maintenance_note(ctx: StepContext) -> str:
