@@ -81,10 +81,11 @@ formatter = generic
 format = %(levelname)-5.5s [%(name)s] %(message)s
 """
 
-# env.py: the URL from APP_DATABASE_URL; online, it notes the session's lock_timeout and
-# statement_timeout in $APP_SETTINGS_LOG (when set), so a test sees what PGOPTIONS gave it.
+# env.py: the URL from APP_DATABASE_URL; online, it notes the alembic command and its session's
+# lock_timeout and statement_timeout in $APP_SETTINGS_LOG (when set), so a test sees what PGOPTIONS gave it.
 ALEMBIC_ENV = """\
 import os
+import sys
 from logging.config import fileConfig
 
 from alembic import context
@@ -117,7 +118,7 @@ def run_migrations_online() -> None:
             statement = connection.exec_driver_sql("SHOW statement_timeout").scalar()
             connection.rollback()
             with open(log, "a") as out:
-                out.write(f"lock_timeout={lock} statement_timeout={statement}\\n")
+                out.write(f"{' '.join(sys.argv[1:])}: lock_timeout={lock} statement_timeout={statement}\\n")
         context.configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()

@@ -5,10 +5,16 @@ environment; squawk's findings (``schema/squawk.lint``); then `run` and `down` f
 
 from __future__ import annotations
 
+import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
+import pytest
+from tests.conftest import PG_ADMIN_URL, wait_until
+from tests.e2e.harness import SCRIPTS, Server
 from tests.schema.projects import ALEMBIC_MIGRATE, AlembicProject, alembic_project, project_env
 
 from conveyor.domain.migrations import DEFAULT_RULES, MigrationReport
@@ -148,4 +154,116 @@ def test_the_migration_sessions_take_lock_timeout_from_pgoptions(tmp_path: Path,
         app_database, PGOPTIONS="-c lock_timeout=10000 -c statement_timeout=3600000", APP_SETTINGS_LOG=str(log)
     )
     sh(migrate, worktree(project, "r1_users", tmp_path), env)
-    assert log.read_text().splitlines() == ["lock_timeout=10s statement_timeout=1h"]
+    assert log.read_text().splitlines() == ["upgrade head: lock_timeout=10s statement_timeout=1h"]
+
+
+# --- end to end: a real Conveyor server deploys the Alembic project to staging, then production ---
+
+TARGET = "{kind: command, deploy: ./scripts/deploy.sh, rollback: ./scripts/rollback.sh}"
+
+
+@pytest.fixture
+def production_database(app_database: str) -> Iterator[str]:
+    """A second app database, production's (staging has ``app_database``)."""
+    name = app_database.rsplit("/", 1)[1] + "_prod"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield app_database.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def e2e_config(effects: Path, staging_db: str, production_db: str) -> str:
+    shared = project_env("", EFFECTS=str(effects), APP_SETTINGS_LOG=str(effects / "settings.log"))
+    del shared["APP_DATABASE_URL"], shared["HOME"]
+    migrate = "".join(f"    {line}\n" for line in ALEMBIC_MIGRATE.splitlines())
+    return (
+        "service: users\n"
+        f"env: {json.dumps(shared)}\n"
+        "environments:\n"
+        "  staging:\n"
+        f"    target: {TARGET}\n"
+        f"    env: {{APP_DATABASE_URL: '{staging_db}'}}\n"
+        f"{migrate}"
+        "  production:\n"
+        f"    target: {TARGET}\n"
+        f"    env: {{APP_DATABASE_URL: '{production_db}'}}\n"
+        "    gates: {staging_verified: true}\n"
+        f"{migrate}"
+    )
+
+
+def deploy(server: Server, environment: str) -> dict[str, Any]:
+    result: dict[str, Any] = server.ok("POST", "/deployments", json={"environment": environment, "ref": "main"})
+    return result
+
+
+def gate(deployment: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(g for g in deployment["gates"] if g["gate"] == name)
+
+
+def test_a_release_adding_a_required_column_waits_for_a_release_manager_then_deploys(
+    tmp_path: Path, app_database: str, production_database: str
+) -> None:
+    effects = tmp_path / "effects"
+    effects.mkdir()
+    files = {**SCRIPTS, "conveyor.yml": e2e_config(effects, app_database, production_database)}
+    project = alembic_project(tmp_path / "users", files)
+    project.add("r1_users")
+    server = Server(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'c.db'}", poll_interval=0)
+    server.start()
+    try:
+        server.ok("POST", "/services", json={"source": str(project.path)})
+        # the first release: nothing to say, both environments get the table
+        for environment in ("staging", "production"):
+            done = server.wait_finished(deploy(server, environment)["id"])
+            assert done["state"] == "succeeded", done
+            assert "no finding in the migrations" in gate(done, "migrations")["reason"]
+        assert columns(app_database, "users") == columns(production_database, "users") == ["id", "name"]
+
+        # r4: NOT NULL without a default and a plain index: staging holds it with both findings
+        project.add("r4_age")
+        held = deploy(server, "staging")
+
+        def pending_gate() -> dict[str, Any] | None:
+            d = server.deployment(held["id"])
+            return d if d["state"] == "pending" and any(g["gate"] == "migrations" for g in d["gates"]) else None
+
+        reason = gate(wait_until(pending_gate, timeout=30, what="the migrations gate"), "migrations")
+        assert not reason["passed"]
+        assert "adding-required-field: `ALTER TABLE users ADD COLUMN age INTEGER NOT NULL;`" in reason["reason"]
+        assert "require-concurrent-index-creation: `CREATE INDEX ix_users_age ON users (age);`" in reason["reason"]
+        assert "age" not in columns(app_database, "users")  # nothing ran
+
+        # a release manager acknowledges for the commit: staging deploys, the column exists
+        ack = server.ok("POST", f"/deployments/{held['id']}/migrations/acknowledge", json={"reason": "empty table"})
+        assert ack["unacknowledged"] == []
+        done = server.wait_finished(held["id"])
+        assert done["state"] == "succeeded", done
+        assert columns(app_database, "users") == ["id", "name", "age"]
+
+        # production: the same commit's acknowledgement covers it; staging's duration is under maintenance_over
+        done = server.wait_finished(deploy(server, "production")["id"])
+        assert done["state"] == "succeeded", done
+        passed = gate(done, "migrations")
+        assert passed["passed"] and "acknowledged by alice" in passed["reason"]
+        assert "in staging" in passed["reason"]
+        assert columns(production_database, "users") == ["id", "name", "age"]
+        view = server.ok("GET", f"/deployments/{done['id']}/migrations")
+        assert view["run"]["ok"] is True and view["run"]["seconds"] < 60
+        assert [f["rule"] for f in view["report"]["findings"]] == [
+            "adding-required-field",
+            "require-concurrent-index-creation",
+        ]
+    finally:
+        server.stop()
+    # the four migrations (r1 and r4, staging and production) ran with the default lock_timeout and
+    # statement_timeout (PGOPTIONS); the sql command's `alembic current` is no migration and got none
+    sessions = (effects / "settings.log").read_text().splitlines()
+    assert [s for s in sessions if s.startswith("upgrade")] == [
+        "upgrade head: lock_timeout=10s statement_timeout=1h"
+    ] * 4
+    assert set(s for s in sessions if s.startswith("current")) == {"current: lock_timeout=0 statement_timeout=0"}
