@@ -8,8 +8,10 @@ from pydantic import BaseModel, Field
 from conveyor.api.deps import RuntimeDep, UserDep
 from conveyor.api.models import Deployment, DeploymentDetail, DeploymentLogs
 from conveyor.domain.deployment import DeploymentState
-from conveyor.engine.deployments import DeployRequest, cancel, request_deployment, request_rollback, resolve_id
+from conveyor.engine.deployments import DeployRequest, cancel, request_deployment, resolve_id
+from conveyor.engine.migrate_request import request_migration
 from conveyor.engine.process import read_tail
+from conveyor.engine.rollbacks import request_rollback
 from conveyor.store import deployments as store
 from conveyor.store import notifications
 from conveyor.store import services as service_store
@@ -34,6 +36,19 @@ class NewRollback(BaseModel):
     environment: str = Field(min_length=1, max_length=32)
     service: str | None = Field(None, max_length=64)
     to: str | None = Field(None, max_length=128, description="version to go back to; default the previous")
+    with_database: bool = Field(
+        False, description="take the database back too: maintenance on, migrate.down or database.restore, the code"
+    )
+    override_schema: bool = Field(
+        False, description="roll the code back over a destructive migration anyway (release managers, with reason)"
+    )
+    reason: str | None = Field(None, max_length=2000, description="why: required with override_schema")
+
+
+class NewMigration(BaseModel):
+    service: str | None = Field(None, max_length=64)
+    ref: str | None = Field(None, max_length=255, description="whose migration; default the release serving there")
+    maintenance: bool = Field(False, description="maintenance mode on during the migrate step (local targets)")
 
 
 def deployment_detail(rt: RuntimeDep, deployment_id: str) -> DeploymentDetail:
@@ -68,7 +83,30 @@ def deploy(body: NewDeployment, rt: RuntimeDep, user: UserDep) -> DeploymentDeta
 @router.post("/rollbacks", status_code=201)
 def rollback(body: NewRollback, rt: RuntimeDep, user: UserDep) -> DeploymentDetail:
     d = request_rollback(
-        rt, environment=body.environment, actor=user.name, roles=user.roles, service=body.service, to=body.to
+        rt,
+        environment=body.environment,
+        actor=user.name,
+        roles=user.roles,
+        service=body.service,
+        to=body.to,
+        with_database=body.with_database,
+        override_schema=body.override_schema,
+        reason=body.reason,
+    )
+    return deployment_detail(rt, d.id)
+
+
+@router.post("/environments/{environment}/migrate", status_code=201)
+def migrate(environment: str, body: NewMigration, rt: RuntimeDep, user: UserDep) -> DeploymentDetail:
+    """Run a release's migration alone (default: the serving release's); the serving release stays."""
+    d = request_migration(
+        rt,
+        environment=environment,
+        actor=user.name,
+        roles=user.roles,
+        service=body.service,
+        ref=body.ref,
+        maintenance=body.maintenance,
     )
     return deployment_detail(rt, d.id)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 
@@ -77,13 +78,51 @@ def rollback(
     environment: Annotated[str, typer.Argument(help="environment to roll back")],
     to: Annotated[str | None, typer.Option("--to", help="version to go back to (default: the previous)")] = None,
     service: Service = None,
+    with_database: Annotated[
+        bool,
+        typer.Option("--with-database", help="take the database back too (maintenance on, migrate.down or restore)"),
+    ] = False,
+    override_schema: Annotated[
+        bool,
+        typer.Option("--override-schema", help="roll back over a destructive migration anyway (release managers)"),
+    ] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="why (required with --override-schema)")] = None,
     wait: Wait = False,
     json_out: Json = False,
 ) -> None:
     """Deploy an earlier release of ENVIRONMENT again."""
     client = Client()
-    body = {"environment": environment, "service": service, "to": to}
+    body = {
+        "environment": environment,
+        "service": service,
+        "to": to,
+        "with_database": with_database,
+        "override_schema": override_schema,
+        "reason": reason,
+    }
     detail = client.send_as(DeploymentDetail, "POST", "/rollbacks", body)
+    if wait:
+        detail = wait_for(client, detail.id, show=not json_out)
+    _finish(detail, json_out, wait)
+
+
+@handles_errors
+def migrate(
+    environment: Annotated[str, typer.Argument(help="environment whose database to migrate")],
+    ref: Annotated[
+        str | None, typer.Option("--ref", help="whose migration to run (default: the release serving there)")
+    ] = None,
+    service: Service = None,
+    maintenance: Annotated[
+        bool, typer.Option("--maintenance", help="maintenance mode on during the migrate step (local targets)")
+    ] = False,
+    wait: Wait = False,
+    json_out: Json = False,
+) -> None:
+    """Run the migration alone in ENVIRONMENT; the serving release stays as it is."""
+    client = Client()
+    body = {"service": service, "ref": ref, "maintenance": maintenance}
+    detail = client.send_as(DeploymentDetail, "POST", f"/environments/{quote(environment, safe='')}/migrate", body)
     if wait:
         detail = wait_for(client, detail.id, show=not json_out)
     _finish(detail, json_out, wait)

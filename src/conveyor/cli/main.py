@@ -36,7 +36,7 @@ app.add_typer(agent_app, name="agent")
 app.command()(demo.demo)
 app.add_typer(services.app, name="services")
 app.command()(services.maintenance)
-for command in (deploy.deploy, deploy.rollback, deploy.cancel, deploy.status, deploy.history):
+for command in (deploy.deploy, deploy.rollback, deploy.migrate, deploy.cancel, deploy.status, deploy.history):
     app.command()(command)
 app.command()(logs.logs)
 app.command("watch")(watch)

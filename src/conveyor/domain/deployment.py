@@ -75,7 +75,17 @@ class StepState(StrEnum):
 class DeploymentKind(StrEnum):
     DEPLOY = "deploy"
     ROLLBACK = "rollback"
+    MIGRATE = "migrate"  # the migration alone (`conveyor migrate`): the serving release stays, no tag
 
 
 STEP_ORDER = ("prepare", "tag", "migrate", "rollout", "smoke", "announce")
 ROLLBACK_STEPS = ("prepare", "rollout", "smoke", "announce")
+MIGRATE_STEPS = ("prepare", "migrate")
+# rollback --with-database (docs/database.md): the process document's database rollback, in order
+WITH_DATABASE_STEPS = ("prepare", "maintenance_on", "database", "rollout", "smoke", "maintenance_off", "announce")
+
+
+def with_database_plan(*, smoke: bool) -> tuple[str, ...]:
+    """The steps of a rollback that takes the database back too; smoke only when the environment
+    has a smoke command."""
+    return tuple(s for s in WITH_DATABASE_STEPS if smoke or s != "smoke")

@@ -10,7 +10,7 @@ from pathlib import Path
 from conveyor.audit import log as audit
 from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import may_deploy
-from conveyor.domain.deployment import ROLLBACK_STEPS, DeploymentKind, DeploymentState
+from conveyor.domain.deployment import DeploymentKind, DeploymentState
 from conveyor.domain.text import check_single_line
 from conveyor.engine import gating, pipeline
 from conveyor.engine.evidence import evaluate, gather, has_gates
@@ -170,77 +170,6 @@ def check_schedule_now(rt: Runtime, service: ServiceRecord, req: DeployRequest, 
             f"{req.environment} is closed for deploys: {closed[0].reason}",
             fix="add --when-open to wait for the opening, or --emergency --reason with a manager's approval",
         )
-
-
-def request_rollback(
-    rt: Runtime,
-    *,
-    environment: str,
-    actor: str,
-    roles: tuple[str, ...],
-    service: str | None = None,
-    to: str | None = None,
-) -> DeploymentRecord:
-    """Deploy an earlier release again: ``to`` names its version, else the one before the current.
-    Who may deploy to the environment may roll it back; the other gates do not hold a rollback up."""
-    with rt.db.begin() as conn:
-        svc = service_store.pick_service(conn, service)
-    decision = may_deploy(actor, roles, environment, rt.spec_of(svc.config_text).environment(environment))
-    if not decision.allowed:
-        raise refuse(rt, actor, "rollback", f"{svc.name}/{environment}", decision.reason)
-    with rt.db.begin() as conn:
-        current = store.current_release(conn, svc.id, environment)
-        earlier = [
-            r for r in store.previous_releases(conn, svc.id, environment) if current is None or r.id != current.id
-        ]
-    if to is not None:
-        chosen = next((r for r in earlier if r.version == to), None)
-        if chosen is None:
-            known = ", ".join(r.version for r in earlier) or "none"
-            raise NotFound(
-                f"{to!r} is not an earlier release of {svc.name} in {environment}",
-                fix=f"pick one of: {known}",
-            )
-    elif not earlier:
-        raise Conflict(f"{svc.name} has no earlier successful release in {environment} to roll back to")
-    else:
-        chosen = earlier[0]
-    deployment_id = str(uuid.uuid4())
-    now = rt.clock.now()
-    with rt.db.begin() as conn:
-        store.insert_deployment(
-            conn,
-            id=deployment_id,
-            service_id=svc.id,
-            environment=environment,
-            kind=DeploymentKind.ROLLBACK,
-            ref=chosen.version,
-            sha=chosen.sha,
-            state=DeploymentState.QUEUED,
-            actor=actor,
-            trigger="rollback",
-            now=now,
-            plan=ROLLBACK_STEPS,
-            release_id=chosen.id,
-            notes=f"rollback from {current.version if current else 'nothing'} to {chosen.version}",
-        )
-        audit.append(
-            conn,
-            at=now,
-            actor=actor,
-            action="rollback.requested",
-            subject=deployment_id,
-            details={
-                "service": svc.name,
-                "environment": environment,
-                "to": chosen.version,
-                "from": current.version if current else None,
-            },
-        )
-    with rt.db.begin() as conn:
-        record = store.get_deployment(conn, deployment_id)
-    pipeline.enqueue(record)
-    return record
 
 
 def cancel(rt: Runtime, deployment_id: str, actor: str, roles: tuple[str, ...]) -> DeploymentRecord:

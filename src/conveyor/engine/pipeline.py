@@ -12,7 +12,7 @@ from dbos._context import MaxPriority
 
 from conveyor.domain.deployment import DeploymentKind, DeploymentState, StepState
 from conveyor.engine import monitoring
-from conveyor.engine.context import StepOutcome, load_context
+from conveyor.engine.context import StepContext, StepOutcome, load_context
 from conveyor.engine.evidence import evaluate_deployment, has_gates
 from conveyor.engine.history import superseded
 from conveyor.engine.nudges import nudge_sha
@@ -30,6 +30,7 @@ from conveyor.targets.base import target_for
 load_builtin_steps()
 
 _ACTIVE = (DeploymentState.QUEUED, DeploymentState.RUNNING)
+GATED_KINDS = (DeploymentKind.DEPLOY, DeploymentKind.MIGRATE)  # rollbacks are not held up by gates
 
 
 def enqueue(deployment: DeploymentRecord) -> None:
@@ -115,7 +116,7 @@ def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
                 steps=StepState.SKIPPED,
             )
         return None
-    if d.kind == DeploymentKind.DEPLOY and has_gates(rt, service, d.environment):
+    if d.kind in GATED_KINDS and has_gates(rt, service, d.environment):
         failing = [r for r in evaluate_deployment(rt, d) if not r.passed]
         if failing:  # e.g. a check turned red after the approvals came in
             reason = "a gate no longer passes at start: " + "; ".join(f"{r.gate}: {r.reason}" for r in failing)
@@ -123,7 +124,8 @@ def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
                 transition(conn, d.id, DeploymentState.FAILED, now=now, reason=reason, expect=_ACTIVE)
             return None
     release_id = d.release_id
-    if release_id is None and ctx.env_spec.tag is None:
+    # a migration alone names no release unless it is the serving one's: it never goes into service
+    if release_id is None and ctx.env_spec.tag is None and d.kind != DeploymentKind.MIGRATE:
         version = ctx.repo.version_tag_at(d.sha) or ctx.repo.describe(d.sha)
         with rt.db.begin() as conn:
             release_id = store.ensure_release(conn, d.service_id, d.sha, version, None, now).id
@@ -176,12 +178,18 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
         monitoring.enter(rt, ctx)  # the tag waits for the end of the window
         return DeploymentState.MONITORING.value
     tagged: str | None = None
-    if failed is None:
+    if failed is None and d.kind == DeploymentKind.MIGRATE:  # the serving release stays; nothing to tag
+        state, reason = DeploymentState.SUCCEEDED, None
+    elif failed is None:
         state, reason = DeploymentState.SUCCEEDED, None
         try:  # the release serves and passed its checks: only now does its tag say so
             tagged = promote(ctx)
         except ConveyorError as exc:
             reason = f"{ctx.release.version if ctx.release else d.sha[:12]} serves, but its tag was not made: {exc}"
+    elif d.with_database and _database_touched(rt, deployment_id):
+        # the older schema is in place (or half so): the newer code must not come back over it
+        state = DeploymentState.CANCELLED if cancelled else DeploymentState.FAILED
+        reason = f"{failed}: {message}" + _held_in_maintenance(ctx, failed, message)
     else:
         state = DeploymentState.CANCELLED if cancelled else DeploymentState.FAILED
         reason = f"{failed}: {message}"
@@ -218,6 +226,29 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
     if state == DeploymentState.SUCCEEDED:
         nudge_sha(rt, d.sha)  # a staging run may be what a production deployment waits for
     return state.value
+
+
+def _database_touched(rt: Runtime, deployment_id: str) -> bool:
+    """Whether a with-database rollback's ``database`` step ran (even partly)."""
+    return any(s.name == "database" and s.state != StepState.PENDING for s in _steps(rt, deployment_id))
+
+
+def _held_in_maintenance(ctx: StepContext, failed: str, message: str) -> str:
+    """What a with-database rollback that failed after its database step leaves, and what to do."""
+    d, env = ctx.deployment, ctx.deployment.environment
+    target = ctx.release.version if ctx.release else d.sha[:12]
+    if "maintenance mode stays on" in message:  # the database step said so itself
+        return ""
+    if failed == "database":
+        schema = f"the database may be partly rolled back towards {target}'s schema"
+    else:
+        schema = f"the database was rolled back to {target}'s schema"
+    newer = ctx.previous.version if ctx.previous else "the newer release"
+    return (
+        f"; maintenance mode stays on in {env}: {schema}, so {newer}'s code was not put back over it; "
+        f"fix the cause and run `conveyor rollback {env} --to {target}` (the code alone), "
+        f"then `conveyor maintenance {env} off`"
+    )
 
 
 def _steps(rt: Runtime, deployment_id: str) -> list[Any]:

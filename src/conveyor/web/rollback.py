@@ -1,6 +1,8 @@
 """Rollback: pick one of the environment's earlier successful releases (the one the agent keeps
 warm is marked: going back to it is a router switch), see what changes, confirm. The request goes
-through ``request_rollback``, like ``conveyor rollback`` and POST /api/v1/rollbacks."""
+through ``request_rollback``, like ``conveyor rollback`` and POST /api/v1/rollbacks. What changes
+includes the schema: a destructive migration since the target is said plainly, with the way to
+take the database back too and, to release managers, the override with a reason."""
 
 from __future__ import annotations
 
@@ -14,8 +16,11 @@ from starlette.concurrency import run_in_threadpool
 
 from conveyor.auth.policy import may_deploy
 from conveyor.auth.users import User
-from conveyor.engine.deployments import request_rollback
-from conveyor.errors import ConveyorError, Forbidden
+from conveyor.domain.deployment import with_database_plan
+from conveyor.domain.schema_gap import gap_sentence
+from conveyor.engine.rollbacks import SCHEMA_OVERRIDERS, database_way, request_rollback
+from conveyor.engine.schema_rollback import schema_gap, unreported
+from conveyor.errors import ConveyorError, Forbidden, InvalidInput
 from conveyor.runtime import Runtime
 from conveyor.spec import LocalTarget
 from conveyor.store import deployments as store
@@ -86,7 +91,26 @@ def rollback_changes(
         except ConveyorError:  # the repository lost the commit: say so rather than fail the dialog
             commits, found = [], False
     context = {**ctx, "target": target, "commits": commits, "found": found, "max": MAX_COMMITS}
+    if target is not None:
+        context.update(_schema(runtime(request), session.user, ctx, target.release))
     return templates.TemplateResponse(request, "_rollback_changes.html", context)
+
+
+def _schema(rt: Runtime, user: User, ctx: dict[str, Any], target: ReleaseRecord) -> dict[str, Any]:
+    """What the database says about going back to ``target``: the destructive migrations since
+    (the rollback is refused over them), how the database could go back too, who may override."""
+    svc, env, environment = ctx["svc"], ctx["env"], ctx["environment"]
+    with rt.db.read() as conn:
+        gap = schema_gap(conn, svc.id, environment, target)
+        unlinted = unreported(conn, svc.id, environment, target)
+    return {
+        "gap": gap,
+        "gap_sentence": gap_sentence(target.version, gap) if gap else "",
+        "unlinted": unlinted,
+        "database_way": database_way(env),
+        "database_steps": with_database_plan(smoke=env.smoke is not None),
+        "may_override": user.has_role(*SCHEMA_OVERRIDERS),
+    }
 
 
 @router.post("/rollback")
@@ -96,11 +120,27 @@ async def rollback(
     environment: Annotated[str, Form(max_length=32)],
     to: Annotated[str, Form(max_length=128)],
     service: Annotated[str, Form(max_length=64)] = "",
+    schema_choice: Annotated[str, Form(max_length=16)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
+    """``schema_choice``: "database" rolls the database back too; "override" (release managers, with a
+    reason) rolls the code back alone over a destructive migration; empty: a plain rollback."""
     rt, user = runtime(request), session.user
+    if schema_choice not in ("", "database", "override"):
+        raise InvalidInput(
+            f"schema_choice={schema_choice!r} is not a choice", fix="send database, override, or nothing"
+        )
     d = await run_in_threadpool(
         lambda: request_rollback(
-            rt, environment=environment, actor=user.name, roles=user.roles, service=service or None, to=to
+            rt,
+            environment=environment,
+            actor=user.name,
+            roles=user.roles,
+            service=service or None,
+            to=to,
+            with_database=schema_choice == "database",
+            override_schema=schema_choice == "override",
+            reason=reason.strip() or None,
         )
     )
     return RedirectResponse(f"/deployments/{d.id}", status_code=303)
