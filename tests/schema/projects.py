@@ -41,6 +41,14 @@ migrate:
   down: alembic downgrade "$(cd "$CONVEYOR_ROLLBACK_TO_WORKDIR" && alembic heads | cut -d' ' -f1)"
 """
 
+# The database block docs/database.md shows: a pg_dump before each migration of a deploy, and the
+# restore of it for `rollback --with-database` (where migrate.down is not set).
+PG_DUMP_DATABASE = """\
+database:
+  backup: pg_dump --format=custom --file="$CONVEYOR_BACKUP" "$APP_DATABASE_URL"
+  restore: pg_restore --clean --if-exists --single-transaction --dbname="$APP_DATABASE_URL" "$CONVEYOR_BACKUP"
+"""
+
 ALEMBIC_INI = """\
 [alembic]
 script_location = %(here)s/migrations

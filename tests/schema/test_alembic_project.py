@@ -15,7 +15,13 @@ import psycopg
 import pytest
 from tests.conftest import PG_ADMIN_URL, wait_until
 from tests.e2e.harness import SCRIPTS, Server
-from tests.schema.projects import ALEMBIC_MIGRATE, AlembicProject, alembic_project, project_env
+from tests.schema.projects import (
+    ALEMBIC_MIGRATE,
+    PG_DUMP_DATABASE,
+    AlembicProject,
+    alembic_project,
+    project_env,
+)
 
 from conveyor.domain.migrations import DEFAULT_RULES, MigrationReport
 from conveyor.schema import sql_source, squawk
@@ -24,7 +30,7 @@ from conveyor.spec.models import CommandSpec, MigrateSpec
 from conveyor.vcs.git import GitRepo
 
 CONFIG = "service: users\nenvironments:\n  production:\n    target: {kind: command, deploy: 'true'}\n" + "".join(
-    f"    {line}\n" for line in ALEMBIC_MIGRATE.splitlines()
+    f"    {line}\n" for line in (ALEMBIC_MIGRATE + PG_DUMP_DATABASE).splitlines()
 )
 
 
@@ -142,6 +148,30 @@ def test_alembic_down_goes_back_to_the_release_rolled_back_to(tmp_path: Path, ap
     # rolling r3 back to r2: `down` runs in r3's worktree, CONVEYOR_ROLLBACK_TO_WORKDIR is r2's
     sh(migrate.down, r3, {**env, "CONVEYOR_ROLLBACK_TO_WORKDIR": str(r2)})
     assert version(app_database) == "r2_email" and columns(app_database, "users") == ["id", "email", "name"]
+
+
+def test_pg_dump_backup_and_restore_take_the_schema_back(tmp_path: Path, app_database: str) -> None:
+    """database.backup before r3's DROP COLUMN, database.restore after it: the column and its data are back."""
+    project = alembic_project(tmp_path / "users", {"conveyor.yml": CONFIG})
+    for rev in ("r1_users", "r2_email", "r3_drop_name"):
+        project.add(rev)
+    spec = parse_spec((project.path / "conveyor.yml").read_text()).environments["production"]
+    assert spec.migrate is not None and spec.database is not None
+    assert spec.database.backup is not None and spec.database.restore is not None
+    env = project_env(app_database, CONVEYOR_BACKUP=str(tmp_path / "backups" / "before-r3.dump"))
+    (tmp_path / "backups").mkdir()
+    sh(spec.migrate, worktree(project, "r2_email", tmp_path), env)
+    with psycopg.connect(app_database) as conn:
+        conn.execute("INSERT INTO users (name, email) VALUES ('Ada', 'ada@example.com')")
+
+    sh(spec.database.backup, tmp_path, env)
+    sh(spec.migrate, worktree(project, "r3_drop_name", tmp_path), env)
+    assert columns(app_database, "users") == ["id", "email"]
+
+    sh(spec.database.restore, tmp_path, env)
+    assert version(app_database) == "r2_email" and columns(app_database, "users") == ["id", "name", "email"]
+    with psycopg.connect(app_database) as conn:
+        assert conn.execute("SELECT name, email FROM users").fetchall() == [("Ada", "ada@example.com")]
 
 
 def test_the_migration_sessions_take_lock_timeout_from_pgoptions(tmp_path: Path, app_database: str) -> None:
