@@ -70,6 +70,9 @@ def config(effects: Path, edge_port: int) -> str:
           watched:
             target: {COMMAND}
             monitor: {{for: 1m, interval: 1s, min_requests: 10, rollback_if: {{error_rate: "> 2%"}}}}
+          linted:
+            target: {COMMAND}
+            migrate: {{run: ./scripts/step.sh migrate, sql: "echo 'CREATE INDEX users_email ON users (email);'"}}
         """
     )
 
@@ -245,6 +248,15 @@ def _walk(w: Walk, repo: Path) -> None:  # one scenario, route by route
     route = v1 + "/deployments/{deployment_id}/checklist"
     w.call("ada", "POST", route, status=201, path={"deployment_id": waiting["id"]}, json={"item": "tests_passing"})
     w.call("ada", "POST", v1 + "/deployments/{deployment_id}/cancel", path={"deployment_id": waiting["id"]})
+
+    # migrations (docs/database.md): the lint's finding holds the deployment until acknowledged
+    body = {"environment": "linted", "ref": "main"}
+    ids = {"deployment_id": w.call("ada", "POST", v1 + "/deployments", status=201, json=body)["id"]}
+    route = v1 + "/deployments/{deployment_id}/migrations"
+    wait_until(lambda: w.call("ada", "GET", route, path=ids)["report"], timeout=90, what="the lint's report")
+    w.call("ada", "POST", route + "/acknowledge", status=201, path=ids, json={"reason": "contract walk"})
+    assert w.finished(ids["deployment_id"])["state"] == "succeeded"
+    w.call("ada", "GET", route, path=ids)
 
     # the deploy calendar: a scheduled environment, and one without a schedule
     freeze = w.call("ada", "POST", v1 + "/freezes", status=201, json={"environment": "quiet", "reason": "audit week"})

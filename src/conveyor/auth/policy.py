@@ -76,3 +76,18 @@ def may_approve_emergency(
     if user == requester:
         return Decision(False, f"{user} requested this emergency deployment and cannot approve it")
     return Decision(True, f"{user} may approve the emergency")
+
+
+# Who may acknowledge the lint's findings in a release's migrations (docs/database.md): the role the
+# process document gives the production decisions. Not admin: administering Conveyor is no review.
+MIGRATION_ACKNOWLEDGERS = ("release_manager",)
+
+
+def may_acknowledge_migrations(user: str, roles: tuple[str, ...], environment: str) -> Decision:
+    if any(r in MIGRATION_ACKNOWLEDGERS for r in roles):
+        return Decision(True, f"{user} may acknowledge the migrations' findings")
+    return Decision(
+        False,
+        f"{user} ({_roles(roles) or 'no role'}) may not acknowledge the findings in the migrations of a "
+        f"deployment to {environment}; only {_roles(MIGRATION_ACKNOWLEDGERS)} may",
+    )

@@ -1,6 +1,7 @@
 """A deployment's page: its gates with their live state and reasons, Approve / tick buttons for
 those allowed, its monitoring window with the evidence and Accept now / Roll back now for release
-managers, the step timeline with live log output, Cancel and Rollback. Actions go through
+managers, its migrations (the lint's findings, and an Acknowledge form for release managers), the
+step timeline with live log output, Cancel and Rollback. Actions go through
 the engine's own functions (evidence_intake.approve / tick, requests.cancel), which check the
 user's rights again and raise Forbidden / Conflict / InvalidInput: those become pages with 403 /
 409 / 400 and change nothing."""
@@ -15,10 +16,12 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from conveyor.auth.policy import may_acknowledge_migrations
 from conveyor.auth.sessions import COOKIE
 from conveyor.auth.users import User
 from conveyor.domain.links import links_for
 from conveyor.engine import evidence_intake as intake
+from conveyor.engine import migration_acks
 from conveyor.engine.deployments import cancel, resolve_id
 from conveyor.engine.monitoring_end import format_value as value_text
 from conveyor.engine.monitoring_people import decide, may_decide
@@ -40,6 +43,7 @@ POLL_SECONDS = 0.25
 PARTS = {
     "panel": "_deployment_panel.html",
     "monitoring": "_monitoring.html",
+    "migrations": "_migrations.html",
     "steps": "_steps.html",
     "notifications": "_notifications.html",
 }
@@ -94,6 +98,8 @@ def _view(rt: Runtime, user: User, deployment_id: str) -> tuple[dict[str, Any], 
         "last": samples[-1] if samples else None,
         "may_decide": may_decide(user.name, user.roles, d.environment).allowed,
         "value_text": value_text,
+        "migrations": migration_acks.view(rt, d.id) if env.migrate is not None else None,
+        "may_acknowledge": may_acknowledge_migrations(user.name, user.roles, d.environment).allowed,
     }
     return context, d.state.finished
 
@@ -166,3 +172,11 @@ async def roll_back_now(
 ) -> Response:
     rt, user = runtime(request), session.user
     return await _act(request, deployment_id, lambda i: decide(rt, i, "rollback", user.name, user.roles, reason))
+
+
+@router.post("/deployments/{deployment_id}/migrations/acknowledge")
+async def acknowledge_migrations(
+    deployment_id: str, request: Request, session: PostDep, reason: Annotated[str, Form(max_length=2000)]
+) -> Response:
+    rt, user = runtime(request), session.user
+    return await _act(request, deployment_id, lambda i: migration_acks.acknowledge(rt, i, user, reason))
