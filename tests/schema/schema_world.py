@@ -12,13 +12,17 @@ tests/e2e/harness.py's step.sh does), so a test can kill the server in the middl
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 from tests.e2e.harness import Server, commit, effects, git
 from tests.e2e.local import make_web_repo, stop_agent
@@ -108,6 +112,16 @@ class SchemaSite:
             [sys.executable, "-m", "conveyor", *args], env=env, capture_output=True, text=True, timeout=180
         )
 
+    @contextmanager
+    def dashboard(self, user: str) -> Iterator[httpx.Client]:
+        """An HTTP client signed in to the dashboard as ``user``."""
+        with httpx.Client(base_url=self.server.url, timeout=30) as client:
+            form = client.get("/login")
+            data = {"username": user, "password": password(user), "csrf_token": csrf(form.text), "next": "/"}
+            signed_in = client.post("/login", data=data, follow_redirects=False)
+            assert signed_in.status_code == 303, signed_in.text
+            yield client
+
     def effects(self) -> list[str]:
         return effects(self.effects_dir)
 
@@ -170,9 +184,9 @@ def start_schema_site(
     server.start()
     site = SchemaSite(repo, effects_dir, server, port, app_database)
     site.tokens = {
-        "rita": make_token(database_url, "rita", ["release_manager"]),
-        "eddie": make_token(database_url, "eddie", ["engineer"]),
-        "carl": make_token(database_url, "carl", ["reporter"]),
+        "rita": make_token(database_url, "rita", ["release_manager"], password=password("rita")),
+        "eddie": make_token(database_url, "eddie", ["engineer"], password=password("eddie")),
+        "carl": make_token(database_url, "carl", ["reporter"], password=password("carl")),
     }
     server.ok("POST", "/services", json={"source": str(repo)})
     return site
@@ -193,6 +207,16 @@ def stop_schema_site(site: SchemaSite) -> None:
         hold.unlink()
     site.server.stop()
     stop_agent(site.server.home)
+
+
+def password(user: str) -> str:
+    return f"{user} has a long passphrase"
+
+
+def csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
 
 
 def dump(value: Any) -> str:
