@@ -6,7 +6,9 @@ environment; squawk's findings (``schema/squawk.lint``); then `run` and `down` f
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -297,3 +299,22 @@ def test_a_release_adding_a_required_column_waits_for_a_release_manager_then_dep
         "upgrade head: lock_timeout=10s statement_timeout=1h"
     ] * 4
     assert set(s for s in sessions if s.startswith("current")) == {"current: lock_timeout=0 statement_timeout=0"}
+
+
+def test_the_docs_show_the_blocks_proven_here() -> None:
+    """docs/database.md shows ALEMBIC_MIGRATE and PG_DUMP_DATABASE as written here; the `migrate`
+    example of docs/conveyor-yml.md has the same `sql` and `down`."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    database = (docs / "database.md").read_text()
+    assert f"```yaml\n{ALEMBIC_MIGRATE}```" in database
+    assert textwrap.indent(f"```yaml\n{PG_DUMP_DATABASE}```", "   ") in database
+    reference = (docs / "conveyor-yml.md").read_text()
+    for line in ALEMBIC_MIGRATE.splitlines()[2:]:  # sql and down
+        assert f"\n{line}\n" in reference, f"docs/conveyor-yml.md's migrate example lacks {line!r}"
+    # and every migrate: or database: example of docs/database.md is valid in an environment
+    blocks = [textwrap.dedent(b) for _, b in re.findall(r"^( *)```yaml\n(.*?)^\1```", database, re.M | re.S)]
+    examples = [b for b in blocks if b.startswith(("migrate:", "database:"))]
+    assert len(examples) == 4
+    for example in examples:
+        text = "service: shop\nenvironments:\n  production:\n    target: {kind: command, deploy: 'true'}\n"
+        parse_spec(text + textwrap.indent(example, "    "))

@@ -89,3 +89,8 @@ def test_django_migrations_are_linted_through_sqlmigrate(tmp_path: Path, app_dat
     sh(migrate.down, wt, {**env, "CONVEYOR_ROLLBACK_TO_WORKDIR": str(first_wt)})
     assert columns(app_database) == ["id", "name"]
     assert "shop_customer_email_idx" not in indexes(app_database)
+
+
+def test_the_docs_show_the_block_proven_here() -> None:
+    database = (Path(__file__).resolve().parents[2] / "docs" / "database.md").read_text()
+    assert f"```yaml\n{DJANGO_MIGRATE}```" in database
