@@ -5,7 +5,7 @@ back. With ``migrate.down``, that command runs in the built worktree of the rele
 back (its code knows how to undo its own migrations), told where the target is by
 CONVEYOR_ROLLBACK_TO_WORKDIR, _VERSION and _SHA. Otherwise ``database.restore`` runs with
 CONVEYOR_BACKUP = the backup taken before the first migration after the target (see
-``backup_before``). Either command runs durably, once: after a crash the step attaches to it or
+``backup_to_restore``). Either command runs durably, once: after a crash the step attaches to it or
 reads its result, it never runs it a second time.
 """
 
@@ -13,16 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Connection
-
-from conveyor.domain.deployment import DeploymentState, StepState
+from conveyor.domain.deployment import StepState
 from conveyor.engine.context import StepContext, StepOutcome
+from conveyor.engine.schema_rollback import backup_before
 from conveyor.engine.steps import step
 from conveyor.engine.steps.extra_env import pg_options, with_env
 from conveyor.errors import ConveyorError
 from conveyor.store import deployments as store
-from conveyor.store import schema_changes
-from conveyor.store.records import DeploymentRecord, ReleaseRecord
+from conveyor.store.records import ReleaseRecord
 
 DATABASE_TIMEOUT = 3600.0
 
@@ -38,56 +36,26 @@ def _target_workdir(ctx: StepContext, target: ReleaseRecord) -> Path:
     return path
 
 
-def backup_before(ctx: StepContext, target: ReleaseRecord) -> str:
-    """The backup that holds the schema ``target`` ran with, in this environment.
-
-    The rule: the target's schema was last in place after the newest deployment of it here that
-    succeeded (a deploy or a rollback), or that was a with-database rollback whose ``database``
-    step succeeded. The first successful migration run of a later deployment is the first
-    migration the target's code never saw; the backup taken just before it is the one to
-    restore. That run must have a backup, and its file must still be on disk."""
-    service_id, environment = ctx.service.id, ctx.deployment.environment
+def backup_to_restore(ctx: StepContext, target: ReleaseRecord) -> str:
+    """The backup that holds the schema ``target`` ran with, in this environment: the one taken
+    before the first migration after the target's schema was last in place (the rule of
+    engine/schema_rollback.py ``backup_before``, which the rollback request checks too). Its file
+    must still be on disk."""
+    environment = ctx.deployment.environment
     with ctx.runtime.db.read() as conn:
-        deployments = store.list_deployments(conn, service_id=service_id, environment=environment, limit=10_000)
-        since = max(
-            (d.seq for d in deployments if d.release_id == target.id and _schema_in_place(conn, d)), default=None
-        )
-        if since is None:
-            raise ConveyorError(
-                f"{target.version} never served in {environment}, so no backup holds its schema",
-                fix="roll back to a release that served there, or restore the database yourself",
-            )
-        runs = schema_changes.runs_in(conn, service_id, environment)
-        seqs = {r.deployment_id: store.get_deployment(conn, r.deployment_id).seq for r in runs}
-    after = sorted((r for r in runs if seqs[r.deployment_id] > since), key=lambda r: seqs[r.deployment_id])
-    if not after:
+        backup = backup_before(conn, ctx.service.id, environment, target)
+    if backup is None:
         raise ConveyorError(
-            f"no migration ran in {environment} after {target.version}, so there is no backup to restore",
-            fix="roll back without --with-database: the schema is the one it ran with",
-        )
-    first = after[0]
-    if not first.backup:
-        raise ConveyorError(
-            f"the first migration after {target.version} in {environment} (deployment {first.deployment_id[:8]}) "
-            "ran without a backup, so no backup holds the schema it ran with",
+            f"no backup of {environment}'s database was taken before the first migration after {target.version}, "
+            "so database.restore has nothing to restore",
             fix="configure migrate.down, or restore the database yourself and roll back without --with-database",
         )
-    if not Path(first.backup).is_file():
+    if not Path(backup).is_file():
         raise ConveyorError(
-            f"the backup {first.backup} taken before deployment {first.deployment_id[:8]}'s migration is gone",
+            f"the backup {backup}, taken before the first migration after {target.version}, is gone",
             fix="put the file back, or configure migrate.down",
         )
-    return first.backup
-
-
-def _schema_in_place(conn: Connection, d: DeploymentRecord) -> bool:
-    """Whether the environment's schema was its release's after deployment ``d``."""
-    if d.kind.value == "migrate":  # a migration alone changes the schema, not the release
-        return False
-    if d.state == DeploymentState.SUCCEEDED:
-        return True
-    steps = store.get_steps(conn, d.id) if d.with_database else []
-    return any(s.name == "database" and s.state == StepState.SUCCEEDED for s in steps)
+    return backup
 
 
 def _maintenance_note(ctx: StepContext) -> str:
@@ -136,7 +104,7 @@ def database(ctx: StepContext) -> StepOutcome:
             )
             what = f"{rolled_back.version}'s migrations undone by migrate.down, back to {target.version}'s schema"
         elif restore is not None:
-            backup = backup_before(ctx, target)
+            backup = backup_to_restore(ctx, target)
             runner = with_env(ctx, {**where, "CONVEYOR_BACKUP": backup})
             outcome = runner.run("database", restore, default_timeout=DATABASE_TIMEOUT, workdir=target_dir)
             what = (
