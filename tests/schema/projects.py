@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.e2e.harness import commit, git
+from tests.e2e.local import make_web_repo
 
 VENV_BIN = Path(sys.executable).parent  # alembic, django-admin and squawk live here
 
@@ -214,17 +215,21 @@ class AlembicProject:
         return sha
 
 
+ALEMBIC_FILES = {"alembic.ini": ALEMBIC_INI, "migrations/env.py": ALEMBIC_ENV, "migrations/versions/.keep": ""}
+
+
 def alembic_project(path: Path, files: dict[str, str] | None = None) -> AlembicProject:
     """A new repository with the Alembic setup (and ``files``, e.g. conveyor.yml) and no revision yet."""
     path.mkdir(parents=True)
     git(path, "init", "-q", "-b", "main")
-    base = {
-        "alembic.ini": ALEMBIC_INI,
-        "migrations/env.py": ALEMBIC_ENV,
-        "migrations/versions/.keep": "",
-        **(files or {}),
-    }
-    commit(path, base, "alembic setup")
+    commit(path, {**ALEMBIC_FILES, **(files or {})}, "alembic setup")
+    return AlembicProject(path)
+
+
+def alembic_web_project(path: Path, config: str) -> AlembicProject:
+    """The demo web app (examples/demo-app, for a local target) with the Alembic setup and no revision yet."""
+    make_web_repo(path, config)
+    commit(path, ALEMBIC_FILES, "alembic setup")
     return AlembicProject(path)
 
 

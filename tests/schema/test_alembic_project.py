@@ -17,14 +17,17 @@ import psycopg
 import pytest
 from tests.conftest import PG_ADMIN_URL, wait_until
 from tests.e2e.harness import SCRIPTS, Server
+from tests.e2e.local import stop_agent
 from tests.schema.projects import (
     ALEMBIC_MIGRATE,
     PG_DUMP_DATABASE,
     AlembicProject,
     alembic_project,
+    alembic_web_project,
     project_env,
 )
 
+from conveyor.devserver import free_port
 from conveyor.domain.migrations import DEFAULT_RULES, MigrationReport
 from conveyor.schema import sql_source, squawk
 from conveyor.spec.loader import parse_spec
@@ -318,3 +321,60 @@ def test_the_docs_show_the_blocks_proven_here() -> None:
     for example in examples:
         text = "service: shop\nenvironments:\n  production:\n    target: {kind: command, deploy: 'true'}\n"
         parse_spec(text + textwrap.indent(example, "    "))
+
+
+def test_a_rollback_over_the_drop_column_revision_takes_the_database_back_with_alembic_down(
+    tmp_path: Path, app_database: str
+) -> None:
+    """The contract revision (DROP COLUMN) deployed: a plain rollback is refused naming the
+    statement; `rollback --with-database` runs the documented `down` (alembic downgrade to the
+    target's head, in the worktree Conveyor gives), and the column is back under the older code."""
+    shared = {k: v for k, v in project_env(app_database).items() if k != "HOME"}
+    config = (
+        "service: users\n"
+        "run: python3 app.py --port $PORT\n"
+        "health: {path: /healthz, interval: 100ms, successes: 2, timeout: 10s}\n"
+        f"env: {json.dumps(shared)}\n"
+        "environments:\n"
+        "  production:\n"
+        f"    target: {{kind: local, port: {free_port()}, replicas: 1}}\n"
+        "    tag: {bump: minor}\n" + "".join(f"    {line}\n" for line in ALEMBIC_MIGRATE.splitlines())
+    )
+    project = alembic_web_project(tmp_path / "users", config)
+    project.add("r1_users")
+    project.add("r2_email")
+    server = Server(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'c.db'}", poll_interval=0)
+    server.start()
+    try:
+        server.ok("POST", "/services", json={"source": str(project.path)})
+        first = server.wait_finished(deploy(server, "production")["id"])
+        assert first["state"] == "succeeded", first
+
+        project.add("r3_drop_name")
+        held = deploy(server, "production")
+        wait_until(lambda: server.ok("GET", f"/deployments/{held['id']}/migrations")["report"], timeout=60, what="lint")
+        server.ok("POST", f"/deployments/{held['id']}/migrations/acknowledge", json={"reason": "name is unread"})
+        second = server.wait_finished(held["id"])
+        assert second["state"] == "succeeded", second
+        assert columns(app_database, "users") == ["id", "email"]
+
+        refused = server.api("POST", "/rollbacks", json={"environment": "production"})
+        assert refused.status_code == 409, refused.text
+        message = refused.json()["message"]
+        assert f"{first['version']}'s code expects a schema that {second['version']}'s migration changed" in message
+        assert "ALTER TABLE users DROP COLUMN name (ban-drop-column)" in message
+        assert columns(app_database, "users") == ["id", "email"]  # nothing changed
+
+        back = server.ok("POST", "/rollbacks", json={"environment": "production", "with_database": True})
+        done = server.wait_finished(back["id"], timeout=90)
+        assert done["state"] == "succeeded", done
+        steps = {s["name"]: s for s in done["steps"]}
+        assert list(steps)[:3] == ["prepare", "maintenance_on", "database"] and "maintenance_off" in steps
+        assert "undone by migrate.down" in steps["database"]["message"]
+        assert version(app_database) == "r2_email"
+        assert columns(app_database, "users") == ["id", "email", "name"]
+        status = server.ok("GET", "/status", params={"environment": "production"})
+        assert status[0]["current"]["version"] == first["version"]
+    finally:
+        server.stop()
+        stop_agent(server.home)
