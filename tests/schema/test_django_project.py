@@ -6,10 +6,14 @@ block of docs/database.md (its `sql` a loop of `manage.py sqlmigrate` over the m
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
+from tests.conftest import wait_until
+from tests.e2e.harness import SCRIPTS, Server
 from tests.schema.projects import DJANGO_MIGRATE, DjangoProject, django_project, project_env
 
 from conveyor.domain.migrations import MigrationReport
@@ -94,3 +98,62 @@ def test_django_migrations_are_linted_through_sqlmigrate(tmp_path: Path, app_dat
 def test_the_docs_show_the_block_proven_here() -> None:
     database = (Path(__file__).resolve().parents[2] / "docs" / "database.md").read_text()
     assert f"```yaml\n{DJANGO_MIGRATE}```" in database
+
+
+def test_conveyor_migrate_runs_the_django_migrations_alone_once_acknowledged(tmp_path: Path, app_database: str) -> None:
+    """The document's "run migrations manually" with the Django project, through the CLI and a real
+    server: `conveyor migrate production --ref main` is held by the migrations gate with both
+    findings (`conveyor migrations show`), runs once acknowledged (`conveyor migrations
+    acknowledge`), and the release serving stays the same."""
+    effects = tmp_path / "effects"
+    effects.mkdir()
+    shared = {k: v for k, v in project_env(app_database, EFFECTS=str(effects)).items() if k != "HOME"}
+    target = "{kind: command, deploy: ./scripts/deploy.sh, rollback: ./scripts/rollback.sh}"
+    config = (
+        f"service: shop\nenv: {json.dumps(shared)}\nenvironments:\n  production:\n    target: {target}\n"
+        + "".join(f"    {line}\n" for line in DJANGO_MIGRATE.splitlines())
+    )
+    project = django_project(tmp_path / "shop", {**SCRIPTS, "conveyor.yml": config})
+    project.add("0001_initial")
+    server = Server(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'c.db'}", poll_interval=0)
+    server.start()
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "conveyor", *args], env=server.env(), capture_output=True, text=True, timeout=120
+        )
+
+    try:
+        server.ok("POST", "/services", json={"source": str(project.path)})
+        first = server.ok("POST", "/deployments", json={"environment": "production", "ref": "main"})
+        assert server.wait_finished(first["id"])["state"] == "succeeded"
+        serving = (effects / "serving-production").read_text()
+        assert columns(app_database) == ["id", "name"]
+
+        project.add("0002_customer_email")
+        project.add("0003_customer_email_idx")
+        asked = cli("migrate", "production", "--ref", "main", "--json")
+        assert asked.returncode == 0, asked.stderr
+        migration = json.loads(asked.stdout)
+        assert migration["kind"] == "migrate"
+        wait_until(
+            lambda: server.ok("GET", f"/deployments/{migration['id']}/migrations")["unacknowledged"],
+            timeout=60,
+            what="the lint's findings",
+        )
+        shown = cli("migrations", "show", migration["id"][:8])
+        assert shown.returncode == 0, shown.stderr
+        assert "adding-required-field" in shown.stdout and "require-concurrent-index-creation" in shown.stdout
+        assert server.deployment(migration["id"])["state"] == "pending"
+        assert columns(app_database) == ["id", "name"]  # nothing ran
+
+        acked = cli("migrations", "acknowledge", migration["id"][:8], "--reason", "shop_customer is empty")
+        assert acked.returncode == 0, acked.stderr
+        done = server.wait_finished(migration["id"])
+        assert done["state"] == "succeeded", done
+        assert [s["name"] for s in done["steps"]] == ["prepare", "migrate"]
+        assert columns(app_database) == ["id", "name", "email"]
+        assert "shop_customer_email_idx" in indexes(app_database)
+        assert (effects / "serving-production").read_text() == serving  # the serving release is unchanged
+    finally:
+        server.stop()
