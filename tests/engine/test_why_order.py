@@ -15,7 +15,7 @@ from tests.inproc import app
 
 from conveyor.gates.registry import GATES
 
-DECLARED = ["deployers", "reviews", "checks", "staging_verified", "checklist", "schedule", "approval"]
+DECLARED = ["deployers", "reviews", "checks", "staging_verified", "migrations", "checklist", "schedule", "approval"]
 TARGET = "{kind: command, deploy: ./scripts/deploy.sh}"
 # every gate on, listed in an order unlike the declared one
 CONFIG = textwrap.dedent(
@@ -28,6 +28,7 @@ CONFIG = textwrap.dedent(
       production:
         target: {TARGET}
         deployers: [release_manager]
+        migrate: ./migrate.sh
         gates:
           approval: {{count: 1}}
           schedule: {{timezone: UTC, allow: ["Mon-Fri 09:00-17:00"]}}
@@ -54,12 +55,13 @@ def test_why_lists_every_gate_in_the_declared_order(tmp_path: Path) -> None:
         a.ok("admin", "POST", "/services", json={"source": str(repo)})
         answer = a.ok("rita", "GET", "/why", params={"environment": "production", "ref": "main"})
         assert [g["gate"] for g in answer["gates"]] == DECLARED
-        assert [g["gate"] for g in answer["gates"] if g["passed"]] == ["deployers", "schedule"]  # the clock's noon
+        passed = [g["gate"] for g in answer["gates"] if g["passed"]]
+        assert passed == ["deployers", "migrations", "schedule"]  # the clock's noon; nothing linted yet
         saturday = a.ok(
             "rita", "GET", "/why", params={"environment": "production", "ref": "main", "at": "2026-12-05T12:00:00Z"}
         )
         assert [g["gate"] for g in saturday["gates"]] == DECLARED
-        assert [g["gate"] for g in saturday["gates"] if g["passed"]] == ["deployers"]
+        assert [g["gate"] for g in saturday["gates"] if g["passed"]] == ["deployers", "migrations"]
         # the dashboard's deploy form shows the same answer, in the same order
         a.sign_in("rita")
         page = a.client.get("/deploy/gates", params={"service": "shop", "environment": "production", "ref": "main"})
