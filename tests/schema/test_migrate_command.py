@@ -109,5 +109,7 @@ def test_deploy_maintenance_is_recorded_and_audited(site: SchemaSite) -> None:
     site.deploy("v1.0.0")
     d = site.cli("eddie", "deploy", "staging", "--ref", "main", "--maintenance", "--wait", "--json")
     assert d.returncode == 0, d.stderr
+    detail = json.loads(d.stdout)
+    assert detail["maintenance"] is True and detail["state"] == "succeeded", detail
     requested = site.audit("deployment.requested")
     assert requested[0]["details"]["maintenance"] is True
