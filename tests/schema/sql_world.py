@@ -98,11 +98,12 @@ class SqlWorld:
 
 @contextmanager
 def sql_world(
-    tmp_path: Path, app_db: str, environments: str, migrations: dict[str, str], *, local: bool
+    tmp_path: Path, app_db: str, environments: str, migrations: dict[str, str], *, local: bool, process: bool = False
 ) -> Iterator[SqlWorld]:
+    """The service registered on a server of its own (``process=True``: a child process, to SIGKILL)."""
     repo = make_sql_repo(tmp_path / "web", sql_config(app_db, environments, local=local), migrations, local=local)
     db_file = tmp_path / "c.db"
-    server = Server(home=tmp_path / "home", database_url=f"sqlite:///{db_file}", poll_interval=0)
+    server = Server(home=tmp_path / "home", database_url=f"sqlite:///{db_file}", poll_interval=0, process=process)
     server.start()
     try:
         server.ok("POST", "/services", json={"source": str(repo)})

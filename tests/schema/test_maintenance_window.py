@@ -143,3 +143,51 @@ def test_a_slow_staging_migration_needs_a_maintenance_window_in_production(
             f"\nmaintenance window: {len(down)} requests got 503 over {down[-1][0] - down[0][0]:.2f}s "
             f"of a {end - start:.2f}s migrate step (staging's migration: {staging_run['seconds']:.2f}s)"
         )
+
+
+HELD_SH = """\
+#!/bin/sh
+echo "migrate start $CONVEYOR_VERSION" >> "$EFFECTS/effects.log"
+while [ -f "$EFFECTS/hold-migrate" ]; do sleep 0.05; done
+./scripts/migrate.sh || exit $?
+echo "migrate done $CONVEYOR_VERSION" >> "$EFFECTS/effects.log"
+"""
+
+
+@pytest.mark.server_process  # SIGKILL needs a server in its own process
+def test_a_server_killed_during_the_window_turns_maintenance_off_after_the_one_migration(
+    tmp_path: Path, app_database: str
+) -> None:
+    port, effects = free_port(), tmp_path / "effects"
+    effects.mkdir()
+    body = f"env: {{EFFECTS: '{effects}'}}\nmigrate: {{run: ./scripts/held.sh, lint: false}}"
+    staging = env_block("staging", port=port, body=body)
+    with sql_world(tmp_path, app_database, staging, {"001_users.sql": USERS}, local=True, process=True) as w:
+        commit(w.repo, {"scripts/held.sh": HELD_SH}, "a migrate command that can be held")
+        assert w.deploy("staging")["state"] == "succeeded"
+        v1 = get_version(port)
+        commit(w.repo, {"db/002_nickname.sql": "ALTER TABLE users ADD COLUMN nickname text;\n"}, "nickname")
+        hold = effects / "hold-migrate"
+        hold.touch()
+        d = w.server.ok("POST", "/deployments", json={"environment": "staging", "ref": "main", "maintenance": True})
+        log = effects / "effects.log"
+        wait_until(lambda: log.read_text().count("migrate start") == 2, what="v2's migration to start")
+        status = lambda: httpx.get(f"http://127.0.0.1:{port}/version", timeout=5).status_code  # noqa: E731
+        wait_until(lambda: status() == 503, what="the maintenance page")
+
+        w.server.kill()  # mid-migration: the migration and the maintenance page outlive the server
+        assert status() == 503
+        w.server.start()
+        hold.unlink()
+
+        final = w.server.wait_finished(d["id"], timeout=90)
+        assert final["state"] == "succeeded", final["reason"]
+        lines = log.read_text().splitlines()
+        assert sum(1 for e in lines if e.startswith("migrate start")) == 2, lines  # v1's and v2's, once each
+        assert sum(1 for e in lines if e.startswith("migrate done")) == 2, lines
+        assert "nickname" in w.columns("users")
+        migrate = next(s for s in final["steps"] if s["name"] == "migrate")
+        assert "maintenance mode off in staging" in migrate["message"], migrate["message"]
+        run = w.migration_run(d["id"])
+        assert run is not None and run["ok"] == 1 and run["maintenance"] == 1
+        assert status() == 200 and get_version(port) not in ("", v1)
