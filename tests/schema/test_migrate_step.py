@@ -67,3 +67,22 @@ def test_a_backup_that_writes_nothing_migrates_nothing(tmp_path: Path, app_datab
         assert d["state"] == "failed"
         assert "succeeded but wrote nothing to" in d["reason"] and "$CONVEYOR_BACKUP" in d["reason"]
         assert w.columns("seen") == []
+
+
+def test_a_statement_over_statement_timeout_is_cancelled_and_said_plainly(tmp_path: Path, app_database: str) -> None:
+    staging = env_block(
+        "staging",
+        port=None,
+        body="migrate: {run: ./scripts/migrate.sh, statement_timeout: 500ms, lint: false}\n",
+    )
+    slow = "CREATE TABLE slow (id bigint);\nSELECT pg_sleep(3);\n"
+    with sql_world(tmp_path, app_database, staging, {"001_slow.sql": slow}, local=False) as w:
+        d = w.deploy("staging")
+        assert d["state"] == "failed"
+        assert (
+            "a statement of the migration ran longer than statement_timeout (500ms) and was cancelled; "
+            "the previous release keeps serving; split the migration, or raise migrate.statement_timeout for it"
+        ) in d["reason"]
+        assert w.columns("slow") == []  # the migration's transaction was rolled back
+        run = w.migration_run(d["id"])
+        assert run is not None and run["ok"] == 0 and run["seconds"] < 2.5
