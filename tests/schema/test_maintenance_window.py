@@ -191,3 +191,20 @@ def test_a_server_killed_during_the_window_turns_maintenance_off_after_the_one_m
         run = w.migration_run(d["id"])
         assert run is not None and run["ok"] == 1 and run["maintenance"] == 1
         assert status() == 200 and get_version(port) not in ("", v1)
+
+
+def test_a_failed_migration_still_turns_maintenance_off(tmp_path: Path, app_database: str) -> None:
+    port = free_port()
+    staging = env_block("staging", port=port, body="migrate: {run: ./scripts/migrate.sh, lint: false}")
+    with sql_world(tmp_path, app_database, staging, {"001_users.sql": USERS}, local=True) as w:
+        assert w.deploy("staging")["state"] == "succeeded"
+        v1 = get_version(port)
+        commit(w.repo, {"db/002_bad.sql": "ALTER TABLE no_such_table ADD COLUMN x text;\n"}, "a broken migration")
+        d = w.deploy("staging", maintenance=True)
+        assert d["state"] == "failed"
+        migrate = next(s for s in d["steps"] if s["name"] == "migrate")
+        assert "no_such_table" in migrate["message"], migrate["message"]
+        assert "maintenance mode on in staging; maintenance mode off in staging" in migrate["message"]
+        assert w.migration_run(d["id"])["maintenance"] == 1
+        r = httpx.get(f"http://127.0.0.1:{port}/version", timeout=5)
+        assert r.status_code == 200 and r.json()["version"] == v1  # the previous release serves again
