@@ -50,7 +50,8 @@ def test_a_deployment_killed_mid_rollout_tells_its_whole_life_in_order(world: Wo
         db.dispose()
 
     moves = [(e.event.from_state, e.event.to_state) for e in seen if isinstance(e.event, DeploymentMoved)]
-    assert moves == [("queued", "running"), ("running", "succeeded")]
+    # production lints its migrations while pending (engine/gating.py), then queues
+    assert moves == [("pending", "queued"), ("queued", "running"), ("running", "succeeded")]
     finished = [e.event.step for e in seen if isinstance(e.event, StepFinished)]
     assert finished == ["prepare", "tag", "migrate", "rollout", "smoke", "announce"]
     assert all(e.event.state == "succeeded" for e in seen if isinstance(e.event, StepFinished))
@@ -60,6 +61,7 @@ def test_a_deployment_killed_mid_rollout_tells_its_whole_life_in_order(world: Wo
     assert positions == sorted(positions)
     # each step's events in its order: started before finished, and the deployment ends last
     order = [(type(e.event).__name__, getattr(e.event, "step", None)) for e in seen]
-    assert order[0] == ("DeploymentMoved", None) and order[-1] == ("DeploymentMoved", None)
+    assert order[:2] == [("GatesChanged", None), ("DeploymentMoved", None)]  # its gates judged, then it moves
+    assert order[-1] == ("DeploymentMoved", None)
     for step in finished:
         assert order.index(("StepStarted", step)) < order.index(("StepFinished", step))
