@@ -257,6 +257,10 @@ def _walk(w: Walk, repo: Path) -> None:  # one scenario, route by route
     w.call("ada", "POST", route + "/acknowledge", status=201, path=ids, json={"reason": "contract walk"})
     assert w.finished(ids["deployment_id"])["state"] == "succeeded"
     w.call("ada", "GET", route, path=ids)
+    # the migration alone (conveyor migrate): the serving release's, which stays
+    route = v1 + "/environments/{environment}/migrate"
+    alone = w.call("ada", "POST", route, status=201, path={"environment": "linted"}, json={})
+    assert alone["kind"] == "migrate" and w.finished(alone["id"])["state"] == "succeeded"
 
     # the deploy calendar: a scheduled environment, and one without a schedule
     freeze = w.call("ada", "POST", v1 + "/freezes", status=201, json={"environment": "quiet", "reason": "audit week"})

@@ -110,6 +110,8 @@ def test_deploy_maintenance_is_recorded_and_audited(site: SchemaSite) -> None:
     d = site.cli("eddie", "deploy", "staging", "--ref", "main", "--maintenance", "--wait", "--json")
     assert d.returncode == 0, d.stderr
     detail = json.loads(d.stdout)
-    assert detail["maintenance"] is True and detail["state"] == "succeeded", detail
+    assert detail["state"] == "succeeded", detail
+    migrate = next(s for s in detail["steps"] if s["name"] == "migrate")
+    assert "maintenance mode on in staging" in (migrate["message"] or ""), migrate  # on for the migration
     requested = site.audit("deployment.requested")
     assert requested[0]["details"]["maintenance"] is True

@@ -56,8 +56,7 @@ def deployment_detail(rt: RuntimeDep, deployment_id: str) -> DeploymentDetail:
     with rt.db.read() as conn:
         d = store.get_deployment(conn, deployment_id)
         steps = store.get_steps(conn, deployment_id)
-    wire = {**d.as_json(), "maintenance": d.maintenance, "with_database": d.with_database}
-    return DeploymentDetail.model_validate({**wire, "steps": [s.as_json() for s in steps]})
+    return DeploymentDetail.model_validate({**d.as_json(), "steps": [s.as_json() for s in steps]})
 
 
 @router.post("/deployments", status_code=201)

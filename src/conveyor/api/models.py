@@ -65,8 +65,6 @@ class Deployment(Wire):
     gates: list[Gate] = Field(description="the gates as last evaluated (empty before that)")
     emergency: bool
     when_open: bool
-    maintenance: bool = Field(False, description="maintenance mode on during the migrate step (deploy --maintenance)")
-    with_database: bool = Field(False, description="a rollback that takes the database back too (--with-database)")
 
 
 class Step(Wire):
