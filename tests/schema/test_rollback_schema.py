@@ -137,3 +137,20 @@ def test_no_destructive_migration_no_refusal(tmp_path: Path, app_database: str) 
         assert s.columns() == ["id", "name", "email"]
     finally:
         stop_schema_site(s)
+
+
+def test_the_explanation_names_each_release_and_statement() -> None:
+    from conveyor.domain.migrations import Finding
+    from conveyor.domain.schema_gap import FIX, SchemaChange, explain, gap_sentence
+
+    drop = Finding("ban-drop-column", "m", "ALTER TABLE users\n  DROP COLUMN name;", 1, "fix")
+    rename = Finding("renaming-table", "m", "ALTER TABLE orders RENAME TO purchases;", 3, "fix")
+    changes = (SchemaChange("d1", "v1.4.0", (drop,)), SchemaChange("d2", "v1.5.0", (rename,)))
+    assert gap_sentence("v1.3.0", changes[:1]) == (
+        "v1.3.0's code expects a schema that v1.4.0's migration changed: "
+        "ALTER TABLE users DROP COLUMN name (ban-drop-column). "
+        "Rolling back the code alone would leave v1.3.0 reading what is no longer there"
+    )
+    both = explain("v1.3.0", changes)
+    assert both.startswith("v1.3.0's code expects a schema that v1.4.0's and v1.5.0's migrations changed: ")
+    assert "ALTER TABLE orders RENAME TO purchases (renaming-table)" in both and both.endswith(FIX)

@@ -16,9 +16,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from tests.conftest import Pacer, wait_until
-from tests.schema.schema_world import SchemaSite, drop_name_release, start_schema_site, stop_schema_site
+from tests.schema.schema_world import (
+    MIGRATE_WITH_DOWN,
+    SchemaSite,
+    drop_name_release,
+    start_schema_site,
+    stop_schema_site,
+)
 
 STEPS = ["prepare", "maintenance_on", "database", "rollout", "maintenance_off", "announce"]
 
@@ -172,5 +179,36 @@ def test_a_crash_in_the_database_step_resumes_and_each_effect_happens_once(tmp_p
         assert fx.count("down done staging") == 1, fx
         serving = s.serving()
         assert serving is not None and serving["version"] == "v1.0.0"
+    finally:
+        stop_schema_site(s)
+
+
+def test_a_step_failing_after_the_database_step_keeps_maintenance_on_and_never_restores_the_newer_code(
+    tmp_path: Path, app_database: str
+) -> None:
+    smoke = 'smoke: test ! -f "$EFFECTS/fail-smoke"\n'
+    s = start_schema_site(
+        tmp_path, f"sqlite:///{tmp_path / 'conveyor.db'}", app_database, migrate=MIGRATE_WITH_DOWN + smoke
+    )
+    try:
+        s.deploy("v1.0.0")
+        drop_name_release(s)
+        s.deploy("v2.0.0", acknowledge=True)
+        (s.effects_dir / "fail-smoke").touch()
+        done = s.cli("eddie", "rollback", "staging", "--with-database", "--wait", "--json")
+        assert done.returncode == 1, done.stdout
+        d = json.loads(done.stdout)
+        steps = {st["name"]: st["state"] for st in d["steps"]}
+        assert d["state"] == "failed" and steps["database"] == "succeeded" and steps["smoke"] == "failed", d
+        assert steps["maintenance_off"] == "skipped", steps
+        reason = d["reason"]
+        assert "maintenance mode stays on in staging: the database was rolled back to v1.0.0's schema" in reason
+        assert "v2.0.0's code was not put back over it" in reason and "conveyor maintenance staging off" in reason
+        assert s.columns() == ["id", "name"]
+        serving = s.serving()
+        assert serving is not None and serving["version"] == "v1.0.0"  # not v2 over v1's schema
+        page = httpx.get(f"http://127.0.0.1:{s.port}/version", timeout=10)
+        assert page.status_code == 503 and page.headers.get("retry-after"), page.status_code
+        assert s.effects().count("migrated 0002_drop_name.sql staging") == 1  # v2's migration never ran again
     finally:
         stop_schema_site(s)

@@ -234,20 +234,27 @@ def _database_touched(rt: Runtime, deployment_id: str) -> bool:
 
 
 def _held_in_maintenance(ctx: StepContext, failed: str, message: str) -> str:
-    """What a with-database rollback that failed after its database step leaves, and what to do."""
+    """What a with-database rollback that failed at or after its database step leaves, and what to do."""
     d, env = ctx.deployment, ctx.deployment.environment
     target = ctx.release.version if ctx.release else d.sha[:12]
     if "maintenance mode stays on" in message:  # the database step said so itself
         return ""
-    if failed == "database":
-        schema = f"the database may be partly rolled back towards {target}'s schema"
-    else:
-        schema = f"the database was rolled back to {target}'s schema"
     newer = ctx.previous.version if ctx.previous else "the newer release"
+    held = f"; maintenance mode stays on in {env}"
+    off = f"`conveyor maintenance {env} off`"
+    if failed == "database":
+        return (
+            f"{held}: the database may be partly rolled back towards {target}'s schema, so {newer}'s code "
+            f"was not put back over it; check the database, then {off} or `conveyor rollback {env} --with-database`"
+        )
+    if failed == "rollout":
+        return (
+            f"{held}: the database was rolled back to {target}'s schema, so {newer}'s code was not put back "
+            f"over it; fix the cause and run `conveyor rollback {env} --to {target}` (the code alone), then {off}"
+        )
     return (
-        f"; maintenance mode stays on in {env}: {schema}, so {newer}'s code was not put back over it; "
-        f"fix the cause and run `conveyor rollback {env} --to {target}` (the code alone), "
-        f"then `conveyor maintenance {env} off`"
+        f"{held}: the database was rolled back to {target}'s schema and {target}'s code serves behind the "
+        f"maintenance page; {newer}'s code was not put back over it; check {target}, then {off}"
     )
 
 
