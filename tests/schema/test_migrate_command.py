@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.harness import commit, git
-from tests.schema.schema_world import SchemaSite, start_schema_site, stop_schema_site
+from tests.schema.schema_world import SchemaSite, csrf, start_schema_site, stop_schema_site
 
 ADD_EMAIL = "ALTER TABLE users ADD COLUMN email text;\n"
 
@@ -115,3 +115,20 @@ def test_deploy_maintenance_is_recorded_and_audited(site: SchemaSite) -> None:
     assert "maintenance mode on in staging" in (migrate["message"] or ""), migrate  # on for the migration
     requested = site.audit("deployment.requested")
     assert requested[0]["details"]["maintenance"] is True
+
+
+def test_the_deploy_form_offers_maintenance_and_carries_it_to_the_request(site: SchemaSite) -> None:
+    site.deploy("v1.0.0")
+    with site.dashboard("eddie") as eddie:
+        form = eddie.get("/deploy", params={"environment": "staging"})
+        assert form.status_code == 200 and 'name="maintenance"' in form.text, form.text
+        fields = {"service": "web", "environment": "staging", "ref": "main", "maintenance": "on"}
+        confirm = eddie.post("/deploy/confirm", data={**fields, "csrf_token": csrf(form.text)})
+        assert confirm.status_code == 200, confirm.text
+        assert "maintenance mode on during the migrate step" in confirm.text
+        assert '<input type="hidden" name="maintenance" value="on">' in confirm.text
+        sent = eddie.post("/deploy", data={**fields, "csrf_token": csrf(confirm.text)}, follow_redirects=False)
+        assert sent.status_code == 303, sent.text
+    requested = site.audit("deployment.requested")[0]
+    assert requested["actor"] == "eddie" and requested["details"]["maintenance"] is True
+    site.server.wait_finished(requested["subject"], timeout=120)
