@@ -132,3 +132,28 @@ def test_the_deploy_form_offers_maintenance_and_carries_it_to_the_request(site: 
     requested = site.audit("deployment.requested")[0]
     assert requested["actor"] == "eddie" and requested["details"]["maintenance"] is True
     site.server.wait_finished(requested["subject"], timeout=120)
+
+
+def test_migrate_passes_the_same_gates_as_a_deploy(site: SchemaSite) -> None:
+    from tests.conftest import wait_until
+
+    site.deploy("v1.0.0")
+    commit(site.repo, {"db/migrations/0002_drop_name.sql": "ALTER TABLE users DROP COLUMN name;\n"}, "v2: drop")
+    d = site.as_user("eddie", "POST", "/environments/staging/migrate", json={"ref": "main"})
+    assert d.status_code == 201, d.text
+    ids = d.json()["id"]
+
+    def held() -> dict[str, object] | None:
+        now = site.server.deployment(ids)
+        failing = [g for g in now["gates"] if g["gate"] == "migrations" and not g["passed"]]
+        return now if failing else None
+
+    pending = wait_until(held, timeout=60, what="the migrations gate to hold the migration")
+    assert pending["state"] == "pending" and site.columns() == ["id", "name"]
+    site.as_user(
+        "rita", "POST", f"/deployments/{ids}/migrations/acknowledge", json={"reason": "expand done in v1"}
+    ).raise_for_status()
+    done = site.server.wait_finished(ids, timeout=120)
+    assert (done["kind"], done["state"]) == ("migrate", "succeeded"), done
+    assert site.columns() == ["id"]
+    assert site.serving()["version"] == "v1.0.0"  # type: ignore[index]
