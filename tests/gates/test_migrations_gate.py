@@ -102,9 +102,9 @@ def test_findings_unacknowledged_list_each_rule_statement_and_fix() -> None:
     assert result.details["acknowledged_by"] == [] and result.details["source"] == ".sql files"
 
 
-def test_why_before_a_request_says_acknowledge_once_requested() -> None:
+def test_why_names_the_command_without_a_deployment() -> None:
     result = judge(MigrationsEvidence(FILES), deployment_id=None)
-    assert not result.passed and "once the deployment is requested" in result.reason
+    assert not result.passed and "`conveyor migrations acknowledge DEPLOYMENT_ID --reason TEXT`" in result.reason
 
 
 def test_not_linted_yet_passes_with_the_reason() -> None:

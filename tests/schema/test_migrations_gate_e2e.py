@@ -143,8 +143,17 @@ def request_pending(w: World) -> dict[str, Any]:
     return wait_until(judged, what="the migrations gate")
 
 
+def why_migrations(w: World) -> dict[str, Any]:
+    answer = w.ok_as("rita", "GET", "/why", params={"environment": "production", "ref": "main"})
+    return next(g for g in answer["gates"] if g["gate"] == "migrations")
+
+
 def test_findings_block_until_a_release_manager_acknowledges(world: World) -> None:
+    before = why_migrations(world)  # nothing linted for this commit yet
+    assert before["passed"] and before["reason"] == "the migrations are linted when the deployment is requested"
     d = request_pending(world)
+    after = why_migrations(world)  # the request's report, now the commit's newest
+    assert not after["passed"] and ADD in after["reason"] and "DEPLOYMENT_ID" in after["reason"]
     g = gate(d)
     assert g is not None and not g["passed"] and d["state"] == "pending"
     reason = g["reason"]

@@ -28,6 +28,12 @@ def rules_to_acknowledge(report: MigrationReport) -> list[str]:
     return sorted({f.rule for f in report.findings} | ({LINT_ERROR} if report.error else set()))
 
 
+def open_rules(report: MigrationReport, rules: list[str], covered: set[str]) -> list[str]:
+    """The blocking rules found and not acknowledged yet (``lint-error`` for an error not covered)."""
+    found = {f.rule for f in report.blocking(rules)} | ({LINT_ERROR} if report.error else set())
+    return sorted(found - covered)
+
+
 def _source(report: MigrationReport) -> str:
     if report.source == ".sql files":
         return f".sql files: {', '.join(report.files)}"
@@ -50,11 +56,7 @@ def _lint(found: MigrationsEvidence, rules: list[str], deployment_id: str | None
         users = sorted({a.user for a in found.acknowledgements if wanted & set(a.rules)})
         what = f"{len(blocking)} finding(s)" if blocking else "the lint error"
         return None, f"{what} in the migrations acknowledged by {', '.join(users)}"
-    how = (
-        f"`conveyor migrations acknowledge {deployment_id[:8]} --reason TEXT`"
-        if deployment_id
-        else "once the deployment is requested"
-    )
+    how = f"`conveyor migrations acknowledge {deployment_id[:8] if deployment_id else 'DEPLOYMENT_ID'} --reason TEXT`"
     parts = []
     if error_open:
         parts.append(f"the migrations could not be linted: {report.error}")
@@ -113,7 +115,7 @@ def details(env: EnvironmentSpec, found: MigrationsEvidence) -> dict[str, Any]:
         "files": list(report.files) if report else [],
         "error": report.error if report else None,
         "findings": [f.as_json() for f in blocking],
-        "unacknowledged": sorted({f.rule for f in blocking if f.rule not in covered}),
+        "unacknowledged": open_rules(report, migrate.rules, covered) if report else [],
         "acknowledged_by": sorted({a.user for a in found.acknowledgements}),
         "staging_environment": verified.environment if verified else None,
         "staging_seconds": found.staging_seconds,
