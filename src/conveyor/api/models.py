@@ -65,6 +65,8 @@ class Deployment(Wire):
     gates: list[Gate] = Field(description="the gates as last evaluated (empty before that)")
     emergency: bool
     when_open: bool
+    maintenance: bool
+    with_database: bool
 
 
 class Step(Wire):

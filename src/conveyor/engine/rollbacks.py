@@ -18,6 +18,7 @@ from conveyor.engine.schema_rollback import backup_before, schema_gap
 from conveyor.errors import Conflict, InvalidInput, NotFound
 from conveyor.runtime import Runtime
 from conveyor.spec import EnvironmentSpec
+from conveyor.spec import LocalTarget as LocalTargetSpec
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord, ReleaseRecord, ServiceRecord
@@ -111,6 +112,12 @@ def database_way(env: EnvironmentSpec) -> str | None:
 def check_with_database(
     rt: Runtime, svc: ServiceRecord, environment: str, env: EnvironmentSpec, chosen: ReleaseRecord
 ) -> None:
+    if not isinstance(env.target, LocalTargetSpec):
+        raise InvalidInput(
+            f"--with-database: {environment} uses a {env.target.kind!r} target, which has no maintenance mode "
+            "to stop traffic while the database goes back",
+            fix="use a local target, or take the database back by hand and roll back the code alone",
+        )
     way = database_way(env)
     if way is None:
         raise InvalidInput(

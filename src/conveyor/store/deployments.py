@@ -213,6 +213,7 @@ def previous_releases(conn: Connection, service_id: int, environment: str) -> li
             deployments.c.service_id == service_id,
             deployments.c.environment == environment,
             deployments.c.state == DeploymentState.SUCCEEDED.value,
+            deployments.c.kind != "migrate",  # a migration alone never made its release serve
         )
         .group_by(*releases.c)
         .order_by(func.max(deployments.c.seq).desc())

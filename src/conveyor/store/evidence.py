@@ -219,6 +219,7 @@ def runs_for(conn: Connection, service_id: int, sha: str) -> tuple[EnvironmentRu
             deployments.c.service_id == service_id,
             deployments.c.sha == sha,
             deployments.c.state.in_([s.value for s in DeploymentState if s.finished]),
+            deployments.c.kind != "migrate",  # a migration alone is no run of the code there
         )
         .order_by(deployments.c.seq)
     )

@@ -179,4 +179,6 @@ class DeploymentRecord:
             "gates": self.gates or [],
             "emergency": self.emergency,
             "when_open": self.when_open,
+            "maintenance": self.maintenance,
+            "with_database": self.with_database,
         }
