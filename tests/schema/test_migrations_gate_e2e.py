@@ -245,3 +245,19 @@ def test_the_dashboard_shows_the_findings_and_the_form_only_to_release_managers(
     assert "by rita (adding-required-field, require-concurrent-index-creation): “small table”" in after
     eve.close()
     rita.close()
+
+
+def test_an_acknowledgement_holds_for_the_commit_and_ticks_a_later_deployments_checklist(world: World) -> None:
+    first = request_pending(world)
+    world.ok_as("rita", "POST", f"/deployments/{first['id']}/cancel")
+    ack = world.as_("rita", "POST", f"/deployments/{first['id']}/migrations/acknowledge", json={"reason": "reviewed"})
+    assert ack.status_code == 201 and ack.json()["unacknowledged"] == []
+    later = world.ok_as("rita", "POST", "/deployments", json={"environment": "production", "ref": "main"})
+    done = world.server.wait_finished(later["id"])
+    assert done["state"] == "succeeded", done
+    lint = gate(done)
+    assert lint is not None and lint["reason"] == "2 finding(s) in the migrations acknowledged by rita"
+    checklist = next(g for g in done["gates"] if g["gate"] == "checklist")
+    assert checklist["details"]["ticked"]["migrations_reviewed"]["by"] == "rita"
+    ticked = [e for e in world.audit("checklist.ticked") if e["subject"] == later["id"]]
+    assert [e["details"] for e in ticked] == [{"item": "migrations_reviewed", "from": "migrations.acknowledged"}]

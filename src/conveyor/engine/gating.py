@@ -16,7 +16,7 @@ from dbos import DBOS, SetWorkflowID
 
 from conveyor.domain.deployment import DeploymentState
 from conveyor.domain.migrations import MigrationReport
-from conveyor.engine import evidence, pipeline, schema_lint
+from conveyor.engine import evidence, migration_acks, pipeline, schema_lint
 from conveyor.engine.nudges import GATE_TOPIC, gate_workflow_id
 from conveyor.engine.transitions import gates_evaluated, transition
 from conveyor.gates.migrations import MigrationsGate
@@ -73,6 +73,7 @@ def lint_step(deployment_id: str) -> None:
                 report=MigrationReport("none", "", error=f"the lint could not run: {exc}"),
                 now=rt.clock.now(),
             )
+    migration_acks.tick_if_acknowledged(rt, deployment_id)  # acknowledged before it was requested
 
 
 @DBOS.step()

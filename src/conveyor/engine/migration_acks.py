@@ -1,7 +1,8 @@
 """A deployment's migrations as people see them, and a release manager's acknowledgement of the
 lint's findings (docs/database.md). An acknowledgement holds for the commit (service and SHA), so
 one covers staging and production; it is audited, ticks ``migrations_reviewed`` on the pending
-deployments of that commit whose checklist has it, and wakes their gate workflows."""
+deployments of that commit whose checklist has it (and on the commit's later deployments, once
+their report is covered: ``tick_if_acknowledged``), and wakes their gate workflows."""
 
 from __future__ import annotations
 
@@ -115,3 +116,31 @@ def acknowledge(rt: Runtime, deployment_id: str, user: User, reason: str) -> lis
                 )
     nudges.nudge([p.id for p in waiting])
     return [p.id for p in waiting]
+
+
+def tick_if_acknowledged(rt: Runtime, deployment_id: str) -> None:
+    """A deployment requested after its commit's findings were acknowledged (say in staging): its
+    ``migrations_reviewed`` ticks itself, by the last acknowledger, once every finding of its own
+    report is covered."""
+    with rt.db.read() as conn:
+        d = store.get_deployment(conn, deployment_id)
+        service = service_store.get_service_by_id(conn, d.service_id)
+        report = schema_changes.report_for(conn, d.id)
+        acks = schema_changes.acknowledgements(conn, d.service_id, d.sha)
+    env = rt.spec_of(service.config_text).environment(d.environment)
+    if report is None or not acks or CHECKLIST_ITEM not in env.gates.checklist:
+        return
+    found = rules_to_acknowledge(report)
+    if not found or set(found) - covered_rules(acks):
+        return
+    now = rt.clock.now()
+    with rt.db.begin() as conn:
+        if evidence.tick(conn, d.id, CHECKLIST_ITEM, acks[-1].user, now):
+            audit.append(
+                conn,
+                at=now,
+                actor=acks[-1].user,
+                action="checklist.ticked",
+                subject=d.id,
+                details={"item": CHECKLIST_ITEM, "from": "migrations.acknowledged"},
+            )
