@@ -35,6 +35,7 @@ SLOW_FIRST = (
     "tests/e2e/test_demo.py",
     "tests/e2e/test_hotfix.py",
     "tests/e2e/",
+    "tests/schema/",
     "tests/browser/",
     "tests/auth/test_users_cli.py",
     "tests/spec/test_spec_bounds.py",
