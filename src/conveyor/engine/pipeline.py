@@ -11,6 +11,7 @@ from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 from dbos._context import MaxPriority
 
 from conveyor.domain.deployment import DeploymentKind, DeploymentState, StepState
+from conveyor.domain.schema_gap import SchemaChange, statements
 from conveyor.engine import monitoring
 from conveyor.engine.context import StepContext, StepOutcome, load_context
 from conveyor.engine.evidence import evaluate_deployment, has_gates
@@ -23,6 +24,7 @@ from conveyor.engine.transitions import step_finished, step_started, transition
 from conveyor.errors import ConveyorError
 from conveyor.runtime import QUEUE_NAME, Runtime, runtime
 from conveyor.store import deployments as store
+from conveyor.store import schema_changes
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord
 from conveyor.targets.base import target_for
@@ -200,7 +202,9 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
             if restored.ok:
                 with rt.db.begin() as conn:
                     store.set_current_release(conn, d.service_id, d.environment, ctx.previous.id, d.id, rt.clock.now())
-                reason += f"; {ctx.previous.version} restored and serving"
+                reason += f"; {ctx.previous.version} restored and serving" + _schema_left(
+                    rt, d.id, ctx.previous.version
+                )
                 # a rollback that failed is a failed deployment, not one that was rolled back
                 if not cancelled and failed != "rollout" and d.kind == DeploymentKind.DEPLOY:
                     state = DeploymentState.ROLLED_BACK
@@ -255,6 +259,21 @@ def _held_in_maintenance(ctx: StepContext, failed: str, message: str) -> str:
     return (
         f"{held}: the database was rolled back to {target}'s schema and {target}'s code serves behind the "
         f"maintenance page; {newer}'s code was not put back over it; check {target}, then {off}"
+    )
+
+
+def _schema_left(rt: Runtime, deployment_id: str, version: str) -> str:
+    """A restore puts the code back, not the database: say so when this deployment's migration ran
+    and was destructive (docs/database.md, "A failed deploy")."""
+    with rt.db.read() as conn:
+        run = schema_changes.run_for(conn, deployment_id)
+        report = schema_changes.report_for(conn, deployment_id) if run is not None and run.ok else None
+    if report is None or not report.destructive:
+        return ""
+    return (
+        f"; the database was not taken back: {version} now runs on the schema this deployment's migration "
+        f"changed ({statements((SchemaChange(deployment_id, version, report.destructive),))}); check that "
+        f"{version}'s code does not read it, or restore the database by hand (docs/database.md)"
     )
 
 
