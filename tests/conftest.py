@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -123,6 +124,21 @@ def pg_problem() -> str | None:
     return _pg_reachable()
 
 
+@contextmanager
+def pg_database(prefix: str = "conveyor_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database on this machine's server: its URL, and it is dropped after."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:  # FORCE: a session still closing is cut
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, pg_problem: str | None) -> Iterator[str]:
     """An empty database on each backend; the PostgreSQL one is created and dropped here."""
@@ -131,17 +147,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, pg_problem: str
         return
     if pg_problem:
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({pg_problem}); skipping the PostgreSQL run")
-    import psycopg
-
-    name = f"conveyor_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    with pg_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, pg_database
 from tests.e2e.harness import SCRIPTS, Server, commit, git
 
 from conveyor.auth.users import add_user, create_token
@@ -61,19 +61,8 @@ def _database(backend: str, tmp: Path, pg_problem: str | None) -> Iterator[str]:
         return
     if pg_problem:
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({pg_problem})")
-    import uuid
-
-    import psycopg
-
-    name = f"conveyor_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    with pg_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

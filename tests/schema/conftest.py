@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, pg_database
 
 
 @pytest.fixture
@@ -16,14 +15,5 @@ def app_database(pg_problem: str | None) -> Iterator[str]:
     psycopg, Alembic (postgresql+psycopg://...) and Django can use."""
     if pg_problem:
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({pg_problem}); the app database tests need it")
-    import psycopg
-
-    name = f"conveyor_app_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    with pg_database("conveyor_app") as url:
+        yield url
