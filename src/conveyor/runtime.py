@@ -65,6 +65,15 @@ def launch(rt: Runtime, *, queue_poll_seconds: float = 0.1) -> None:
     DBOS(config=config)
     DBOS.launch()
     DBOS.register_queue(QUEUE_NAME, partition_concurrency=1, polling_interval_sec=queue_poll_seconds)
+    from conveyor.engine import queue_wake  # the engine builds on this module
+
+    queue_wake.install(_dbos_instance())
+
+
+def _dbos_instance() -> object:
+    from dbos._dbos import _get_dbos_instance
+
+    return _get_dbos_instance()
 
 
 def _sqlite_wal(url: str) -> None:

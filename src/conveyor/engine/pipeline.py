@@ -12,7 +12,7 @@ from dbos._context import MaxPriority
 
 from conveyor.domain.deployment import DeploymentKind, DeploymentState, StepState
 from conveyor.domain.schema_gap import SchemaChange, statements
-from conveyor.engine import monitoring
+from conveyor.engine import monitoring, queue_wake
 from conveyor.engine.context import StepContext, StepOutcome, load_context
 from conveyor.engine.evidence import evaluate_deployment, has_gates
 from conveyor.engine.history import superseded
@@ -45,6 +45,7 @@ def enqueue(deployment: DeploymentRecord) -> None:
     priority = min(deployment.seq, MaxPriority)
     with SetWorkflowID(deployment.id), SetEnqueueOptions(queue_partition_key=partition, priority=priority):
         DBOS.enqueue_workflow(QUEUE_NAME, deployment_workflow, deployment.id)
+    queue_wake.poke()  # an idle environment starts it now, not at the next poll
 
 
 def enqueue_by_id(deployment_id: str) -> None:
