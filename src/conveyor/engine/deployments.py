@@ -45,7 +45,8 @@ class DeployRequest:
     maintenance: bool = False  # maintenance mode on during the migrate step (docs/database.md)
 
 
-def _repo(rt: Runtime, service: ServiceRecord, fetch: bool) -> GitRepo:
+def service_repo(rt: Runtime, service: ServiceRecord, fetch: bool) -> GitRepo:
+    """The service's repository, fetched first when it is a clone of a remote and ``fetch``."""
     repo = GitRepo(Path(service.repo_path))
     if fetch and service.source != service.repo_path:
         repo.fetch()
@@ -68,7 +69,7 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
         check_single_line(text, what)  # they go into one-line announcements
     if req.maintenance:
         check_maintenance(req.environment, env)
-    repo = _repo(rt, service, fetch=req.sha is None)
+    repo = service_repo(rt, service, fetch=req.sha is None)
     sha = req.sha or repo.resolve(req.ref)
     try:
         clear_by(rt, service, repo, req.ref, sha, req.actor)  # a branch tip with a hotfix in it: merged back

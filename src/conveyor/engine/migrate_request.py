@@ -6,21 +6,19 @@ serving there, nor tags."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 from conveyor.audit import log as audit
 from conveyor.audit.refusals import refuse
 from conveyor.auth.policy import may_deploy
 from conveyor.domain.deployment import MIGRATE_STEPS, DeploymentKind, DeploymentState
 from conveyor.engine import gating, pipeline
-from conveyor.engine.deployments import check_maintenance
+from conveyor.engine.deployments import check_maintenance, service_repo
 from conveyor.engine.evidence import has_gates
 from conveyor.errors import Conflict, InvalidInput
 from conveyor.runtime import Runtime
 from conveyor.store import deployments as store
 from conveyor.store import services as service_store
 from conveyor.store.records import DeploymentRecord
-from conveyor.vcs.git import GitRepo
 
 
 def request_migration(
@@ -58,10 +56,7 @@ def request_migration(
             )
         ref, sha = current.version, current.sha
     else:
-        repo = GitRepo(Path(svc.repo_path))
-        if svc.source != svc.repo_path:
-            repo.fetch()
-        sha = repo.resolve(ref)
+        sha = service_repo(rt, svc, fetch=True).resolve(ref)
     serving = current is not None and current.sha == sha
     gated = has_gates(rt, svc, environment)
     deployment_id = str(uuid.uuid4())
