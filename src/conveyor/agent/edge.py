@@ -59,7 +59,7 @@ class ConnectionCap:
 
 
 _LATE_TEXT = b"the request head did not arrive in time\n"
-_LATE = (
+LATE = (
     b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
     b"Content-Length: %d\r\n\r\n%s" % (len(_LATE_TEXT), _LATE_TEXT)
 )
@@ -104,7 +104,7 @@ class Watchdog:
         if self._limit is not None and self._loop.time() - self._since > self._limit:
             self._timer = None
             if self._started:
-                self._writer.write(_LATE)
+                self._writer.write(LATE)
             self._writer.close()  # the pending read ends; the router's loop closes what is left
             return
         self._timer = self._loop.call_later(self._period, self._tick)

@@ -99,6 +99,114 @@ class Message:
         return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
+# --- the router's fast path: one pass from a common head to the head sent on ------------------
+# Each returns None for anything but the common case, and the caller then takes the general path
+# (parse_head, Message, encode_head), which gives the exact error. When they answer, they answer
+# what the general path would send (tests/agent/test_router_fastpath.py holds them to it).
+
+_FIELD_AT_LINE_START = re.compile(rb"^(" + TOKEN + rb"):[\t ]*(" + _VALUE + rb")[\t ]*\r\n", re.M)
+_FAST_SPECIAL = HOP_BY_HOP | EDGE | {b"host", b"close"}
+_FAST_CONNECTION = {b"keep-alive": False, b"close": True, b"keep-alive, close": True, b"close, keep-alive": True}
+
+
+def _fast_fields(block: bytes) -> list[tuple[bytes, bytes]] | None:
+    """The field lines of a block that ends in CRLFCRLF, or None unless every line is well formed.
+    A line only counts from its start (no bare CR or LF anywhere, so lines are what CRLF splits)."""
+    lines = block.count(b"\r\n") - 1
+    if block.count(b"\n") != lines + 1 or block.count(b"\r") != lines + 1 or not 0 < lines <= MAX_FIELDS:
+        return None
+    fields = _FIELD_AT_LINE_START.findall(block)
+    return fields if len(fields) == lines else None
+
+
+def fast_request_head(start: bytes, block: bytes, forwarded_for: bytes) -> tuple[bytes, bytes, int, bool] | None:
+    """A common HTTP/1.1 request head (Host once, at most one Content-Length, no Transfer-Encoding,
+    Connection only keep-alive or close): the head to send to an instance with the router's
+    X-Forwarded-* headers, its method, body length and whether the client keeps the connection."""
+    rm = _REQUEST_LINE.fullmatch(start)
+    if rm is None or rm[3] != b"HTTP/1.1":
+        return None
+    fields = _fast_fields(block)
+    if fields is None:
+        return None
+    out = [start[:-2]]
+    host = length = None
+    close = False
+    for name, value in fields:
+        lname = name.lower()
+        if lname not in _FAST_SPECIAL:
+            out.append(name + b": " + value)
+        elif lname == b"host":
+            if host is not None or not _HOST.fullmatch(value):
+                return None
+            host = value
+            out.append(name + b": " + value)
+        elif lname == b"content-length":
+            if length is not None or not _DIGITS.fullmatch(value):
+                return None
+            length = value
+        elif lname == b"connection":
+            tokens = _FAST_CONNECTION.get(value.lower())
+            if tokens is None or close:
+                return None
+            close = tokens
+        elif lname in EDGE or lname in (b"keep-alive", b"proxy-connection", b"te", b"proxy-authorization"):
+            continue  # set at the edge, or hop-by-hop: dropped as encode_head drops them
+        else:
+            return None  # transfer-encoding, upgrade, trailer, a field named "close"
+    if not host:  # none, or empty: the general path says what to do
+        return None
+    size = int(length) if length is not None else 0
+    if length is not None:
+        out.append(b"Content-Length: %d" % size)
+    out += (
+        b"X-Forwarded-For: " + forwarded_for,
+        b"X-Forwarded-Proto: http",
+        b"X-Forwarded-Host: " + host,
+        b"Connection: keep-alive\r\n\r\n",
+    )
+    return b"\r\n".join(out), rm[1], size, not close
+
+
+def fast_response_head(raw: bytes, cut: int, keep_alive: bool) -> tuple[int, bytes, int | None, bool] | None:
+    """A common HTTP/1.1 response head (``raw`` up to CRLFCRLF, its status line ``raw[:cut]``;
+    not 1xx, no Transfer-Encoding, at most one Content-Length, Connection only keep-alive or close):
+    its status, the head to send to the client, its Content-Length, and whether the instance keeps
+    the connection."""
+    sm = _STATUS_LINE.fullmatch(raw, 0, cut)
+    if sm is None or sm[1] != b"HTTP/1.1" or raw[9:10] == b"1":
+        return None
+    fields = _fast_fields(raw[cut:])
+    if fields is None:
+        return None
+    out = [raw[: cut - 2]]
+    length = None
+    close = False
+    for name, value in fields:
+        lname = name.lower()
+        if lname not in _FAST_SPECIAL or lname in EDGE:
+            out.append(name + b": " + value)
+        elif lname == b"content-length":
+            if length is not None or not _DIGITS.fullmatch(value):
+                return None
+            length = value
+        elif lname == b"connection":
+            tokens = _FAST_CONNECTION.get(value.lower())
+            if tokens is None or close:
+                return None
+            close = tokens
+        elif lname in (b"keep-alive", b"proxy-connection", b"te", b"proxy-authorization", b"proxy-authenticate"):
+            continue
+        else:
+            return None  # host (checked by the general path), transfer-encoding, upgrade, trailer, "close"
+    size = None
+    if length is not None:
+        size = int(length)
+        out.append(b"Content-Length: %d" % size)
+    out.append(b"Connection: keep-alive\r\n\r\n" if keep_alive else b"Connection: close\r\n\r\n")
+    return int(sm[2]), b"\r\n".join(out), size, not close
+
+
 def _bare(line: bytes) -> bool:
     return line[-2:-1] != b"\r" or b"\r" in line[:-2]
 
@@ -226,22 +334,20 @@ def _framing(msg: Message, request: bool) -> None:
         msg.until_close = True
 
 
-async def simple_response(
-    writer: asyncio.StreamWriter,
-    status: int,
-    text: str,
-    close: bool,
-    headers: Sequence[tuple[str, str]] = (),
-    html: bool = False,
-) -> None:
-    reason = {
-        400: "Bad Request",
-        408: "Request Timeout",
-        413: "Content Too Large",
-        502: "Bad Gateway",
-        503: "Service Unavailable",
-        504: "Gateway Timeout",
-    }
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def simple_response_bytes(
+    status: int, text: str, close: bool, headers: Sequence[tuple[str, str]] = (), html: bool = False
+) -> bytes:
+    """A whole response the router answers itself (an error, maintenance), head and body."""
     if html:
         body = (
             f"<!doctype html><title>Maintenance</title><h1>Down for maintenance</h1><p>{html_lib.escape(text)}</p>"
@@ -250,12 +356,23 @@ async def simple_response(
     else:
         body, ctype = (text + "\n").encode(), "text/plain; charset=utf-8"
     lines = [
-        f"HTTP/1.1 {status} {reason.get(status, 'Error')}",
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
         f"Content-Type: {ctype}",
         f"Content-Length: {len(body)}",
         "Connection: " + ("close" if close else "keep-alive"),
     ]
     lines += [f"{k}: {v}" for k, v in headers]
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def simple_response(
+    writer: asyncio.StreamWriter,
+    status: int,
+    text: str,
+    close: bool,
+    headers: Sequence[tuple[str, str]] = (),
+    html: bool = False,
+) -> None:
+    writer.write(simple_response_bytes(status, text, close, headers, html))
     with contextlib.suppress(ConnectionError):
         await writer.drain()
