@@ -25,6 +25,16 @@ rollout = subprocess.run(["true"]); announce = nothing; and after each step one 
 updates a journal row in a database of the same kind (SQLite file / PostgreSQL). The ratio is the
 engine's per-step time (with gap) over the baseline's per-step time.
 
+DBOS floor, measured in the same run: a minimal DBOS app in a child process (the same dbos, a
+system database of the same kind -- SQLite in WAL mode / a fresh PostgreSQL database -- and a
+queue registered as Conveyor's: partition_concurrency=1) runs ``--sequential`` workflows of 4
+no-op steps one after another (enqueue, wait for the result, next). Its per-step time with the
+gap is one step's end to the next one's end (the checkpoint of the first, the call of the second),
+as for Conveyor. Conveyor is compared with it like for like: its per-step orchestration cost
+(each step's median incl. gap minus the median of its bare work, averaged over the 4 steps) and
+its ``announce`` step (no work) incl. its gap, each over the floor; the target is at most 3x on
+SQLite, sequential.
+
 Git processes per deployment (``--git-count``, 0 = off): after the timed runs, a separate SQLite
 server whose PATH starts with a ``git`` that logs its arguments and runs the real one deploys that
 many new commits to one environment, one at a time; each deployment's git processes (request to
@@ -69,6 +79,9 @@ STEPS = ["prepare", "tag", "rollout", "announce"]
 COMMAND_STEPS = {"rollout"}  # the only step here that spawns a process (the deploy command `true`)
 FINISHED = {"succeeded", "failed", "rolled_back", "cancelled"}
 TARGET_MEDIAN_MS = 25.0
+TARGET_FLOOR_RATIO = 3.0  # Conveyor's per-step orchestration over the DBOS floor
+TARGET_START_MS = 20.0  # sequential request -> start, median
+FLOOR_STEPS = 4
 
 
 # --- statistics ----------------------------------------------------------------------------
@@ -364,6 +377,99 @@ def compare(result: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- DBOS floor ----------------------------------------------------------------------------
+
+
+def floor_child(url: str, count: int) -> dict[str, Any]:
+    """In a child process of its own: a bare DBOS app whose workflow runs FLOOR_STEPS no-op steps,
+    ``count`` workflows one after another through a queue registered as Conveyor's."""
+    from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID
+
+    marks: dict[str, list[float]] = {}
+
+    @DBOS.step()
+    def noop(workflow_id: str, name: str) -> dict[str, Any]:
+        marks[workflow_id].append(time.perf_counter())  # the step's end, as the journal's finished_at
+        return {"ok": True, "message": name, "cancelled": False}
+
+    @DBOS.workflow()
+    def floor_workflow(workflow_id: str) -> str:
+        marks[workflow_id] = [time.perf_counter()]
+        for i in range(FLOOR_STEPS):
+            noop(workflow_id, f"step{i + 1}")
+        return "succeeded"
+
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")  # as conveyor.runtime does for its own
+    config: DBOSConfig = {
+        "name": "bench-floor",
+        "system_database_url": url.replace("postgresql://", "postgresql+psycopg://", 1),
+        "log_level": "WARNING",
+    }
+    DBOS(config=config)
+    DBOS.launch()
+    DBOS.register_queue("deploys", partition_concurrency=1, polling_interval_sec=0.1)
+    with_gap: list[float] = []
+    workflow_ms: list[float] = []
+    try:
+        for i in range(count):
+            workflow_id = f"floor-{i}-{uuid.uuid4().hex[:8]}"
+            with SetWorkflowID(workflow_id), SetEnqueueOptions(queue_partition_key="bench/solo", priority=i + 1):
+                handle = DBOS.enqueue_workflow("deploys", floor_workflow, workflow_id)
+            assert handle.get_result() == "succeeded"
+            m = marks[workflow_id]
+            # a step's end to the next one's end: the first step has no step before it
+            with_gap += [(m[k] - m[k - 1]) * 1000 for k in range(2, len(m))]
+            workflow_ms.append((m[-1] - m[0]) * 1000)
+    finally:
+        DBOS.destroy()
+    return {"workflows": count, "step_with_gap": summary(with_gap), "workflow_body": summary(workflow_ms)}
+
+
+def dbos_floor(backend: str, tmp: Path, count: int) -> dict[str, Any]:
+    """The DBOS floor (see the module docstring), in a child process, on a fresh database."""
+    with database(backend, tmp) if backend == "postgres" else _sqlite_floor(tmp) as url:
+        out = subprocess.run(
+            [sys.executable, __file__, "--dbos-floor-child", url, str(count)],
+            capture_output=True,
+            text=True,
+            timeout=max(120, count * 2),
+        )
+    if out.returncode != 0:
+        raise RuntimeError(f"the DBOS floor failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+@contextmanager
+def _sqlite_floor(tmp: Path) -> Iterator[str]:
+    yield f"sqlite:///{tmp / 'dbos-floor.db'}"
+
+
+def versus_floor(stats: dict[str, Any], base: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
+    """Conveyor's per-step orchestration cost against the DBOS floor: each step's median incl. its
+    gap minus the median of its bare work, averaged over the steps; and the announce step (no work)
+    incl. its gap."""
+    f = floor["step_with_gap"]["median_ms"]
+    by_step = {n: c.get("overhead_ms") for n, c in compare(stats, base).items() if n != "all"}
+    known = [v for v in by_step.values() if v is not None]
+    overhead = round(statistics.fmean(known), 2) if known else None  # the steps' mean
+    announce = stats["by_step_with_gap"]["announce"]["median_ms"]
+
+    def ratio(v: float | None) -> float | None:
+        return round(v / f, 2) if v is not None and f else None
+
+    return {
+        "floor_ms": f,
+        "overhead_ms": overhead,
+        "overhead_ratio": ratio(overhead),
+        "overhead_by_step_ms": by_step,
+        "announce_ms": announce,
+        "announce_ratio": ratio(announce),
+    }
+
+
 # --- one backend ---------------------------------------------------------------------------
 
 
@@ -390,6 +496,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             base_url = url if backend == "postgres" else f"sqlite:///{tmp / 'baseline.db'}"
             base_par = baseline(clone, tmp / "baseline-worktrees", base_url, [first] * args.deployments)
             base_seq = baseline(clone, tmp / "baseline-worktrees-seq", base_url, newer)
+        print(f"  {backend}: DBOS floor, {args.sequential} workflows of {FLOOR_STEPS} no-op steps ...")
+        floor = dbos_floor(backend, tmp, args.sequential)
     scenarios = {}
     for key, raw, base, n_env in (("parallel", par, base_par, len(lanes)), ("sequential", seq, base_seq, 1)):
         stats = analyse(raw["details"])
@@ -403,8 +511,9 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             **stats,
             "baseline": base,
             "versus_baseline": compare(stats, base),
+            "versus_floor": versus_floor(stats, base, floor),
         }
-    return {"scenarios": scenarios}
+    return {"scenarios": scenarios, "dbos_floor": floor}
 
 
 # --- git processes per deployment ----------------------------------------------------------
@@ -548,6 +657,12 @@ def print_scenario(backend: str, key: str, s: dict[str, Any]) -> None:
         f"orchestration adds {fmt(a.get('overhead_ms'))} ms per step (ratio {fmt(a.get('ratio'), 'x')})"
     )
     print("  * runs a process (the deploy command `true`) through the durable runner")
+    f = s["versus_floor"]
+    print(
+        f"  DBOS floor (no-op step incl. gap) {fmt(f['floor_ms'])} ms: orchestration per step "
+        f"{fmt(f['overhead_ms'])} ms = {fmt(f['overhead_ratio'], 'x')}; announce incl. gap "
+        f"{fmt(f['announce_ms'])} ms = {fmt(f['announce_ratio'], 'x')} the floor"
+    )
 
 
 def main() -> int:
@@ -558,7 +673,11 @@ def main() -> int:
     parser.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
     parser.add_argument("--git-count", type=int, default=5, help="deployments whose git processes are counted")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--dbos-floor-child", nargs=2, metavar=("URL", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.dbos_floor_child:
+        print(json.dumps(floor_child(args.dbos_floor_child[0], int(args.dbos_floor_child[1]))))
+        return 0
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = set(backends) - {"sqlite", "postgres"}
     if unknown or not backends:
@@ -611,6 +730,17 @@ def main() -> int:
         print(
             f"target: median step on SQLite (sequential, journal) {fmt(median)} ms {verdict} the "
             f"{TARGET_MEDIAN_MS:.0f} ms target; with the gap before each step {fmt(gap)} ms"
+        )
+    for backend, result in report["backends"].items():
+        seq = result["scenarios"]["sequential"]
+        f, start = seq["versus_floor"], seq["request_to_start"]["median_ms"]
+        within = all(r is not None and r <= TARGET_FLOOR_RATIO for r in (f["overhead_ratio"], f["announce_ratio"]))
+        print(
+            f"target ({backend}, sequential): orchestration per step {fmt(f['overhead_ratio'], 'x')} and announce "
+            f"{fmt(f['announce_ratio'], 'x')} the DBOS floor ({fmt(f['floor_ms'])} ms): "
+            f"{'within' if within else 'NOT within'} {TARGET_FLOOR_RATIO:g}x; request -> start median "
+            f"{fmt(start)} ms {'meets' if start is not None and start < TARGET_START_MS else 'MISSES'} "
+            f"the {TARGET_START_MS:g} ms target"
         )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
