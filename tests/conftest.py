@@ -45,7 +45,26 @@ SLOW_FIRST = (
 )
 
 
+def _one_tls_context() -> None:
+    """Every httpx client a test makes (each ``httpx.get`` of a poll loop included) would build a new
+    TLS context and load certifi's CA bundle: about 60 ms of CPU each, thousands of times per run.
+    Tests share the process's one context (conveyor.httpclient.tls, httpx's own default trust)."""
+    import httpx._transports.default as transports
+
+    from conveyor import httpclient
+
+    build = transports.create_ssl_context
+
+    def shared(verify: object = True, cert: object = None, trust_env: bool = True) -> object:
+        if verify is True and cert is None and trust_env:
+            return httpclient.tls()
+        return build(verify=verify, cert=cert, trust_env=trust_env)  # type: ignore[arg-type]
+
+    transports.create_ssl_context = shared  # type: ignore[assignment]
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _one_tls_context()
     config.addinivalue_line("markers", "server_process: the test's server runs as a child process (it is SIGKILLed)")
     config.addinivalue_line("markers", SQLITE_ONLY_DOC)
 

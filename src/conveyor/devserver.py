@@ -29,6 +29,7 @@ from typing import Any, TypeVar, get_origin
 
 import httpx
 
+from conveyor import httpclient
 from conveyor.domain.clock import Clock
 from conveyor.settings import Settings
 
@@ -114,7 +115,7 @@ def server_env(
 
 def _healthy(url: str) -> bool:
     try:
-        return httpx.get(url + "/api/v1/health", timeout=1).status_code == 200
+        return httpclient.get(url + "/api/v1/health", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
 

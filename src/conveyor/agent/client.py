@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from conveyor import httpclient
 from conveyor.agent.protocol import (
     AgentHealth,
     EnvironmentConfig,
@@ -51,7 +52,7 @@ class AgentClient:
 
     def __init__(self, url: str, token: str, pid: int | None = None) -> None:
         self.url, self.pid = url, pid  # pid: what HOME/agent/agent.json says the agent's is
-        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        self.http = httpclient.client(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request; AgentUnreachable when the agent does not answer at all."""

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from conveyor import httpclient
 from conveyor.errors import Conflict, ConveyorError, Forbidden, InvalidInput, NotFound, Unauthorized
 from conveyor.settings import Settings
 
@@ -47,7 +48,7 @@ class Client:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         headers = {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
-        self.http = httpx.Client(base_url=self.settings.url.rstrip("/"), headers=headers, timeout=60)
+        self.http = httpclient.client(self.settings.url.rstrip("/"), headers=headers, timeout=60)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

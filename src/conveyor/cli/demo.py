@@ -21,6 +21,7 @@ import httpx
 import typer
 
 import conveyor
+from conveyor import httpclient
 from conveyor.cli.output import console, fail
 
 if TYPE_CHECKING:
@@ -189,7 +190,7 @@ def _wait_finished(http: httpx.Client, d: dict[str, Any]) -> dict[str, Any]:
 def _run(server: ServerProcess, token: str, repo: Path, workspace: Path, port: int) -> None:
     url = server.url
     users = "\n".join(f"            {n} / {pw}   ({', '.join(roles)})" for n, roles, pw in DEMO_USERS)
-    http = httpx.Client(base_url=url + "/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    http = httpclient.client(url + "/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     console.print(f"Starting the Conveyor server on {url} ...")
     try:
         server.start(timeout=60)

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from conveyor import httpclient
 from conveyor.domain.monitoring import Finding
 from conveyor.errors import ConveyorError, InvalidInput
 from conveyor.spec.monitor_signals import PLACEHOLDERS, QuerySpec, placeholders
@@ -109,7 +110,7 @@ def instant_query(
         if client is not None:
             response = client.get(endpoint, params=params, headers=headers, timeout=timeout)
         else:
-            response = httpx.get(endpoint, params=params, headers=headers, timeout=timeout)
+            response = httpclient.get(endpoint, params=params, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         raise PrometheusError(
             f"Prometheus at {url} is unreachable: {type(exc).__name__}: {exc}",
@@ -179,7 +180,7 @@ def prometheus_findings(
     query Prometheus refuses, several series, no previous release) is a finding with no value and
     the reason in its note: it never breaches, and it never passes silently either."""
     findings = []
-    with httpx.Client() as client:
+    with httpclient.client() as client:
         for name, spec in queries.items():
             value, problem = None, None
             try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from conveyor import __version__
+from conveyor import __version__, httpclient
 from conveyor.notify.base import NOTIFIERS, Delivery, Refused, Retry, resolve
 
 EVENTS = frozenset({"requested", "started", "succeeded", "failed", "rolled_back", "cancelled"})
@@ -47,7 +47,7 @@ class GithubNotifier:
             "User-Agent": f"Conveyor/{__version__}",
         }
         base = delivery.settings.github_api_url.rstrip("/") + f"/repos/{repository}"
-        with httpx.Client(headers=headers, timeout=delivery.timeout) as client:
+        with httpclient.client(headers=headers, timeout=delivery.timeout) as client:
             if delivery.deployment_id is None:  # a sample: can the token see the repository?
                 _check(client.get(base), "reading the repository")
                 return f"{repository} is reachable with the token"

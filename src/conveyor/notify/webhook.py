@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from conveyor import __version__
+from conveyor import __version__, httpclient
 from conveyor.notify.base import NOTIFIERS, Delivery, Refused, Retry, resolve
 
 SIGNATURE = "X-Conveyor-Signature-256"
@@ -87,7 +87,7 @@ class WebhookNotifier:
         secret = resolve(delivery.config.get("secret"), "webhook.secret")
         if secret:
             headers[SIGNATURE] = sign(secret, body)
-        response = httpx.post(url, content=body, headers=headers, timeout=delivery.timeout)
+        response = httpclient.post(url, content=body, headers=headers, timeout=delivery.timeout)
         if response.is_success:
             return f"{response.status_code} from {httpx.URL(url).host}"
         detail = f"{url} answered {response.status_code}"
