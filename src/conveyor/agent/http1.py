@@ -104,107 +104,151 @@ class Message:
 # (parse_head, Message, encode_head), which gives the exact error. When they answer, they answer
 # what the general path would send (tests/agent/test_router_fastpath.py holds them to it).
 
-_FIELD_AT_LINE_START = re.compile(rb"^(" + TOKEN + rb"):[\t ]*(" + _VALUE + rb")[\t ]*\r\n", re.M)
-_FAST_SPECIAL = HOP_BY_HOP | EDGE | {b"host", b"close"}
+# a field line: a token, a colon, then no control byte but HTAB (so no CR or LF) up to CRLF; the
+# value with its optional whitespace around is then what FIELD_LINE accepts
+_FIELD_LINES = re.compile(rb"(?:" + TOKEN + rb":[^\x00-\x08\x0a-\x1f\x7f]*\r\n)+")
+_SPECIAL_NAMES = sorted(HOP_BY_HOP | EDGE | {b"host", b"close"}, key=lambda name: -len(name))
+_SPECIAL_LINE = re.compile(rb"\r\n(" + b"|".join(_SPECIAL_NAMES).replace(b"-", rb"\-") + rb"):([^\r]*)")
 _FAST_CONNECTION = {b"keep-alive": False, b"close": True, b"keep-alive, close": True, b"close, keep-alive": True}
+_DROPPED = frozenset({b"keep-alive", b"proxy-connection", b"te", b"proxy-authorization", b"proxy-authenticate"})
+HEAD_CACHE_SIZE = 256  # heads remembered per direction (0: none); a head of more than 2 KiB is not
+_HEAD_CACHE_BYTES = 2048
+_requests: dict[bytes, tuple[bytes, bytes, bytes, int, bool] | None] = {}
+_responses: dict[bytes, tuple[int, bytes, int | None, bool] | None] = {}
 
 
-def _fast_fields(block: bytes) -> list[tuple[bytes, bytes]] | None:
-    """The field lines of a block that ends in CRLFCRLF, or None unless every line is well formed.
-    A line only counts from its start (no bare CR or LF anywhere, so lines are what CRLF splits)."""
-    lines = block.count(b"\r\n") - 1
-    if block.count(b"\n") != lines + 1 or block.count(b"\r") != lines + 1 or not 0 < lines <= MAX_FIELDS:
+def _fast_block(head: bytes, nl: int) -> bool:
+    """Whether the field lines of ``head`` (which ends in CRLFCRLF, its start line ``head[:nl]``)
+    are 1 to MAX_FIELDS lines that each match FIELD_LINE (a bare CR or LF, obs-fold, a space
+    before the colon or a control byte fail it). One regex pass over the block, whatever its size."""
+    return _FIELD_LINES.fullmatch(head, nl, len(head) - 2) is not None and head.count(b"\n", nl) <= MAX_FIELDS + 1
+
+
+def _cut(head: bytes, nl: int, spans: list[tuple[int, int]]) -> list[bytes]:
+    """The start line and the field lines of ``head`` without the lines in ``spans``, each piece
+    without its final CRLF (to be joined with CRLF)."""
+    out, pos = [head[: nl - 2]], nl - 2
+    for start, end in spans:
+        if start > pos:
+            out.append(head[pos + 2 : start])
+        pos = end
+    if pos < len(head) - 4:
+        out.append(head[pos + 2 : -4])
+    return out
+
+
+def fast_request_head(head: bytes, nl: int, forwarded_for: bytes) -> tuple[bytes, bytes, int, bool] | None:
+    """A common HTTP/1.1 request head (``head`` up to CRLFCRLF, its request line ``head[:nl]``;
+    Host once, at most one Content-Length, no Transfer-Encoding, Connection only keep-alive or
+    close): the head to send to an instance (its field lines as they came, less the hop-by-hop,
+    framing and X-Forwarded-* ones, then the framing and the router's X-Forwarded-* headers), its
+    method, body length and whether the client keeps the connection.
+
+    The answer depends on the head's bytes alone (and ``forwarded_for``, added last), so the last
+    HEAD_CACHE_SIZE heads' answers are remembered: a client that sends the same head again (a
+    poller, a health check, a load generator) costs a dict lookup."""
+    if head in _requests:
+        known = _requests[head]
+    else:
+        known = _request_head_fast(head, nl)
+        if len(head) <= _HEAD_CACHE_BYTES and HEAD_CACHE_SIZE:
+            if len(_requests) >= HEAD_CACHE_SIZE:
+                _requests.clear()
+            _requests[head] = known
+    if known is None:
         return None
-    fields = _FIELD_AT_LINE_START.findall(block)
-    return fields if len(fields) == lines else None
+    before, after, method, size, keep = known
+    return before + forwarded_for + after, method, size, keep
 
 
-def fast_request_head(start: bytes, block: bytes, forwarded_for: bytes) -> tuple[bytes, bytes, int, bool] | None:
-    """A common HTTP/1.1 request head (Host once, at most one Content-Length, no Transfer-Encoding,
-    Connection only keep-alive or close): the head to send to an instance with the router's
-    X-Forwarded-* headers, its method, body length and whether the client keeps the connection."""
-    rm = _REQUEST_LINE.fullmatch(start)
-    if rm is None or rm[3] != b"HTTP/1.1":
+def _request_head_fast(head: bytes, nl: int) -> tuple[bytes, bytes, bytes, int, bool] | None:
+    rm = _REQUEST_LINE.fullmatch(head, 0, nl)
+    if rm is None or rm[3] != b"HTTP/1.1" or not _fast_block(head, nl):
         return None
-    fields = _fast_fields(block)
-    if fields is None:
-        return None
-    out = [start[:-2]]
     host = length = None
     close = False
-    for name, value in fields:
-        lname = name.lower()
-        if lname not in _FAST_SPECIAL:
-            out.append(name + b": " + value)
-        elif lname == b"host":
+    spans = []
+    for m in _SPECIAL_LINE.finditer(head.lower(), nl - 2):
+        name = m[1]
+        value = head[m.start(2) : m.end(2)].strip(b" \t")
+        if name == b"host":
             if host is not None or not _HOST.fullmatch(value):
                 return None
             host = value
-            out.append(name + b": " + value)
-        elif lname == b"content-length":
+            continue
+        if name == b"content-length":
             if length is not None or not _DIGITS.fullmatch(value):
                 return None
             length = value
-        elif lname == b"connection":
+        elif name == b"connection":
             tokens = _FAST_CONNECTION.get(value.lower())
             if tokens is None or close:
                 return None
             close = tokens
-        elif lname in EDGE or lname in (b"keep-alive", b"proxy-connection", b"te", b"proxy-authorization"):
-            continue  # set at the edge, or hop-by-hop: dropped as encode_head drops them
-        else:
+        elif name not in EDGE and name not in _DROPPED:
             return None  # transfer-encoding, upgrade, trailer, a field named "close"
+        spans.append(m.span())
     if not host:  # none, or empty: the general path says what to do
         return None
+    out = _cut(head, nl, spans)
     size = int(length) if length is not None else 0
     if length is not None:
         out.append(b"Content-Length: %d" % size)
-    out += (
-        b"X-Forwarded-For: " + forwarded_for,
-        b"X-Forwarded-Proto: http",
-        b"X-Forwarded-Host: " + host,
-        b"Connection: keep-alive\r\n\r\n",
-    )
-    return b"\r\n".join(out), rm[1], size, not close
+    out.append(b"X-Forwarded-For: ")
+    after = b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: " + host + b"\r\nConnection: keep-alive\r\n\r\n"
+    return b"\r\n".join(out), after, rm[1], size, not close
 
 
-def fast_response_head(raw: bytes, cut: int, keep_alive: bool) -> tuple[int, bytes, int | None, bool] | None:
-    """A common HTTP/1.1 response head (``raw`` up to CRLFCRLF, its status line ``raw[:cut]``;
+def fast_response_head(head: bytes, nl: int, keep_alive: bool) -> tuple[int, bytes, int | None, bool] | None:
+    """A common HTTP/1.1 response head (``head`` up to CRLFCRLF, its status line ``head[:nl]``;
     not 1xx, no Transfer-Encoding, at most one Content-Length, Connection only keep-alive or close):
-    its status, the head to send to the client, its Content-Length, and whether the instance keeps
-    the connection."""
-    sm = _STATUS_LINE.fullmatch(raw, 0, cut)
-    if sm is None or sm[1] != b"HTTP/1.1" or raw[9:10] == b"1":
+    its status, the head to send to the client (its field lines as they came, less the hop-by-hop
+    and framing ones, then the framing and Connection), its Content-Length, and whether the instance
+    keeps the connection. Remembered like fast_request_head's answers."""
+    if head in _responses:
+        known = _responses[head]
+    else:
+        known = _response_head_fast(head, nl)
+        if len(head) <= _HEAD_CACHE_BYTES and HEAD_CACHE_SIZE:
+            if len(_responses) >= HEAD_CACHE_SIZE:
+                _responses.clear()
+            _responses[head] = known
+    if known is None:
         return None
-    fields = _fast_fields(raw[cut:])
-    if fields is None:
+    status, out, size, keep = known
+    return status, out + (b"Connection: keep-alive\r\n\r\n" if keep_alive else b"Connection: close\r\n\r\n"), size, keep
+
+
+def _response_head_fast(head: bytes, nl: int) -> tuple[int, bytes, int | None, bool] | None:
+    sm = _STATUS_LINE.fullmatch(head, 0, nl)
+    if sm is None or sm[1] != b"HTTP/1.1" or head[9:10] == b"1" or not _fast_block(head, nl):
         return None
-    out = [raw[: cut - 2]]
     length = None
     close = False
-    for name, value in fields:
-        lname = name.lower()
-        if lname not in _FAST_SPECIAL or lname in EDGE:
-            out.append(name + b": " + value)
-        elif lname == b"content-length":
+    spans = []
+    for m in _SPECIAL_LINE.finditer(head.lower(), nl - 2):
+        name = m[1]
+        if name in EDGE:
+            continue  # only a request's are the router's to set
+        value = head[m.start(2) : m.end(2)].strip(b" \t")
+        if name == b"content-length":
             if length is not None or not _DIGITS.fullmatch(value):
                 return None
             length = value
-        elif lname == b"connection":
+        elif name == b"connection":
             tokens = _FAST_CONNECTION.get(value.lower())
             if tokens is None or close:
                 return None
             close = tokens
-        elif lname in (b"keep-alive", b"proxy-connection", b"te", b"proxy-authorization", b"proxy-authenticate"):
-            continue
-        else:
+        elif name not in _DROPPED:
             return None  # host (checked by the general path), transfer-encoding, upgrade, trailer, "close"
+        spans.append(m.span())
+    out = _cut(head, nl, spans)
     size = None
     if length is not None:
         size = int(length)
         out.append(b"Content-Length: %d" % size)
-    out.append(b"Connection: keep-alive\r\n\r\n" if keep_alive else b"Connection: close\r\n\r\n")
-    return int(sm[2]), b"\r\n".join(out), size, not close
+    return int(sm[2]), b"\r\n".join(out) + b"\r\n", size, not close
 
 
 def _bare(line: bytes) -> bool:

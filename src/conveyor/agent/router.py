@@ -491,6 +491,7 @@ class _Client(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.ip = "unknown"
+        self.ip_bytes = b"unknown"
         self.buf = bytearray()
         self.state = _WAIT
         self.first = True
@@ -522,6 +523,7 @@ class _Client(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         peer = transport.get_extra_info("peername")
         self.ip = peer[0] if peer else "unknown"
+        self.ip_bytes = self.ip.encode()
         router = self.router
         if not router._cap.admit(self.ip):
             self.state = _GONE
@@ -537,6 +539,10 @@ class _Client(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         state = self.state
+        if state == _WAIT and not self.buf and data[:2] != b"\r\n":
+            end = data.find(b"\r\n\r\n") + 4
+            if end > 4 and self._fast_head(data, data.find(b"\n") + 1, end):
+                return  # a whole common head in one read: the usual case
         self.buf += data
         if state <= _HEAD:
             self._next_head()
@@ -660,13 +666,6 @@ class _Client(asyncio.Protocol):
         start, block = bytes(buf[: nl + 1]), bytes(buf[nl + 1 : end])
         del buf[:end]
         router = self.router
-        if router._maintenance is None and router._rotation:
-            fast = fast_request_head(start, block, self.ip.encode())
-            if fast is not None and fast[2] <= RETRY_BODY_LIMIT and fast[2] <= router.max_body:
-                self.out, self.method, self.length, self.keep = fast
-                self.state, self.since = _BODY, self.loop.time()
-                self._body()
-                return
         try:
             request = parse_head(start, block, True)
         except BadRequest as exc:
@@ -687,6 +686,22 @@ class _Client(asyncio.Protocol):
         self.method, self.length, self.keep = request.method.encode(), length, request.keep_alive
         self.state, self.since = _BODY, self.loop.time()
         self._body()
+
+    def _fast_head(self, data: bytes, nl: int, end: int) -> bool:
+        """Take a whole head that starts ``data`` by fast_request_head; False (nothing taken) when
+        it is not a common one or the router cannot serve it on this path."""
+        router = self.router
+        if router._maintenance is not None or not router._rotation:
+            return False
+        fast = fast_request_head(data[:end] if end < len(data) else data, nl, self.ip_bytes)
+        if fast is None or fast[2] > RETRY_BODY_LIMIT or fast[2] > router.max_body:
+            return False
+        self.out, self.method, self.length, self.keep = fast
+        if end < len(data):
+            self.buf += data[end:]
+        self.state, self.since = _BODY, self.loop.time()
+        self._body()
+        return True
 
     def _bad(self, reason: str) -> None:
         self._close(simple_response_bytes(400, reason, close=True))
@@ -816,7 +831,9 @@ class _Client(asyncio.Protocol):
                     self.rbuf = rbuf
                 return
             line = rbuf.find(b"\r\n") + 2
-            fast = fast_response_head(rbuf, line, self.keep) if cut + 4 <= HEAD_LIMIT else None
+            fast = None
+            if cut + 4 <= HEAD_LIMIT:
+                fast = fast_response_head(rbuf if cut + 4 == len(rbuf) else rbuf[: cut + 4], line, self.keep)
             if fast is not None:
                 self.status, head, length, self.backend_keep = fast
                 no_body = self.method == b"HEAD" or self.status in (204, 304)
