@@ -349,7 +349,7 @@ def main() -> int:
     if missing:
         print(
             f"bench/router.py needs {', '.join(missing)} on PATH (or in /usr/sbin): "
-            "install the Debian packages nginx, haproxy and wrk (apt-get install nginx-light haproxy wrk).",
+            "install the Debian packages nginx, haproxy and wrk (apt-get install nginx haproxy wrk).",
             file=sys.stderr,
         )
         return 2
