@@ -54,7 +54,7 @@ def service_repo(rt: Runtime, service: ServiceRecord, fetch: bool) -> GitRepo:
 
 
 def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         service = service_store.pick_service(conn, req.service)
     spec = rt.spec_of(service.config_text)
     env = spec.environment(req.environment)
@@ -129,7 +129,6 @@ def request_deployment(rt: Runtime, req: DeployRequest) -> DeploymentRecord:
                 **({"warning": missing} if missing else {}),  # commits it drops where that only warns
             },
         )
-    with rt.db.begin() as conn:
         record = store.get_deployment(conn, deployment_id)
     if gated:
         gating.start_gate_workflow(record)
@@ -178,7 +177,7 @@ def cancel(rt: Runtime, deployment_id: str, actor: str, roles: tuple[str, ...]) 
     its environment keeps (or gets back) the release that served before. Its requester, and who
     may deploy to its environment, may cancel it."""
     now = rt.clock.now()
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         d = store.get_deployment(conn, deployment_id)
         service = service_store.get_service_by_id(conn, d.service_id)
     env = rt.spec_of(service.config_text).environment(d.environment)
@@ -213,7 +212,7 @@ def cancel(rt: Runtime, deployment_id: str, actor: str, roles: tuple[str, ...]) 
 def reconcile(rt: Runtime) -> int:
     """Enqueue every unfinished deployment again (a no-op for those whose workflow exists): closes
     the gap between recording a request and enqueueing it if the server died in between."""
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         active = store.active_deployments(conn)
     for d in active:
         if d.state == DeploymentState.PENDING:
@@ -225,7 +224,7 @@ def reconcile(rt: Runtime) -> int:
 
 def resolve_id(rt: Runtime, prefix: str) -> str:
     """A full deployment id from an unambiguous prefix of at least 6 characters."""
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:  # every request naming a deployment: never the write lock
         found = store.find_deployments(conn, prefix) if len(prefix) >= 6 else []
     if len(found) == 1:
         return found[0]

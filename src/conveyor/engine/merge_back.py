@@ -140,10 +140,13 @@ def _succeeded_in_hotfix_env(rt: Runtime, stored: StoredEvent) -> DeploymentReco
 
 
 def run_once(rt: Runtime, batch: int = 100) -> int:
-    """Handle the events after this worker's cursor; returns how many were read."""
-    with rt.db.begin() as conn:
+    """Handle the events after this worker's cursor; returns how many were read. The cursor moves
+    past a merge-back once it is done, and past the events that call for none in one write per
+    batch (most events: a deployment's every step is one)."""
+    with rt.db.read() as conn:  # a read: an idle stream takes no write lock
         position = events.cursor(conn, CONSUMER)
         pending = events.read_after(conn, position, batch)
+    moved = position
     for stored in pending:
         d = _succeeded_in_hotfix_env(rt, stored)
         if d is not None:
@@ -152,9 +155,16 @@ def run_once(rt: Runtime, batch: int = 100) -> int:
                     log.info("%s: %s", d.service, line)
             except ConveyorError as exc:  # recorded for each branch it reached; the rest are logged
                 log.warning("merge-back of %s failed: %s", d.id, exc)
-        with rt.db.begin() as conn:
-            events.advance(conn, CONSUMER, stored.position, rt.clock.now())
+            _advance(rt, stored.position)
+            moved = stored.position
+    if pending and pending[-1].position > moved:
+        _advance(rt, pending[-1].position)
     return len(pending)
+
+
+def _advance(rt: Runtime, position: int) -> None:
+    with rt.db.begin() as conn:
+        events.advance(conn, CONSUMER, position, rt.clock.now())
 
 
 def start_at_head(rt: Runtime) -> None:

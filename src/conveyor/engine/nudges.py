@@ -31,7 +31,7 @@ def nudge(deployment_ids: list[str]) -> None:
 
 
 def nudge_sha(rt: Runtime, sha: str) -> None:
-    with rt.db.begin() as conn:
+    with rt.db.read() as conn:
         ids = pending_with_sha(conn, sha)
     nudge(ids)
 
