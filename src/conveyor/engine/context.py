@@ -4,7 +4,8 @@ way to run commands durably with the documented CONVEYOR_* variables."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,11 +19,13 @@ from conveyor.targets.base import StepOutcome
 from conveyor.vcs.git import GitRepo
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from conveyor.runtime import Runtime
     from conveyor.settings import Settings
     from conveyor.spec import CommandSpec, EnvironmentSpec, ServiceSpec
 
-__all__ = ["StepContext", "StepOutcome", "load_context", "outcome_of"]
+__all__ = ["StepContext", "StepOutcome", "context_in", "load_context", "outcome_of"]
 
 
 def outcome_of(result: ProcessResult, what: str, logs_hint: str = "") -> StepOutcome:
@@ -48,6 +51,8 @@ class StepContext:
     env_spec: EnvironmentSpec
     release: ReleaseRecord | None
     previous: ReleaseRecord | None
+    # the step's own writes, made with the record of its end (``write``); None: each at once
+    deferred: list[Callable[[Connection], None]] | None = field(default=None, compare=False)
 
     @property
     def settings(self) -> Settings:
@@ -124,6 +129,16 @@ class StepContext:
         )
         return outcome_of(result, f"`{command.run}`", f"its output: conveyor logs {self.deployment.id[:8]}")
 
+    def write(self, change: Callable[[Connection], None]) -> None:
+        """A write of the step (e.g. rollout's new current release). In the engine it is made in
+        the transaction that records the step's end, so a step's writes are one transaction;
+        elsewhere (a step called directly), at once in a transaction of its own."""
+        if self.deferred is not None:
+            self.deferred.append(change)
+            return
+        with self.runtime.db.begin() as conn:
+            change(conn)
+
     def cancel_requested(self) -> bool:
         with self.runtime.db.read() as conn:
             return store.get_deployment(conn, self.deployment.id).cancel_requested
@@ -132,9 +147,16 @@ class StepContext:
 def load_context(rt: Runtime, deployment_id: str) -> StepContext:
     """The deployment as a step sees it now, read afresh from the database."""
     with rt.db.read() as conn:
-        deployment = store.get_deployment(conn, deployment_id)
-        service = service_store.get_service_by_id(conn, deployment.service_id)
-        release = store.get_release(conn, deployment.release_id) if deployment.release_id else None
-        previous = store.get_release(conn, deployment.previous_release_id) if deployment.previous_release_id else None
+        return context_in(conn, rt, deployment_id)
+
+
+def context_in(conn: Connection, rt: Runtime, deployment_id: str, *, defer_writes: bool = False) -> StepContext:
+    """``load_context`` in the caller's transaction (e.g. the one that records the step's start);
+    ``defer_writes``: the step's ``write``s wait for the caller to make them (``deferred``)."""
+    deployment = store.get_deployment(conn, deployment_id)
+    service = service_store.get_service_by_id(conn, deployment.service_id)
+    release = store.get_release(conn, deployment.release_id) if deployment.release_id else None
+    previous = store.get_release(conn, deployment.previous_release_id) if deployment.previous_release_id else None
     spec = rt.spec_of(service.config_text)
-    return StepContext(rt, deployment, service, spec, spec.environment(deployment.environment), release, previous)
+    env = spec.environment(deployment.environment)
+    return StepContext(rt, deployment, service, spec, env, release, previous, [] if defer_writes else None)

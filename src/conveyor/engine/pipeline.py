@@ -13,19 +13,19 @@ from dbos._context import MaxPriority
 from conveyor.domain.deployment import DeploymentKind, DeploymentState, StepState
 from conveyor.domain.schema_gap import SchemaChange, statements
 from conveyor.engine import monitoring, queue_wake
-from conveyor.engine.context import StepContext, StepOutcome, load_context
+from conveyor.engine.context import StepContext, StepOutcome, context_in, load_context
 from conveyor.engine.evidence import evaluate_deployment, has_gates
 from conveyor.engine.history import superseded
-from conveyor.engine.nudges import nudge_sha
+from conveyor.engine.nudges import nudge
 from conveyor.engine.process import InterruptedRun
 from conveyor.engine.steps import STEPS, load_builtin_steps
-from conveyor.engine.steps.tag import promote
+from conveyor.engine.steps.tag import make_tag
 from conveyor.engine.transitions import step_finished, step_started, transition
 from conveyor.errors import ConveyorError
 from conveyor.runtime import QUEUE_NAME, Runtime, runtime
 from conveyor.store import deployments as store
 from conveyor.store import schema_changes
-from conveyor.store import services as service_store
+from conveyor.store.evidence import pending_with_sha
 from conveyor.store.records import DeploymentRecord
 from conveyor.targets.base import target_for
 
@@ -91,21 +91,22 @@ def begin(deployment_id: str) -> list[str] | None:
 
 
 def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
+    """One read, then one write that starts it (each move re-checks the state it expects)."""
     now = rt.clock.now()
-    with rt.db.begin() as conn:
-        d = store.get_deployment(conn, deployment_id)
+    with rt.db.read() as conn:
+        ctx = context_in(conn, rt, deployment_id)
+        d, service = ctx.deployment, ctx.service
         if d.state.finished:
             return None
-        if d.cancel_requested:
+        current = store.current_release(conn, d.service_id, d.environment)
+        deploying = d.kind == DeploymentKind.DEPLOY and not d.cancel_requested
+        behind = superseded(conn, ctx.repo, service, d.environment, d.sha) if deploying else None
+    if d.cancel_requested:
+        with rt.db.begin() as conn:
             transition(
                 conn, d.id, DeploymentState.CANCELLED, now=now, reason="cancelled before it started", expect=_ACTIVE
             )
-            return None
-        service = service_store.get_service_by_id(conn, d.service_id)
-        current = store.current_release(conn, d.service_id, d.environment)
-    ctx = load_context(rt, deployment_id)
-    with rt.db.read() as conn:
-        behind = superseded(conn, ctx.repo, service, d.environment, d.sha) if d.kind == DeploymentKind.DEPLOY else None
+        return None
     if behind is not None:
         with rt.db.begin() as conn:
             transition(
@@ -126,13 +127,14 @@ def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
             with rt.db.begin() as conn:
                 transition(conn, d.id, DeploymentState.FAILED, now=now, reason=reason, expect=_ACTIVE)
             return None
-    release_id = d.release_id
     # a migration alone names no release unless it is the serving one's: it never goes into service
-    if release_id is None and ctx.env_spec.tag is None and d.kind != DeploymentKind.MIGRATE:
+    version = None
+    if d.release_id is None and ctx.env_spec.tag is None and d.kind != DeploymentKind.MIGRATE:
         version = ctx.repo.version_tag_at(d.sha) or ctx.repo.describe(d.sha)
-        with rt.db.begin() as conn:
-            release_id = store.ensure_release(conn, d.service_id, d.sha, version, None, now).id
     with rt.db.begin() as conn:
+        release_id = d.release_id
+        if version is not None:
+            release_id = store.ensure_release(conn, d.service_id, d.sha, version, None, now).id
         transition(
             conn,
             d.id,
@@ -151,10 +153,10 @@ def _begin(rt: Runtime, deployment_id: str) -> list[str] | None:
 @DBOS.step()
 def run_step(deployment_id: str, name: str) -> dict[str, Any]:
     rt = runtime()
-    ctx = load_context(rt, deployment_id)
-    if ctx.deployment.cancel_requested:
-        return {"ok": False, "message": f"cancelled before {name}", "cancelled": True}
-    with rt.db.begin() as conn:
+    with rt.db.begin() as conn:  # the step's context and its start: one transaction
+        ctx = context_in(conn, rt, deployment_id, defer_writes=True)
+        if ctx.deployment.cancel_requested:
+            return {"ok": False, "message": f"cancelled before {name}", "cancelled": True}
         step_started(conn, deployment_id, name, now=rt.clock.now())
     try:
         outcome = STEPS.get(name)(ctx)
@@ -163,7 +165,9 @@ def run_step(deployment_id: str, name: str) -> dict[str, Any]:
     except Exception as exc:  # a bug in a step must fail the deployment, not wedge the workflow
         outcome = StepOutcome(False, f"{name} crashed: {type(exc).__name__}: {exc}")
     state = StepState.SUCCEEDED if outcome.ok else (StepState.CANCELLED if outcome.cancelled else StepState.FAILED)
-    with rt.db.begin() as conn:
+    with rt.db.begin() as conn:  # the step's own writes and its end: one transaction
+        for change in ctx.deferred or ():
+            change(conn)
         step_finished(
             conn, deployment_id, name, state, now=rt.clock.now(), message=outcome.message, output=outcome.output
         )
@@ -186,7 +190,7 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
     elif failed is None:
         state, reason = DeploymentState.SUCCEEDED, None
         try:  # the release serves and passed its checks: only now does its tag say so
-            tagged = promote(ctx)
+            tagged = make_tag(ctx)  # recorded on the release with the move below
         except ConveyorError as exc:
             reason = f"{ctx.release.version if ctx.release else d.sha[:12]} serves, but its tag was not made: {exc}"
     elif d.with_database and _database_touched(rt, deployment_id):
@@ -212,7 +216,10 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
             else:
                 reason += f"; restoring {ctx.previous.version} failed too: {restored.message}"
     now = rt.clock.now()
+    waiting: list[str] = []
     with rt.db.begin() as conn:
+        if tagged is not None and ctx.release is not None:
+            store.set_release_tag(conn, ctx.release.id, tagged)
         transition(
             conn,
             d.id,
@@ -228,8 +235,9 @@ def finish(deployment_id: str, failed: str | None, message: str, cancelled: bool
                 **({"tag": tagged} if state == DeploymentState.SUCCEEDED and tagged else {}),
             },
         )
-    if state == DeploymentState.SUCCEEDED:
-        nudge_sha(rt, d.sha)  # a staging run may be what a production deployment waits for
+        if state == DeploymentState.SUCCEEDED:  # a staging run may be what a production deployment waits for
+            waiting = pending_with_sha(conn, d.sha)
+    nudge(waiting)
     return state.value
 
 

@@ -14,15 +14,12 @@ def rollout(ctx: StepContext) -> StepOutcome:
         return StepOutcome(False, "no release was recorded before rollout (the tag step did not run)")
     outcome = target_for(ctx.env_spec.target.kind).deploy(ctx)
     if outcome.ok:
-        with ctx.runtime.db.begin() as conn:
-            store.set_current_release(
-                conn,
-                ctx.service.id,
-                ctx.deployment.environment,
-                ctx.release.id,
-                ctx.deployment.id,
-                ctx.runtime.clock.now(),
+        release_id, now = ctx.release.id, ctx.runtime.clock.now()
+        ctx.write(
+            lambda conn: store.set_current_release(
+                conn, ctx.service.id, ctx.deployment.environment, release_id, ctx.deployment.id, now
             )
+        )
         where = f"{ctx.release.version} is serving in {ctx.deployment.environment}"
         return StepOutcome(True, f"{where}: {outcome.message}", outcome.output)
     return outcome

@@ -55,6 +55,16 @@ def tag(ctx: StepContext) -> StepOutcome:
 def promote(ctx: StepContext) -> str | None:
     """Create and push the release's tag, now that it serves (idempotent). Returns the tag made,
     or None when there is nothing to tag."""
+    tagged = make_tag(ctx)
+    if tagged is not None and ctx.release is not None:
+        with ctx.runtime.db.begin() as conn:
+            store.set_release_tag(conn, ctx.release.id, tagged)
+    return tagged
+
+
+def make_tag(ctx: StepContext) -> str | None:
+    """``promote``'s git part: the tag created and pushed, which the caller records on the
+    release (``store.set_release_tag``), e.g. in the transaction that ends the deployment."""
     spec, release = ctx.env_spec.tag, ctx.release
     if spec is None or release is None or release.tag is not None or ctx.deployment.kind == "rollback":
         return None
@@ -64,6 +74,4 @@ def promote(ctx: StepContext) -> str | None:
         created = repo.create_tag(release.version, release.sha, message)
     if created or repo.version_tag_at(release.sha, spec.prefix) == release.version:
         repo.push_tag(release.version)
-    with ctx.runtime.db.begin() as conn:
-        store.set_release_tag(conn, release.id, release.version)
     return release.version
