@@ -8,6 +8,10 @@ it left, instead of starting the command a second time.
 Files in the run directory: ``intent`` (written before the spawn), ``pid`` (pid and start time, by
 the wrapper), ``output.log`` (stdout and stderr), ``rc`` (exit code, by the wrapper), and
 ``verdict`` (written by Conveyor when it stops the process itself: timeout or cancel).
+
+The wrapper writes ``pid`` and ``rc`` with one shell ``echo`` each: one write of a few bytes, so a
+reader finds such a file either empty (just opened) or whole. An empty one counts as not written
+yet (``_written``); the wrapper needs no ``mv`` processes to make them appear at once.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ WAIT_SLICE_SECONDS = 0.25  # how often a waiting step looks for a cancel request
 KILL_GRACE_SECONDS = 5.0
 
 _WRAPPER = (
-    'read -r stat < /proc/$$/stat; set -- $stat; echo "$$ ${{22}}" > pid.tmp && mv pid.tmp pid; '
+    'read -r stat < /proc/$$/stat; set -- $stat; echo "$$ ${{22}}" > pid; '
     "(cd {cwd} && exec sh -c {command}) >> output.log 2>&1; "
-    "echo $? > rc.tmp && mv rc.tmp rc"
+    "echo $? > rc"
 )
 
 
@@ -48,6 +52,21 @@ class ProcessResult:
 
 class InterruptedRun(Exception):
     """The wrapper died without leaving an exit code (the host restarted under it)."""
+
+
+def _written(path: Path) -> str | None:
+    """The text of a file the wrapper writes in one go (``pid``, ``rc``); None while it is
+    missing or still empty."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    return text if text.strip() else None
+
+
+def ended(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` has ended: an exit code from the wrapper, or Conveyor's verdict."""
+    return _written(run_dir / "rc") is not None or (run_dir / "verdict").exists()
 
 
 def read_tail(path: Path, limit: int) -> str:
@@ -78,8 +97,8 @@ def _proc_start_time(pid: int) -> str | None:
 def _alive(pid_file: Path) -> int | None:
     """The wrapper's pid when it is still running (and is the same process, not a reused pid)."""
     try:
-        pid_text, start = pid_file.read_text().split()
-    except (FileNotFoundError, ValueError):
+        pid_text, start = (_written(pid_file) or "").split()
+    except ValueError:
         return None
     pid = int(pid_text)
     return pid if _proc_start_time(pid) == start else None
@@ -115,11 +134,11 @@ def run_durable(
     rc_file, pid_file, intent = run_dir / "rc", run_dir / "pid", run_dir / "intent"
     verdict_file, log = run_dir / "verdict", run_dir / "output.log"
     attached = intent.exists()
-    if attached and not rc_file.exists() and not verdict_file.exists():
+    if attached and not ended(run_dir):
         deadline = time.monotonic() + SPAWN_GRACE_SECONDS
-        while not pid_file.exists() and time.monotonic() < deadline:
+        while _written(pid_file) is None and time.monotonic() < deadline:
             time.sleep(POLL_SECONDS)
-        if _alive(pid_file) is None and not rc_file.exists():
+        if _alive(pid_file) is None and _written(rc_file) is None:
             if not rerun_interrupted:
                 raise InterruptedRun(
                     f"the command {command!r} was interrupted before it reported an exit code; "
@@ -142,13 +161,13 @@ def run_durable(
             start_new_session=True,
         )
     started = intent.stat().st_mtime  # a run picked up again keeps its original deadline
-    while not rc_file.exists() and not verdict_file.exists():
+    while not ended(run_dir):
         verdict = None
         if should_cancel():
             verdict = "cancelled"
         elif time.time() - started > timeout:
             verdict = "timeout"
-        elif _wrapper_gone(proc, pid_file) and not rc_file.exists():
+        elif _wrapper_gone(proc, pid_file) and _written(rc_file) is None:
             raise InterruptedRun(f"the command {command!r} ended without reporting an exit code")
         if verdict:
             verdict_file.write_text(verdict)
@@ -166,7 +185,7 @@ def run_durable(
     output = read_tail(log, tail_bytes)
     if verdict_file.exists():
         return ProcessResult(None, output, verdict_file.read_text().strip(), attached)
-    return ProcessResult(int(rc_file.read_text().strip() or "1"), output, None, attached)
+    return ProcessResult(int((_written(rc_file) or "1").strip()), output, None, attached)
 
 
 def _wrapper_gone(proc: subprocess.Popen[bytes] | None, pid_file: Path) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from conveyor.engine.context import StepContext, StepOutcome
 from conveyor.engine.maintenance import maintenance
-from conveyor.engine.process import InterruptedRun
+from conveyor.engine.process import InterruptedRun, ended
 from conveyor.engine.steps import step
 from conveyor.engine.steps.extra_env import pg_options, with_env
 from conveyor.spec.durations import format_duration
@@ -65,13 +65,13 @@ def _seconds(run_dir: Path, fallback: float) -> float:
     """How long the durable run took, from its own files (right across a server restart)."""
     intent = run_dir / "intent"
     ends = [run_dir / name for name in ("rc", "verdict") if (run_dir / name).exists()]
-    if intent.exists() and ends:
+    if intent.exists() and ends and ended(run_dir):
         return max(0.0, min(e.stat().st_mtime for e in ends) - intent.stat().st_mtime)
     return fallback
 
 
 def _finished(run_dir: Path) -> bool:
-    return (run_dir / "rc").exists() or (run_dir / "verdict").exists()
+    return ended(run_dir)
 
 
 def _explain(ctx: StepContext, outcome: StepOutcome) -> StepOutcome:
