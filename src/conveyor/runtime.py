@@ -48,9 +48,16 @@ def runtime() -> Runtime:
     return _current
 
 
-def launch(rt: Runtime, *, queue_poll_seconds: float = 0.1) -> None:
+QUEUE_POLL_SECONDS = 1.0  # a safety net: enqueueing and every workflow's end wake the queue
+QUEUE_POLL_UNWOKEN_SECONDS = 0.1  # when this DBOS cannot be woken (engine/queue_wake.py)
+
+
+def launch(rt: Runtime, *, queue_poll_seconds: float | None = None) -> None:
     """Start DBOS on the workflow database: recovers every deployment that was in flight. The
-    workflows must be registered first: the composition root (``conveyor/app.py``) imports them."""
+    workflows must be registered first: the composition root (``conveyor/app.py``) imports them.
+
+    The deployment queue is polled every ``queue_poll_seconds`` (default: 1 s when enqueueing and
+    workflow ends wake it, else 0.1 s)."""
     global _current
     _current = rt
     logging.getLogger("dbos").setLevel(logging.WARNING)
@@ -64,10 +71,12 @@ def launch(rt: Runtime, *, queue_poll_seconds: float = 0.1) -> None:
     _sqlite_wal(config["system_database_url"] or "")
     DBOS(config=config)
     DBOS.launch()
-    DBOS.register_queue(QUEUE_NAME, partition_concurrency=1, polling_interval_sec=queue_poll_seconds)
     from conveyor.engine import queue_wake  # the engine builds on this module
 
-    queue_wake.install(_dbos_instance())
+    woken = queue_wake.install(_dbos_instance(), QUEUE_NAME)
+    if queue_poll_seconds is None:
+        queue_poll_seconds = QUEUE_POLL_SECONDS if woken else QUEUE_POLL_UNWOKEN_SECONDS
+    DBOS.register_queue(QUEUE_NAME, partition_concurrency=1, polling_interval_sec=queue_poll_seconds)
 
 
 def _dbos_instance() -> object:

@@ -86,10 +86,34 @@ def test_a_deployment_starts_long_before_the_next_poll(tmp_path: Path, monkeypat
         assert queue_wake._waker is not None, "the queue manager's event was not found in this DBOS"
         server.ok("POST", "/services", json={"source": str(repo)})
         started = time.monotonic()
-        # production: no auto-deploy ahead of it in its queue (one queued behind another starts at a poll)
+        # production: no auto-deploy ahead of it in its queue
         d = server.ok("POST", "/deployments", json={"environment": "production", "ref": "main"})
         done = server.wait_finished(d["id"], timeout=50)
         assert done["state"] == "succeeded", done["reason"]
+        assert time.monotonic() - started < 30  # a poll would have come after 60 s
+    finally:
+        server.stop()
+
+
+def test_a_deployment_queued_behind_another_starts_when_that_one_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a queue poll of 60 s, the second of two deployments to one environment starts as soon
+    as the first has ended: the end of a workflow wakes the queue too."""
+    real_launch = runtime.launch
+    monkeypatch.setattr(runtime, "launch", lambda rt, **_: real_launch(rt, queue_poll_seconds=60.0))
+    repo = make_service_repo(tmp_path / "shop", tmp_path / "effects")
+    server = Server(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'c.db'}", poll_interval=0)
+    server.start()
+    try:
+        server.ok("POST", "/services", json={"source": str(repo)})
+        started = time.monotonic()
+        first = server.ok("POST", "/deployments", json={"environment": "production", "ref": "main"})
+        second = server.ok("POST", "/deployments", json={"environment": "production", "ref": "main"})
+        a = server.wait_finished(first["id"], timeout=50)
+        b = server.wait_finished(second["id"], timeout=50)
+        assert a["state"] == b["state"] == "succeeded", (a["reason"], b["reason"])
+        assert a["finished_at"] <= b["started_at"]  # one at a time in an environment, still
         assert time.monotonic() - started < 30  # a poll would have come after 60 s
     finally:
         server.stop()
