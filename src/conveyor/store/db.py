@@ -5,6 +5,7 @@ the same mode), in a directory created 0700."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,8 @@ from sqlalchemy.engine import make_url
 from conveyor.errors import InvalidInput
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}  # SQLite and PostgreSQL alike
+WRITER_WAIT_SECONDS = 30.0  # then SQLite's own busy timeout decides, as for another process
 AFTER_COMMIT = "conveyor_after_commit"  # conn.info key: callables run once the transaction committed
 
 
@@ -67,7 +70,12 @@ def make_engine(url: str) -> Engine:
         ) from exc
     if parsed.get_backend_name() == "sqlite":
         private_sqlite(url)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # the same pool as PostgreSQL's: under WAL, readers (API requests, step contexts) run
+        # alongside the one writer, and each holds a connection of its own
+        in_file = bool(parsed.database) and parsed.database != ":memory:"  # in memory: one connection
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **(POOL if in_file else {})
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         # Let SQLAlchemy emit BEGIN itself so that "BEGIN IMMEDIATE" below takes the write lock
         # at the start of a write transaction instead of failing half-way through it.
@@ -78,7 +86,7 @@ def make_engine(url: str) -> Engine:
             f"database {parsed.get_backend_name()!r} is not supported",
             fix="use SQLite (the default) or PostgreSQL",
         )
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **POOL)
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -103,6 +111,11 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
+        # SQLite has one writer at a time; a writer that finds the lock taken sleeps in SQLite's
+        # busy handler (1, 2, 5, 10 ... ms) however soon it is free. This process's writers queue
+        # here instead and go the moment the one before them commits; other processes still meet
+        # the busy timeout.
+        self._writers = threading.RLock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -112,13 +125,19 @@ class Database:
     def begin(self) -> Iterator[Connection]:
         """A write transaction. Callables put in ``conn.info[AFTER_COMMIT]`` run after it committed
         (the audit log's anchor file is written that way: never for a transaction that rolled back)."""
-        with self.engine.begin() as conn:
-            try:
-                yield conn
-            except BaseException:
-                conn.info.pop(AFTER_COMMIT, None)
-                raise
-            hooks: list[Callable[[], None]] = conn.info.pop(AFTER_COMMIT, [])
+        queued = self._writers is not None and self._writers.acquire(timeout=WRITER_WAIT_SECONDS)
+        try:
+            with self.engine.begin() as conn:
+                try:
+                    yield conn
+                except BaseException:
+                    conn.info.pop(AFTER_COMMIT, None)
+                    raise
+                hooks: list[Callable[[], None]] = conn.info.pop(AFTER_COMMIT, [])
+        finally:
+            if queued:
+                assert self._writers is not None
+                self._writers.release()
         for hook in hooks:
             hook()
 
