@@ -63,8 +63,34 @@ def _one_tls_context() -> None:
     transports.create_ssl_context = shared  # type: ignore[assignment]
 
 
+def _cheap_argon2() -> None:
+    """Passwords the tests set are hashed with argon2id at its cheapest (1 pass over 1 MiB, 1 lane:
+    about a millisecond) instead of the production profile (3 passes over 64 MiB in 4 lanes: 0.35 to
+    0.6 s of CPU each; 10 of the 28 CPU seconds of the in-process API and dashboard tests). A hash
+    carries its parameters, so the servers the tests start verify it as cheaply. The timing test of
+    sign-ins uses the production hasher (the ``production_argon2`` fixture)."""
+    from argon2 import PasswordHasher
+
+    from conveyor.auth import users
+
+    users._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    users._dummy.clear()
+
+
+@pytest.fixture
+def production_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The production argon2 profile, for a test that measures what a password check costs."""
+    from argon2 import PasswordHasher
+
+    from conveyor.auth import users
+
+    monkeypatch.setattr(users, "_hasher", PasswordHasher())
+    monkeypatch.setattr(users, "_dummy", [])
+
+
 def pytest_configure(config: pytest.Config) -> None:
     _one_tls_context()
+    _cheap_argon2()
     config.addinivalue_line("markers", "server_process: the test's server runs as a child process (it is SIGKILLed)")
     config.addinivalue_line("markers", SQLITE_ONLY_DOC)
 

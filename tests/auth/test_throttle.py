@@ -87,6 +87,7 @@ def _median_seconds(db: Database, name: str, tries: int = 5) -> float:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.usefixtures("production_argon2")
 def test_unknown_disabled_and_passwordless_users_take_as_long_as_known_ones(db: Database) -> None:
     from sqlalchemy import update
 
