@@ -541,8 +541,19 @@ class _Client(asyncio.Protocol):
         state = self.state
         if state == _WAIT and not self.buf and data[:2] != b"\r\n":
             end = data.find(b"\r\n\r\n") + 4
+            if end == len(data) and end > 4:  # one head and nothing else: the usual case, taken inline
+                router = self.router
+                if router._maintenance is None and router._rotation:
+                    fast = fast_request_head(data, data.find(b"\n") + 1, self.ip_bytes)
+                    if fast is not None and not fast[2]:
+                        self.out, self.method, self.length, self.keep = fast
+                        self.started = time.perf_counter()
+                        self.retried = False
+                        rotation = router._rotation
+                        self._send(rotation[next(router._rr) % len(rotation)], fresh=False)
+                        return
             if end > 4 and self._fast_head(data, data.find(b"\n") + 1, end):
-                return  # a whole common head in one read: the usual case
+                return  # a whole common head in one read
         self.buf += data
         if state <= _HEAD:
             self._next_head()
@@ -739,7 +750,14 @@ class _Client(asyncio.Protocol):
             self.state = _CONNECT
             self.loop.create_task(self._connect(pool))
             return
-        self._attach(up, reused=True)
+        self.up, self.reused = up, True  # _attach, inline
+        up.client = self
+        self.rbuf = b""
+        self.state, self.since = _RESPONSE, self.loop.time()
+        assert up.transport is not None
+        up.transport.write(self.out)
+        if self.write_paused:
+            up.transport.pause_reading()
 
     def _attach(self, up: _Upstream, reused: bool) -> None:
         self.up, self.reused = up, reused
@@ -812,6 +830,22 @@ class _Client(asyncio.Protocol):
             if not self.remaining:
                 self._done()
         elif state == _RESPONSE:
+            if not self.rbuf:  # the usual case: a whole Content-Length response in one read, taken inline
+                cut = data.find(b"\r\n\r\n") + 4
+                if 4 < cut <= HEAD_LIMIT:
+                    head = data if cut == len(data) else data[:cut]
+                    fast = fast_response_head(head, data.find(b"\r\n") + 2, self.keep)
+                    if (
+                        fast is not None
+                        and fast[2] == len(data) - cut
+                        and self.method != b"HEAD"
+                        and fast[0] not in (204, 304)
+                    ):
+                        self.status, head, _, self.backend_keep = fast
+                        assert self.transport is not None
+                        self.transport.write(head + data[cut:] if cut < len(data) else head)
+                        self._done()
+                        return
             self._response_head(data)
         else:
             self._upstream_broken()
