@@ -401,6 +401,18 @@ def main() -> int:
             f"CPU per request {u['cpu_us_per_request'] / hp['cpu_us_per_request']:.2f}x "
             "(every head parsed; for information, not the target)"
         )
+    paired = [
+        (bs.rps / hs.rps, bs.cpu_us_per_request / hs.cpu_us_per_request)
+        for bs, hs in zip(
+            next(c for c in cands if c.name == "builtin").samples,
+            next(c for c in cands if c.name == "haproxy").samples,
+            strict=True,
+        )
+    ]
+    print(
+        "built-in / HAProxy per round (seconds apart): "
+        + ", ".join(f"throughput {r:.2f}x CPU {c:.2f}x" for r, c in paired)
+    )
     b, h = summary["builtin"], summary["haproxy"]
     rps_ratio = b["rps"] / h["rps"] if h["rps"] else 0.0
     cpu_ratio = b["cpu_us_per_request"] / h["cpu_us_per_request"] if h["cpu_us_per_request"] else float("inf")
@@ -429,6 +441,7 @@ def main() -> int:
                     "summary": summary,
                     "ratio_rps": rps_ratio,
                     "ratio_cpu": cpu_ratio,
+                    "ratios_per_round": [{"rps": r, "cpu": c} for r, c in paired],
                     "samples": [asdict(s) for c in cands for s in c.samples],
                     "missed": misses,
                 },
