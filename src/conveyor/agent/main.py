@@ -21,12 +21,16 @@ from conveyor.agent.run_as import resolve_run_as
 T = TypeVar("T")
 
 
-def run_loop(main: Coroutine[Any, Any, T]) -> T:
+def run_loop(main: Coroutine[Any, Any, T], *, switches_user: bool = False) -> T:
     """Run the agent's loop: on uvloop when it is installed (the built-in router spends about a
-    fifth less CPU per request on it), else on asyncio's own loop."""
+    fifth less CPU per request on it), else on asyncio's own loop. An agent that starts instances
+    as another user (``agent_run_as``) stays on asyncio's loop: uvloop's subprocesses refuse
+    Popen's ``user``/``group``, which switch the account in the child safely."""
     try:
         import uvloop
     except ImportError:
+        return asyncio.run(main)
+    if switches_user:
         return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)

@@ -43,14 +43,14 @@ def server(
 @handles_errors
 def agent() -> None:
     """Run the agent: app instances, health checks and routers of this host (HOME/agent)."""
-    import asyncio
-
-    from conveyor.agent.main import serve
+    from conveyor.agent.main import run_loop, serve
     from conveyor.agent.run_as import resolve_run_as
 
     settings = Settings()
-    resolve_run_as(settings.agent_run_as)  # a bad setting fails here, before anything listens
-    asyncio.run(serve(settings.home.resolve(), settings.agent_port, settings.agent_run_as))
+    run_as = resolve_run_as(settings.agent_run_as)  # a bad setting fails here, before anything listens
+    run_loop(
+        serve(settings.home.resolve(), settings.agent_port, settings.agent_run_as), switches_user=run_as is not None
+    )
 
 
 def validate(
