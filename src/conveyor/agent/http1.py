@@ -16,6 +16,7 @@ import html as html_lib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 HEAD_LIMIT = 65_536  # bytes in a head, and in one line
 MAX_FIELDS = 100  # header lines in one head
@@ -113,8 +114,19 @@ _FAST_CONNECTION = {b"keep-alive": False, b"close": True, b"keep-alive, close": 
 _DROPPED = frozenset({b"keep-alive", b"proxy-connection", b"te", b"proxy-authorization", b"proxy-authenticate"})
 HEAD_CACHE_SIZE = 256  # heads remembered per direction (0: none); a head of more than 2 KiB is not
 _HEAD_CACHE_BYTES = 2048
+K = TypeVar("K")
 _requests: dict[bytes, tuple[bytes, bytes, bytes, int, bool] | None] = {}
 _responses: dict[bytes, tuple[int, bytes, int | None, bool] | None] = {}
+
+
+def _remember(cache: dict[bytes, K], head: bytes, answer: K) -> K:
+    """``answer`` for ``head``, kept in ``cache`` when the head is small (the cache starts over when
+    HEAD_CACHE_SIZE heads are in it)."""
+    if len(head) <= _HEAD_CACHE_BYTES and HEAD_CACHE_SIZE:
+        if len(cache) >= HEAD_CACHE_SIZE:
+            cache.clear()
+        cache[head] = answer
+    return answer
 
 
 def _fast_block(head: bytes, nl: int) -> bool:
@@ -147,14 +159,7 @@ def fast_request_head(head: bytes, nl: int, forwarded_for: bytes) -> tuple[bytes
     The answer depends on the head's bytes alone (and ``forwarded_for``, added last), so the last
     HEAD_CACHE_SIZE heads' answers are remembered: a client that sends the same head again (a
     poller, a health check, a load generator) costs a dict lookup."""
-    if head in _requests:
-        known = _requests[head]
-    else:
-        known = _request_head_fast(head, nl)
-        if len(head) <= _HEAD_CACHE_BYTES and HEAD_CACHE_SIZE:
-            if len(_requests) >= HEAD_CACHE_SIZE:
-                _requests.clear()
-            _requests[head] = known
+    known = _requests[head] if head in _requests else _remember(_requests, head, _request_head_fast(head, nl))
     if known is None:
         return None
     before, after, method, size, keep = known
@@ -205,14 +210,7 @@ def fast_response_head(head: bytes, nl: int, keep_alive: bool) -> tuple[int, byt
     its status, the head to send to the client (its field lines as they came, less the hop-by-hop
     and framing ones, then the framing and Connection), its Content-Length, and whether the instance
     keeps the connection. Remembered like fast_request_head's answers."""
-    if head in _responses:
-        known = _responses[head]
-    else:
-        known = _response_head_fast(head, nl)
-        if len(head) <= _HEAD_CACHE_BYTES and HEAD_CACHE_SIZE:
-            if len(_responses) >= HEAD_CACHE_SIZE:
-                _responses.clear()
-            _responses[head] = known
+    known = _responses[head] if head in _responses else _remember(_responses, head, _response_head_fast(head, nl))
     if known is None:
         return None
     status, out, size, keep = known

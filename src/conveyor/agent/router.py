@@ -750,14 +750,7 @@ class _Client(asyncio.Protocol):
             self.state = _CONNECT
             self.loop.create_task(self._connect(pool))
             return
-        self.up, self.reused = up, True  # _attach, inline
-        up.client = self
-        self.rbuf = b""
-        self.state, self.since = _RESPONSE, self.loop.time()
-        assert up.transport is not None
-        up.transport.write(self.out)
-        if self.write_paused:
-            up.transport.pause_reading()
+        self._attach(up, True)
 
     def _attach(self, up: _Upstream, reused: bool) -> None:
         self.up, self.reused = up, reused
