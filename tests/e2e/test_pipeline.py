@@ -110,8 +110,12 @@ def test_concurrent_requests_queue_in_order(world: World) -> None:
     (world.effects / "hold-rollout").touch()
     ids = [world.server.ok("POST", "/deployments", json={"environment": "production", "ref": s})["id"] for s in shas]
     wait_until(lambda: world.server.deployment(ids[0])["state"] == "running", what="first to run")
-    states = [world.server.deployment(i)["state"] for i in ids[1:]]
-    assert states == ["queued", "queued"]
+    # each passes its gates (pending) and then waits behind the first, held in its rollout
+    wait_until(
+        lambda: [world.server.deployment(i)["state"] for i in ids[1:]] == ["queued", "queued"],
+        what="the other two queued behind the first",
+    )
+    assert world.server.deployment(ids[0])["state"] == "running"
     (world.effects / "hold-rollout").unlink()
     done = [world.server.wait_finished(i) for i in ids]
     assert [d["state"] for d in done] == ["succeeded"] * 3
@@ -192,7 +196,9 @@ def test_cancel_while_queued_and_while_running(world: World) -> None:
 
 def test_bad_input_changes_nothing(world: World) -> None:
     add_service(world)
-    before = len(world.server.deployments())
+    # adding the service deploys its followed branches (development, staging) in the background:
+    # count once both are there, so that only what the bad requests might add is compared
+    before = len(wait_until(lambda: found if len(found := world.server.deployments()) >= 2 else None))
     r = world.server.api("POST", "/deployments", json={"environment": "production", "ref": "no-such-branch"})
     assert r.status_code == 400 and "no-such-branch" in r.json()["message"]
     r = world.server.api("POST", "/deployments", json={"environment": "prod", "ref": "main"})
