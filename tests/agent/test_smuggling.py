@@ -327,7 +327,8 @@ async def test_slowloris_partial_heads_get_408_and_are_closed(app: LenientApp) -
         for _, writer in conns:
             writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and never the rest
         silent = await asyncio.open_connection(HOST, router.port)  # sends nothing at all
-        await eventually(lambda: len(router._clients) == 101, what="the router to accept every connection")
+        # (not "all 101 held at once": on a busy machine opening them takes longer than the timeout,
+        # and the first are rightly closed before the last are accepted)
         for reader, _ in conns:
             status, _, body = await read_response(reader)
             assert (status, body) == (408, b"the request head did not arrive in time\n")
