@@ -129,6 +129,23 @@ def _remember(cache: dict[bytes, K], head: bytes, answer: K) -> K:
     return answer
 
 
+_FRAMING_FIELDS = frozenset({b"content-length", b"connection"})
+
+
+def _framing_field(name: bytes, value: bytes, length: bytes | None, close: bool) -> tuple[bytes | None, bool] | None:
+    """A Content-Length or Connection line of a head on the fast path: the length and the close
+    so far with it, or None to decline the head (a second length, a length not all digits, a
+    Connection other than keep-alive/close, or after one that said close)."""
+    if name == b"content-length":
+        if length is not None or not _DIGITS.fullmatch(value):
+            return None
+        return value, close
+    tokens = _FAST_CONNECTION.get(value.lower())
+    if tokens is None or close:
+        return None
+    return length, tokens
+
+
 def _fast_block(head: bytes, nl: int) -> bool:
     """Whether the field lines of ``head`` (which ends in CRLFCRLF, its start line ``head[:nl]``)
     are 1 to MAX_FIELDS lines that each match FIELD_LINE (a bare CR or LF, obs-fold, a space
@@ -181,15 +198,11 @@ def _request_head_fast(head: bytes, nl: int) -> tuple[bytes, bytes, bytes, int, 
                 return None
             host = value
             continue
-        if name == b"content-length":
-            if length is not None or not _DIGITS.fullmatch(value):
+        if name in _FRAMING_FIELDS:
+            framing = _framing_field(name, value, length, close)
+            if framing is None:
                 return None
-            length = value
-        elif name == b"connection":
-            tokens = _FAST_CONNECTION.get(value.lower())
-            if tokens is None or close:
-                return None
-            close = tokens
+            length, close = framing
         elif name not in EDGE and name not in _DROPPED:
             return None  # transfer-encoding, upgrade, trailer, a field named "close"
         spans.append(m.span())
@@ -229,15 +242,11 @@ def _response_head_fast(head: bytes, nl: int) -> tuple[int, bytes, int | None, b
         if name in EDGE:
             continue  # only a request's are the router's to set
         value = head[m.start(2) : m.end(2)].strip(b" \t")
-        if name == b"content-length":
-            if length is not None or not _DIGITS.fullmatch(value):
+        if name in _FRAMING_FIELDS:
+            framing = _framing_field(name, value, length, close)
+            if framing is None:
                 return None
-            length = value
-        elif name == b"connection":
-            tokens = _FAST_CONNECTION.get(value.lower())
-            if tokens is None or close:
-                return None
-            close = tokens
+            length, close = framing
         elif name not in _DROPPED:
             return None  # host (checked by the general path), transfer-encoding, upgrade, trailer, "close"
         spans.append(m.span())
