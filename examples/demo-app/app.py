@@ -476,8 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     host, bound_port = server.server_address[:2]
     print(f"demo-app listening on {host}:{bound_port} version={identity.version}", flush=True)
 
-    while not stop.wait(0.5):
-        pass
+    stop.wait()  # a signal's handler sets it: the wait ends the moment SIGTERM arrives
     print("demo-app stopping: no new connections, draining in-flight requests", flush=True)
     server.draining.set()
     server.shutdown()  # the accept loop ends

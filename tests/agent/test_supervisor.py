@@ -11,6 +11,7 @@ import shlex
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -257,3 +258,28 @@ async def test_stop_kills_a_group_that_ignores_sigterm(make, tmp_path: Path) -> 
     assert time.monotonic() - started >= 0.3  # it waited the grace period for SIGTERM first
     assert inst.state == InstanceState.STOPPED
     assert not group_members(pgid)
+
+
+def test_a_group_whose_processes_all_exited_is_not_alive_before_it_is_reaped() -> None:
+    """An instance's app outlives its shell and is reaped by PID 1, which in a container may be
+    late; stop() must not wait out its grace period for a zombie."""
+    from conveyor.agent.supervisor import _group_alive
+
+    leader = subprocess.Popen(["sleep", "100"], start_new_session=True)
+    try:
+        assert _group_alive(leader.pid)
+        os.kill(leader.pid, signal.SIGKILL)  # a zombie until this process reaps it below
+
+        def zombie() -> bool:
+            return Path(f"/proc/{leader.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+        deadline = time.monotonic() + 10
+        while not zombie():
+            assert time.monotonic() < deadline, "the killed process never became a zombie"
+            time.sleep(0.01)
+        os.killpg(leader.pid, 0)  # the signal still finds the group ...
+        assert not _group_alive(leader.pid)  # ... but nothing in it runs
+    finally:
+        leader.kill()
+        leader.wait()
+    assert not _group_alive(leader.pid)

@@ -87,11 +87,10 @@ def _gone(pid: int) -> bool:
             return True
     except ChildProcessError:
         pass  # not our child: its parent reaps it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    try:  # exited but not reaped yet (its parent, the server, is gone: PID 1 reaps it, maybe late)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
         return True
-    return False
 
 
 @dataclass

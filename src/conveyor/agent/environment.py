@@ -320,10 +320,11 @@ class Environment:
                 op.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await op.task
-        for rs in (self.active, self.warm):
-            if rs:
-                await asyncio.gather(*(i.stop(STOP_GRACE) for i in rs.instances))
+        # the router first: its pooled connections would hold each app's drain open; then every
+        # instance of both releases at once (each gets its own grace period, not one after another)
         await self.router.stop()
+        instances = [i for rs in (self.active, self.warm) if rs for i in rs.instances]
+        await asyncio.gather(*(i.stop(STOP_GRACE) for i in instances))
 
     def output(self, lines: int) -> list[dict[str, Any]]:
         """Each running instance's recent output: the serving release's first, then the warm one's."""

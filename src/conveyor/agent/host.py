@@ -69,5 +69,5 @@ class Agent:
                 await env.expire_warm()
 
     async def shutdown(self) -> None:
-        for key in list(self.environments):
-            await self.remove(key)
+        """Every environment at once: an agent stops in one grace period, not one per environment."""
+        await asyncio.gather(*(self.remove(key) for key in list(self.environments)))

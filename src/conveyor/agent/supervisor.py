@@ -61,11 +61,27 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs. Its exited members count as gone: a zombie stays
+    in its group until its parent reaps it, and the app the instance's shell started is reaped by
+    PID 1 once the shell has died, which in a container may be late or never (an init that reaps
+    lazily, or the agent itself as PID 1)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:  # no /proc: the signal's answer is all there is
+        return True
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid and fields[0] != b"Z":  # fields: state, ppid, pgrp, ...
+            return True
+    return False
 
 
 class Instance:
