@@ -12,10 +12,6 @@ constant (`return 200 "ok"`, keep-alive). Candidates, each on its own free port 
 - ``builtin``: Conveyor's built-in router (``BuiltinRouter`` with one ``Backend``), in a child
   process started the way the agent runs its loop (``conveyor.agent.main.run`` when it exists,
   so uvloop when the agent uses it; else ``asyncio.run``).
-- ``builtin-uncached``: the same router with its head cache off (``http1.HEAD_CACHE_SIZE = 0``),
-  so every request and response head is parsed. wrk sends one head again and again and nginx
-  answers with one head per second (its Date), so the cached router parses almost nothing here;
-  this row is what a head never seen before costs. Skipped for a router without that cache.
 
 Load: ``wrk -t1 -c32 -d5s --latency`` per candidate, the candidates in turn, --rounds times (A/B/C/D,
 A/B/C/D, ...), each after a 1 s warm-up; the figures are the medians over the rounds. CPU per request
@@ -56,7 +52,7 @@ from conveyor.devserver import free_port  # noqa: E402
 
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-CANDIDATES = ("direct", "haproxy", "nginx", "builtin", "builtin-uncached")
+CANDIDATES = ("direct", "haproxy", "nginx", "builtin")
 
 ROUTER_CHILD = textwrap.dedent(
     """
@@ -64,12 +60,6 @@ ROUTER_CHILD = textwrap.dedent(
     from conveyor.agent import main as agent_main
     from conveyor.agent.router import BuiltinRouter
     from conveyor.agent.routing import Backend
-
-    if sys.argv[3] == "uncached":
-        from conveyor.agent import http1
-        if not hasattr(http1, "HEAD_CACHE_SIZE"):
-            sys.exit("this router remembers no heads: nothing to turn off")
-        http1.HEAD_CACHE_SIZE = 0
 
     async def serve(port: int, backend_port: int) -> None:
         router = BuiltinRouter("bench", "127.0.0.1", port)
@@ -256,25 +246,16 @@ def _stack(tmp: Path) -> Iterator[tuple[Candidate, list[Candidate]]]:
         _wait_http(px_port, "nginx as proxy", px_proc)
         proxy = Candidate("nginx", px_port, [px_proc.pid, *_children(px_proc.pid)], px_proc)
 
-        routers = []
-        for name in ("builtin", "builtin-uncached"):
-            rt_port = free_port()
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), str(ROOT / "src")) if p)
-            log = tmp / f"{name}.log"
-            mode = "uncached" if name.endswith("uncached") else "default"
-            rt_proc = _spawn([sys.executable, "-c", ROUTER_CHILD, str(rt_port), str(backend_port), mode], log, env=env)
-            procs.append(rt_proc)
-            try:
-                _wait_http(rt_port, f"the built-in router ({name})", rt_proc)
-            except SystemExit:
-                if mode == "uncached":  # a router without the head cache (before it existed)
-                    print(f"{name}: skipped ({log.read_text().strip().splitlines()[-1]})")
-                    continue
-                raise
-            ready = log.read_text().split()
-            routers.append(Candidate(name, rt_port, [rt_proc.pid], rt_proc, note=ready[1] if len(ready) > 1 else ""))
-        yield backend, [backend, haproxy, proxy, *routers]
+        rt_port = free_port()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), str(ROOT / "src")) if p)
+        log = tmp / "builtin.log"
+        rt_proc = _spawn([sys.executable, "-c", ROUTER_CHILD, str(rt_port), str(backend_port)], log, env=env)
+        procs.append(rt_proc)
+        _wait_http(rt_port, "the built-in router", rt_proc)
+        ready = log.read_text().split()
+        router = Candidate("builtin", rt_port, [rt_proc.pid], rt_proc, note=ready[1] if len(ready) > 1 else "")
+        yield backend, [backend, haproxy, proxy, router]
     finally:
         for proc in reversed(procs):
             if proc.poll() is None:
@@ -393,13 +374,6 @@ def main() -> int:
         print(
             f"{cand.name:16} {row['rps']:9.0f} {row['p50_ms']:8.3f} {row['p99_ms']:8.3f} "
             f"{row['cpu_us_per_request']:11.1f} {row['failed']:7.0f}"
-        )
-    if "builtin-uncached" in summary:
-        u, hp = summary["builtin-uncached"], summary["haproxy"]
-        print(
-            f"built-in with no head remembered / HAProxy: throughput {u['rps'] / hp['rps']:.2f}x, "
-            f"CPU per request {u['cpu_us_per_request'] / hp['cpu_us_per_request']:.2f}x "
-            "(every head parsed; for information, not the target)"
         )
     paired = [
         (bs.rps / hs.rps, bs.cpu_us_per_request / hs.cpu_us_per_request)

@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.agent.test_smuggling import HEAD_CORPUS
 
-from conveyor.agent import http1
 from conveyor.agent.http1 import BadRequest, fast_request_head, fast_response_head, parse_head
 
 IP = "192.0.2.7"
@@ -109,17 +108,6 @@ def test_what_the_fast_path_leaves_to_the_general_one() -> None:
         b"HTTP/1.1 200 OK\r\nHost: x\r\nContent-Length: 1\r\n\r\n",
     ):
         assert fast_response_head(head, _split(head), True) is None, head
-
-
-def test_the_remembered_heads_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http1, "HEAD_CACHE_SIZE", 8)
-    for i in range(50):
-        head = b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i
-        assert fast_request_head(head, _split(head), b"1.2.3.4") is not None
-        assert len(http1._requests) <= 8
-    big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 4000 + b"\r\n\r\n"
-    assert fast_request_head(big, _split(big), b"1.2.3.4") is not None
-    assert big not in http1._requests
 
 
 NAMES = [

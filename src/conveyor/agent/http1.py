@@ -16,7 +16,6 @@ import html as html_lib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 HEAD_LIMIT = 65_536  # bytes in a head, and in one line
 MAX_FIELDS = 100  # header lines in one head
@@ -112,23 +111,6 @@ _SPECIAL_NAMES = sorted(HOP_BY_HOP | EDGE | {b"host", b"close"}, key=lambda name
 _SPECIAL_LINE = re.compile(rb"\r\n(" + b"|".join(_SPECIAL_NAMES).replace(b"-", rb"\-") + rb"):([^\r]*)")
 _FAST_CONNECTION = {b"keep-alive": False, b"close": True, b"keep-alive, close": True, b"close, keep-alive": True}
 _DROPPED = frozenset({b"keep-alive", b"proxy-connection", b"te", b"proxy-authorization", b"proxy-authenticate"})
-HEAD_CACHE_SIZE = 256  # heads remembered per direction (0: none); a head of more than 2 KiB is not
-_HEAD_CACHE_BYTES = 2048
-K = TypeVar("K")
-_requests: dict[bytes, tuple[bytes, bytes, bytes, int, bool] | None] = {}
-_responses: dict[bytes, tuple[int, bytes, int | None, bool] | None] = {}
-
-
-def _remember(cache: dict[bytes, K], head: bytes, answer: K) -> K:
-    """``answer`` for ``head``, kept in ``cache`` when the head is small (the cache starts over when
-    HEAD_CACHE_SIZE heads are in it)."""
-    if len(head) <= _HEAD_CACHE_BYTES and HEAD_CACHE_SIZE:
-        if len(cache) >= HEAD_CACHE_SIZE:
-            cache.clear()
-        cache[head] = answer
-    return answer
-
-
 _FRAMING_FIELDS = frozenset({b"content-length", b"connection"})
 
 
@@ -171,12 +153,8 @@ def fast_request_head(head: bytes, nl: int, forwarded_for: bytes) -> tuple[bytes
     Host once, at most one Content-Length, no Transfer-Encoding, Connection only keep-alive or
     close): the head to send to an instance (its field lines as they came, less the hop-by-hop,
     framing and X-Forwarded-* ones, then the framing and the router's X-Forwarded-* headers), its
-    method, body length and whether the client keeps the connection.
-
-    The answer depends on the head's bytes alone (and ``forwarded_for``, added last), so the last
-    HEAD_CACHE_SIZE heads' answers are remembered: a client that sends the same head again (a
-    poller, a health check, a load generator) costs a dict lookup."""
-    known = _requests[head] if head in _requests else _remember(_requests, head, _request_head_fast(head, nl))
+    method, body length and whether the client keeps the connection."""
+    known = _request_head_fast(head, nl)
     if known is None:
         return None
     before, after, method, size, keep = known
@@ -222,8 +200,8 @@ def fast_response_head(head: bytes, nl: int, keep_alive: bool) -> tuple[int, byt
     not 1xx, no Transfer-Encoding, at most one Content-Length, Connection only keep-alive or close):
     its status, the head to send to the client (its field lines as they came, less the hop-by-hop
     and framing ones, then the framing and Connection), its Content-Length, and whether the instance
-    keeps the connection. Remembered like fast_request_head's answers."""
-    known = _responses[head] if head in _responses else _remember(_responses, head, _response_head_fast(head, nl))
+    keeps the connection."""
+    known = _response_head_fast(head, nl)
     if known is None:
         return None
     status, out, size, keep = known
