@@ -476,7 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     host, bound_port = server.server_address[:2]
     print(f"demo-app listening on {host}:{bound_port} version={identity.version}", flush=True)
 
-    stop.wait()  # a signal's handler sets it: the wait ends the moment SIGTERM arrives
+    # a signal's handler sets it; the wait has a timeout because the kernel may deliver SIGTERM to
+    # another thread, and the handler runs only once this one wakes
+    while not stop.wait(0.1):
+        pass
     print("demo-app stopping: no new connections, draining in-flight requests", flush=True)
     server.draining.set()
     server.shutdown()  # the accept loop ends
