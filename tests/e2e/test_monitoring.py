@@ -106,6 +106,7 @@ def _serves(port: int) -> bool:
         return False
 
 
+@pytest.mark.sqlite_only  # the monitoring rules through a real router; the PostgreSQL run is the killed server's
 def test_a_release_answering_ten_percent_500s_is_rolled_back_with_the_numbers(web: Web) -> None:
     first_release(web)
     commit(web.repo, {"ERROR_RATE": "0.1"}, "bad release: one request in ten fails")
@@ -158,6 +159,7 @@ def test_a_healthy_release_under_load_is_not_rolled_back(sqlite_web: Web) -> Non
     assert not [f for f in load.failures], load.failures[:5]
 
 
+@pytest.mark.sqlite_only  # the monitoring rules through a real router; the PostgreSQL run is the killed server's
 def test_three_requests_in_the_window_are_not_enough_traffic_not_a_rollback(web: Web) -> None:
     commit(web.repo, {"ERROR_RATE": "0.34"}, "one request in three fails, but nobody calls")
     d = web.request()

@@ -95,6 +95,7 @@ def _second_release(w: World) -> str:
     return second
 
 
+@pytest.mark.sqlite_only  # policy or monitoring rules; the store tests cover their database work on PostgreSQL
 def test_a_window_too_quiet_to_judge_ends_succeeded_and_says_so(short: World) -> None:
     d = short.deploy()
     short.wait_state(d, "monitoring")
@@ -128,6 +129,7 @@ def test_a_stored_sample_is_not_stored_again_when_its_step_runs_again(short: Wor
     assert again.verdict == before[1]["verdict"] and after == before
 
 
+@pytest.mark.sqlite_only  # policy or monitoring rules; the store tests cover their database work on PostgreSQL
 def test_an_engineer_may_not_accept_now(world: World) -> None:
     d = _second_release(world)
     refused = world.as_("eve", "POST", f"/deployments/{d}/monitoring/accept", json={"reason": "looks fine to me"})
@@ -138,6 +140,7 @@ def test_an_engineer_may_not_accept_now(world: World) -> None:
     assert any(e["action"] == "forbidden" and e["actor"] == "eve" and e["subject"] == d for e in entries)
 
 
+@pytest.mark.sqlite_only  # policy or monitoring rules; the store tests cover their database work on PostgreSQL
 def test_an_engineer_may_not_roll_back_now(world: World) -> None:
     d = _second_release(world)
     refused = world.as_("eve", "POST", f"/deployments/{d}/monitoring/rollback", json={"reason": "I am worried"})
@@ -177,6 +180,7 @@ def alerting(tmp_path: Path, database_url: str) -> Iterator[World]:
     yield from make_world(tmp_path, database_url, ALERTS)
 
 
+@pytest.mark.sqlite_only  # policy or monitoring rules; the store tests cover their database work on PostgreSQL
 def test_an_alertmanager_alert_firing_during_the_window_rolls_back_whatever_the_traffic(alerting: World) -> None:
     w = alerting
     d = _second_release(w)
@@ -226,6 +230,7 @@ class Hook(HttpReceiver):
         return 204, ""
 
 
+@pytest.mark.sqlite_only  # policy or monitoring rules; the store tests cover their database work on PostgreSQL
 def test_on_breach_alert_notifies_the_breach_keeps_watching_and_ends_succeeded(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -259,6 +264,7 @@ def killing(tmp_path: Path, database_url: str) -> Iterator[World]:
     yield from make_world(tmp_path, database_url, KILL_FLAGS)
 
 
+@pytest.mark.sqlite_only  # policy or monitoring rules; the store tests cover their database work on PostgreSQL
 def test_kill_flags_kills_the_flag_turned_on_during_the_window_then_judges_again(killing: World) -> None:
     w = killing
     w.server.ok("POST", "/flags", json={"key": "new-checkout", "service": "shop"})
@@ -293,6 +299,7 @@ def smoking(tmp_path: Path, database_url: str) -> Iterator[World]:
     yield from make_world(tmp_path, database_url, SMOKE_EVERY)
 
 
+@pytest.mark.sqlite_only  # policy or monitoring rules; the store tests cover their database work on PostgreSQL
 def test_smoke_every_runs_the_smoke_test_again_and_a_failure_rolls_back(smoking: World) -> None:
     w = smoking
     d = _second_release(w)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from sqlalchemy import delete
 from tests.inproc import app
 from tests.web.monitoring_world import seed
@@ -23,6 +24,7 @@ from conveyor.domain.links import epoch_ms, rfc3339
 from conveyor.store import deployments as store
 from conveyor.store.tables import monitor_samples, monitorings
 
+pytestmark = pytest.mark.sqlite_only  # see SQLITE_ONLY_DOC in tests/conftest.py
 USERS = {"eve": ["engineer"], "rita": ["release_manager"]}
 
 
