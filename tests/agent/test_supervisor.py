@@ -263,7 +263,7 @@ async def test_stop_kills_a_group_that_ignores_sigterm(make, tmp_path: Path) -> 
 def test_a_group_whose_processes_all_exited_is_not_alive_before_it_is_reaped() -> None:
     """An instance's app outlives its shell and is reaped by PID 1, which in a container may be
     late; stop() must not wait out its grace period for a zombie."""
-    from conveyor.agent.supervisor import _group_alive
+    from conveyor.agent.procs import group_running as _group_alive
 
     leader = subprocess.Popen(["sleep", "100"], start_new_session=True)
     try:

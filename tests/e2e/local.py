@@ -19,6 +19,8 @@ import httpx
 from tests.conftest import Pacer
 from tests.e2e.harness import commit, git
 
+from conveyor.agent.procs import exited
+
 DEMO_APP = Path(__file__).resolve().parents[2] / "examples" / "demo-app"
 
 
@@ -87,10 +89,7 @@ def _gone(pid: int) -> bool:
             return True
     except ChildProcessError:
         pass  # not our child: its parent reaps it
-    try:  # exited but not reaped yet (its parent, the server, is gone: PID 1 reaps it, maybe late)
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
+    return exited(pid)  # a zombie too: its parent, the server, is gone, and PID 1 may reap it late
 
 
 @dataclass

@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from conveyor.agent.health import check_http
+from conveyor.agent.procs import group_running
 from conveyor.agent.run_as import RunAs
 from conveyor.domain.process_env import instance_environment
 
@@ -58,30 +59,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether a process of the group still runs. Its exited members count as gone: a zombie stays
-    in its group until its parent reaps it, and the app the instance's shell started is reaped by
-    PID 1 once the shell has died, which in a container may be late or never (an init that reaps
-    lazily, or the agent itself as PID 1)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        pids = [name for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:  # no /proc: the signal's answer is all there is
-        return True
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if int(fields[2]) == pgid and fields[0] != b"Z":  # fields: state, ppid, pgrp, ...
-            return True
-    return False
 
 
 class Instance:
@@ -232,7 +209,7 @@ class Instance:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
             deadline = time.monotonic() + grace
-            while _group_alive(proc.pid) and time.monotonic() < deadline:
+            while group_running(proc.pid) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             with contextlib.suppress(ProcessLookupError):  # whatever is left after the grace period
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from conveyor.agent.client import find_agent
+from conveyor.agent.procs import exited
 from conveyor.agent.protocol import AgentHealth
 from conveyor.cli import server
 from conveyor.cli.output import console, handles_errors, print_json
@@ -50,15 +51,6 @@ def _running_agent(home: Path) -> AgentHealth | None:
     return health if health.pid == agent.pid else None
 
 
-def _gone(pid: int) -> bool:
-    """True when ``pid`` has exited (a zombie waiting for its parent to reap it counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
 @app.command()
 @handles_errors
 def stop(
@@ -79,7 +71,7 @@ def stop(
     with contextlib.suppress(ProcessLookupError):  # it exited since it answered: nothing to signal
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while not _gone(pid):
+    while not exited(pid):
         if time.monotonic() > deadline:
             raise ConveyorError(
                 f"the agent (pid {pid}) did not exit within {timeout:.0f}s of SIGTERM",
