@@ -17,7 +17,10 @@ $(STAMP): pyproject.toml sdk/python/pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/conveyor demo --port $(PORT)
 
+# compiled first: the suite starts a few hundred `conveyor` processes, and where bytecode is not
+# written (PYTHONDONTWRITEBYTECODE) each would compile the whole package again
 test: $(STAMP)
+	$(PY) -m compileall -q src sdk/python/src >/dev/null
 	$(PY) -m pytest -q -p no:cacheprovider -n 4 --dist load --maxschedchunk 1
 	$(PY) -m pytest -q -p no:cacheprovider sdk/python/tests
 

@@ -71,7 +71,7 @@ class MaintenanceBody(BaseModel):
 
 
 class Answer(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class AgentHealth(Answer):

@@ -20,7 +20,7 @@ from conveyor.domain.deployment import DeploymentKind, DeploymentState, StepStat
 class Wire(BaseModel):
     """Base of every response model: undeclared keys pass through (and fail the contract test)."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 Timestamp = str  # ISO 8601 with offset, as the server wrote it

@@ -10,7 +10,6 @@ import typer
 
 from conveyor.cli.output import console, err, handles_errors
 from conveyor.settings import Settings
-from conveyor.spec import SpecError, load_spec
 
 
 def server(
@@ -57,6 +56,8 @@ def validate(
     file: Annotated[Path, typer.Argument(help="the conveyor.yml to check")] = Path("conveyor.yml"),
 ) -> None:
     """Check a conveyor.yml: exit 0 when valid, 1 with FILE:LINE:COL lines when not."""
+    from conveyor.spec import SpecError, load_spec  # the config's models: not for `conveyor agent`
+
     if not file.is_file():
         err.print(f"{file}:1:1: no such file", highlight=False)
         raise typer.Exit(1)
