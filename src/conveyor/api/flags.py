@@ -343,6 +343,4 @@ def ofrep_configuration(_sdk: SdkKeyDep) -> OfrepConfiguration:
     return OfrepConfiguration.model_validate(ofrep.configuration())
 
 
-router = APIRouter()
-router.include_router(admin)
-router.include_router(ofrep_api)
+ROUTERS = (admin, ofrep_api)

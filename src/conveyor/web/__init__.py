@@ -3,7 +3,7 @@ updates over server-sent events, sign-in with sessions and CSRF tokens. See docs
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from conveyor.web import (
@@ -14,6 +14,7 @@ from conveyor.web import (
     flags,
     history,
     hotfix,
+    instances,
     monitoring,
     overview,
     rollback,
@@ -25,12 +26,13 @@ from conveyor.web import (
 from conveyor.web.pages import HERE
 from conveyor.web.timing import ServerTiming
 
-
-def install(app: FastAPI) -> None:
-    """Add the dashboard's routes, its static files under /static, and the Server-Timing header."""
+# the dashboard's routers, in the order their routes are matched
+ROUTERS: tuple[APIRouter, ...] = tuple(
+    module.router
     for module in (
         signin,
         overview,
+        instances,  # GET /services/{name}/output/{environment}, before the service page's routes
         service,
         hotfix,
         deploy,
@@ -43,7 +45,12 @@ def install(app: FastAPI) -> None:
         audit,
         tokens,
         users,
-    ):
-        app.include_router(module.router)
+    )
+)
+
+
+def install(app: FastAPI) -> None:
+    """The dashboard's static files under /static, and the Server-Timing header; the composition
+    root (conveyor/app.py) adds the routes of ``ROUTERS``."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(ServerTiming)

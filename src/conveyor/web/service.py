@@ -24,14 +24,12 @@ from conveyor.web import queries
 from conveyor.web.hotfix import may_start
 from conveyor.web.instances import LINES as OUTPUT_LINES
 from conveyor.web.instances import environment_outputs
-from conveyor.web.instances import router as output_router
 from conveyor.web.pages import PageRoute, page, runtime
 from conveyor.web.refs import branch_commits
 from conveyor.web.session import SessionDep
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 COMMITS = 15
-router.include_router(output_router)  # GET /services/{name}/output/{environment}: a section's refresh
 
 
 @dataclass(frozen=True)
