@@ -25,16 +25,29 @@ try:
 except SystemExit:
     pass
 print("MODULES " + json.dumps(sorted(m for m in sys.modules if m.startswith("conveyor"))), file=sys.stderr)
+others = sorted(m for m in sys.modules if m.split(".")[0] == "click" or m == "httpx._main")
+print("OTHERS " + json.dumps(others), file=sys.stderr)
+models = sys.modules.get("conveyor.api.models")
+built = [n for n, v in vars(models).items() if getattr(v, "__pydantic_complete__", False)] if models else []
+print("BUILT " + json.dumps(built), file=sys.stderr)
 """
 HEAVY = ("conveyor.cli.server", "conveyor.spec.loader", "conveyor.flags.model", "conveyor.store.db", "conveyor.app")
 
 
-def imported(*argv: str) -> set[str]:
+def probe(*argv: str) -> dict[str, list[str]]:
+    """What ``conveyor ARGV`` left in sys.modules, and which API response models it built."""
     run = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(argv)], capture_output=True, text=True, timeout=60, check=False
     )
-    line = next(line for line in run.stderr.splitlines() if line.startswith("MODULES "))
-    return set(json.loads(line.removeprefix("MODULES ")))
+    found = {}
+    for key in ("MODULES", "OTHERS", "BUILT"):
+        line = next(line for line in run.stderr.splitlines() if line.startswith(key + " "))
+        found[key] = json.loads(line.removeprefix(key + " "))
+    return found
+
+
+def imported(*argv: str) -> set[str]:
+    return set(probe(*argv)["MODULES"])
 
 
 @pytest.mark.parametrize("argv", [("deploy", "--help"), ("status", "--help"), ("why", "--help")])
@@ -42,6 +55,16 @@ def test_a_client_command_imports_neither_the_server_nor_the_config_loader(argv:
     modules = imported(*argv)
     assert "conveyor.cli.client" in modules  # the probe ran the command
     assert not modules & set(HEAVY), f"`conveyor {' '.join(argv)}` imported {sorted(modules & set(HEAVY))}"
+
+
+def test_a_command_skips_httpx_s_own_cli_and_builds_only_the_models_it_reads() -> None:
+    """httpx imports its command line client (click, rich, pygments) unless conveyor/__init__.py
+    puts an empty module in its place; the response models build their schemas on first use
+    (``defer_build``). Typer has its own copy of click."""
+    found = probe("status", "--help")
+    assert "conveyor.api.models" in found["MODULES"]
+    assert found["OTHERS"] == ["httpx._main"], found["OTHERS"]  # the empty one
+    assert found["BUILT"] == [], f"built at import: {found['BUILT']}"
 
 
 def test_help_and_an_unknown_command_build_the_whole_cli() -> None:
