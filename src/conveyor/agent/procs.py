@@ -1,4 +1,4 @@
-"""What /proc says of a process: whether it still runs. A process that has exited but is not reaped
+"""What /proc says of a process: whether it still runs, and when it started. A process that has exited but is not reaped
 yet (a zombie) counts as gone: its parent may reap it late, and the app an instance's shell started
 is reaped by PID 1 once the shell has died, which in a container may be late or never (an init that
 reaps lazily, or the agent itself as PID 1)."""
@@ -23,6 +23,13 @@ def exited(pid: int) -> bool:
     """True when ``pid`` has exited (a zombie waiting for its parent to reap it counts as exited)."""
     fields = _stat(pid)
     return fields is None or fields[0] == b"Z"
+
+
+def start_time(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks after boot, as /proc gives it), to tell it from a later
+    process given the same pid; None when it has exited (a zombie too)."""
+    fields = _stat(pid)
+    return fields[19].decode() if fields is not None and len(fields) > 19 and fields[0] != b"Z" else None
 
 
 def group_running(pgid: int) -> bool:

@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from conveyor.agent.procs import start_time
+
 POLL_SECONDS = 0.05
 SPAWN_GRACE_SECONDS = 5.0
 WAIT_SLICE_SECONDS = 0.25  # how often a waiting step looks for a cancel request
@@ -85,16 +87,6 @@ def read_tail(path: Path, limit: int) -> str:
     return text
 
 
-def _proc_start_time(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # the command name (field 2) may hold spaces; fields after the last ')' are fixed
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
-
-
 def _alive(pid_file: Path) -> int | None:
     """The wrapper's pid when it is still running (and is the same process, not a reused pid)."""
     try:
@@ -102,18 +94,18 @@ def _alive(pid_file: Path) -> int | None:
     except ValueError:
         return None
     pid = int(pid_text)
-    return pid if _proc_start_time(pid) == start else None
+    return pid if start_time(pid) == start else None
 
 
 def _stop(pid: int) -> None:
     """SIGTERM the process group, then SIGKILL what is left of it after a grace period."""
-    start = _proc_start_time(pid)
+    start = start_time(pid)
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + KILL_GRACE_SECONDS
-    while time.monotonic() < deadline and _proc_start_time(pid) == start:
+    while time.monotonic() < deadline and start_time(pid) == start:
         time.sleep(POLL_SECONDS)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
